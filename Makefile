@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.paperfeed-installed
+DATA ?= paperfeed-data
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint browser demo clean
+
+# torch is installed first and pinned: the CPU build is what this machine serves
+# for 2.13.0, and any later unpinned resolution would pull several GB of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	HF_HUB_OFFLINE=1 $(BIN)/paperfeed models prepare
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Chromium for the Playwright tests comes from Debian's package (Playwright's own
+# browser download is not reachable here).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+demo: $(STAMP)
+	$(BIN)/paperfeed --data $(DATA) ingest --demo
+
+run: $(STAMP) demo
+	$(BIN)/paperfeed --data $(DATA) serve --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check paperfeed tests bench
+
+test: $(STAMP) browser
+	$(BIN)/ruff check paperfeed tests bench
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts

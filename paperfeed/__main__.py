@@ -1,0 +1,3 @@
+from paperfeed.cli.main import main
+
+main()

@@ -1,0 +1,112 @@
+"""The `paperfeed` command. Subcommands are imported only when used, so that
+`paperfeed papers` starts in milliseconds and never loads the embedding model."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from paperfeed import __version__
+from paperfeed.config import Settings, resolve_data_dir
+
+# name -> "module:attribute"; each concern owns its own CLI module
+COMMANDS: dict[str, str] = {
+    "ingest": "paperfeed.cli.ingest:ingest",
+    "papers": "paperfeed.cli.ingest:papers",
+    "stats": "paperfeed.cli.ingest:stats",
+    "search": "paperfeed.cli.search:search",
+    "index": "paperfeed.cli.search:index",
+    "eval": "paperfeed.cli.search:eval",
+    "serve": "paperfeed.cli.web:serve",
+    "users": "paperfeed.cli.web:users",
+    "subscribe": "paperfeed.cli.digest:subscribe",
+    "subscriptions": "paperfeed.cli.digest:subscriptions",
+    "digest": "paperfeed.cli.digest:digest",
+    "bench": "paperfeed.cli.bench:bench",
+    "models": "paperfeed.cli.models:models",
+}
+
+HELP = {
+    "ingest": "Import papers from files (seed pages, arXiv snapshot, BEIR, JSONL, CSV).",
+    "papers": "List papers, by feed date.",
+    "stats": "Counts of what is stored.",
+    "search": "Search papers (hybrid lexical + dense, reranked).",
+    "index": "Bring the search indexes up to date with the store, or rebuild them.",
+    "eval": "Measure retrieval quality on a BEIR-layout collection.",
+    "serve": "Serve the site and the JSON API.",
+    "users": "Manage accounts (create an admin, ...).",
+    "subscribe": "Subscribe an address to the trending digest or a saved-search alert.",
+    "subscriptions": "List and confirm subscriptions.",
+    "digest": "Compose and send digests and alerts.",
+    "bench": "Benchmarks: ingest, search, embedding, at any corpus size.",
+    "models": "Prepare the offline embedding models.",
+}
+
+
+@dataclass
+class AppContext:
+    data_dir: Path
+    verbose: bool = False
+
+    def settings(self) -> Settings:
+        return Settings.load(self.data_dir)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            # A concern not built yet must not break the rest of the CLI.
+            @click.command(name=name, help=HELP.get(name, ""))
+            def unavailable() -> None:
+                raise click.ClickException(f"'{name}' is not available in this build ({e})")
+
+            return unavailable
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help must not import every subcommand (and torch with it).
+        rows = [(name, HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (env PAPERFEED_DATA; default ./paperfeed-data).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.version_option(__version__, prog_name="paperfeed")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
+    """paperfeed: a self-hosted research-paper discovery service.
+
+    All state lives in one data directory. Start with `paperfeed ingest FILE...`,
+    then `paperfeed serve`.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = AppContext(data_dir=resolve_data_dir(data_dir), verbose=verbose)
+
+
+def main() -> None:
+    cli(prog_name="paperfeed")

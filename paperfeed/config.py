@@ -1,0 +1,80 @@
+"""Settings: environment variables first, then a TOML config file, then defaults.
+
+The config file is `$PAPERFEED_CONFIG`, else `<data dir>/config.toml` if present.
+Keys in the file are the variable names without the `PAPERFEED_` prefix, in
+lower case (`smtp_host = "..."`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "paperfeed-data"
+
+
+def resolve_data_dir(value: str | os.PathLike | None = None) -> Path:
+    return Path(value or os.environ.get("PAPERFEED_DATA") or DEFAULT_DATA_DIR)
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=resolve_data_dir)
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "none"  # none | starttls | ssl
+    mail_from: str = "paperfeed <paperfeed@localhost>"
+    # serve: run the digest job every N minutes (0 = off)
+    digest_interval_minutes: int = 0
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:
+        s = cls(data_dir=resolve_data_dir(data_dir))
+        path = config_file or (Path(os.environ["PAPERFEED_CONFIG"]) if os.environ.get("PAPERFEED_CONFIG") else None)
+        path = path or s.data_dir / "config.toml"
+        file_values: dict = {}
+        if path.is_file():
+            with path.open("rb") as f:
+                file_values = tomllib.load(f)
+        for f in fields(cls):
+            if f.name == "data_dir":
+                continue
+            env = os.environ.get(f"PAPERFEED_{f.name.upper()}")
+            raw = env if env is not None else file_values.get(f.name)
+            if raw is None:
+                continue
+            setattr(s, f.name, int(raw) if f.type in ("int", int) else str(raw))
+        if s.smtp_tls not in ("none", "starttls", "ssl"):
+            raise ValueError(f"PAPERFEED_SMTP_TLS must be none, starttls or ssl, not {s.smtp_tls!r}")
+        s.base_url = s.base_url.rstrip("/")
+        if not s.secret_key:
+            s.secret_key = _data_dir_secret(s.data_dir)
+        return s
+
+
+def _data_dir_secret(data_dir: Path) -> str:
+    """A secret generated once per data directory, so every web worker that shares
+    the directory signs and verifies with the same key without configuration."""
+    path = data_dir / "secret.key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    os.chmod(tmp, 0o600)
+    try:
+        # link() fails if another process won the race; then use theirs
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

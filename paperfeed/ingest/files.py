@@ -1,0 +1,33 @@
+"""Opening inputs: clear one-line errors for paths that are not readable text files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from paperfeed.ingest.records import InputError
+
+
+def check_input(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; pass the files in it (for a BEIR collection, its corpus.jsonl)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8192)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from e
+    if not head.strip():
+        raise InputError(f"{path}: empty file")
+    # A stray NUL inside one record is that record's problem; many of them mean
+    # the whole file is not text.
+    if head.count(b"\x00") > max(1, len(head) // 100):
+        raise InputError(f"{path}: binary file, not a supported text format")
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line without the newline), streaming, 1-based."""
+    with path.open("rb", buffering=1 << 20) as f:
+        for n, raw in enumerate(f, 1):
+            yield n, raw.rstrip(b"\r\n")

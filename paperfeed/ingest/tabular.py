@@ -1,0 +1,129 @@
+"""Plain JSON lines and CSV: title, abstract, authors, date (and optionally id, categories, doi, arxiv_id, url).
+
+For everything that is not an arXiv snapshot or a saved page: a lab's reading
+list, an export from a reference manager. Text is stored as given.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from paperfeed.ingest.files import numbered_lines
+from paperfeed.ingest.records import Rejection, check_list, check_text
+from paperfeed.models import Paper
+
+DATE_KEYS = ("date", "published", "published_date", "feed_date")
+
+
+def _date(value: object, field: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a YYYY-MM-DD string")
+    try:
+        return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+    except ValueError as e:
+        raise ValueError(f"{field} {value[:40]!r} is not a YYYY-MM-DD date") from e
+
+
+def to_paper(obj: dict, source: str) -> Paper:
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    title = check_text("title", obj.get("title"), required=True)
+    abstract = check_text("abstract", obj.get("abstract", obj.get("summary")))
+    published = None
+    for k in DATE_KEYS:
+        if obj.get(k) not in (None, ""):
+            published = _date(obj[k], k)
+            break
+    feed_date = _date(obj.get("feed_date"), "feed_date") or published
+    ext = obj.get("id")
+    ext_ids = {}
+    if isinstance(ext, int | str) and str(ext).strip():
+        ext_ids[source] = str(ext).strip()
+    arxiv_id = check_text("arxiv_id", obj.get("arxiv_id")).strip() or None
+    doi = check_text("doi", obj.get("doi")).strip() or None
+    links = {}
+    url = check_text("url", obj.get("url")).strip()
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        links["url"] = url
+    return Paper(
+        title=title,
+        abstract=abstract,
+        authors=check_list("authors", obj.get("authors")),
+        categories=check_list("categories", obj.get("categories")),
+        arxiv_id=arxiv_id,
+        doi=doi,
+        published=published,
+        feed_date=feed_date,
+        sources=[source],
+        ext_ids=ext_ids,
+        links=links,
+    )
+
+
+def parse_jsonl(path: Path, *, source: str | None = None, **_: object) -> Iterator[Paper | Rejection]:
+    source = source or f"jsonl:{path.stem}"
+    for n, raw in numbered_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            msg = "invalid UTF-8" if "utf-8" in str(e).lower() else f"broken JSON ({e})"
+            yield Rejection(str(path), n, msg)
+            continue
+        try:
+            yield to_paper(obj, source)
+        except ValueError as e:
+            yield Rejection(str(path), n, str(e))
+
+
+def _csv_lines(path: Path) -> Iterator[str]:
+    """Decoded lines for the csv module; an undecodable line is replaced so the csv
+    reader keeps its line count, and flagged so the record is rejected."""
+    for _, raw in numbered_lines(path):
+        try:
+            yield raw.decode("utf-8-sig") + "\n"
+        except UnicodeDecodeError:
+            yield raw.decode("utf-8", "replace").replace("\n", " ") + "\x00BADUTF8\n"
+
+
+def parse_csv(path: Path, *, source: str | None = None, **_: object) -> Iterator[Paper | Rejection]:
+    source = source or f"csv:{path.stem}"
+    reader = csv.DictReader(_csv_lines(path))
+    if not reader.fieldnames or "title" not in [f.strip().lower() for f in reader.fieldnames]:
+        yield Rejection(str(path), 1, "CSV header must have a 'title' column (and abstract, authors, date)")
+        return
+    start = 2
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield Rejection(str(path), start, f"broken CSV ({e})")
+            start = reader.line_num + 1
+            continue
+        line = start
+        start = reader.line_num + 1
+        if any("\x00BADUTF8" in (v or "") for v in row.values()):
+            yield Rejection(str(path), line, "invalid UTF-8")
+            continue
+        if None in row:
+            yield Rejection(str(path), line, "more fields than the header has")
+            continue
+        obj = {(k or "").strip().lower(): v for k, v in row.items()}
+        try:
+            yield to_paper(obj, source)
+        except ValueError as e:
+            yield Rejection(str(path), line, str(e))
+
+

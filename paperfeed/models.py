@@ -1,0 +1,88 @@
+"""The normalised Paper record that flows from ingest to store to index to web."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+_PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def title_key(title: str) -> str:
+    """Dedup key for a title: NFKC, case-folded, punctuation and whitespace removed.
+
+    NFKC folds compatibility forms (ligatures, full-width letters) so that two
+    copies of a title typed on different systems compare equal.
+    """
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return _PUNCT_RE.sub(" ", folded).strip()
+
+
+def stable_id(kind: str, value: str) -> str:
+    """A short id that is the same on every machine for the same identity.
+
+    Deterministic ids make a crashed ingest re-runnable: the rerun computes the
+    same ids instead of minting new ones.
+    """
+    return hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=6).hexdigest()
+
+
+@dataclass(slots=True)
+class Paper:
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    arxiv_id: str | None = None
+    doi: str | None = None
+    published: str | None = None  # YYYY-MM-DD
+    feed_date: str | None = None  # YYYY-MM-DD: the day it appeared in the feed
+    sources: list[str] = field(default_factory=list)
+    # id of the paper inside a source that has its own ids (BEIR _id, a CSV id column)
+    ext_ids: dict[str, str] = field(default_factory=dict)
+    # position of the paper on a source page, so a page can be reproduced in order
+    positions: dict[str, int] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    # stored fields, filled in by the store
+    id: str = ""
+    rowid: int = 0
+    hidden: bool = False
+    seq: int = 0
+    added_seq: int = 0
+    content_hash: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+    def compute_hash(self) -> str:
+        """Hash of what the indexes see; an unchanged hash means no re-embedding."""
+        h = hashlib.blake2b(digest_size=12)
+        for part in (self.title, self.abstract, "\x1f".join(self.authors), "\x1f".join(self.categories)):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        return h.hexdigest()
+
+    def default_links(self) -> dict[str, str]:
+        links = dict(self.links)
+        if self.arxiv_id:
+            links.setdefault("arxiv", f"https://arxiv.org/abs/{self.arxiv_id}")
+            links.setdefault("pdf", f"https://arxiv.org/pdf/{self.arxiv_id}")
+        if self.doi:
+            links.setdefault("doi", f"https://doi.org/{self.doi}")
+        return links
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "arxiv_id": self.arxiv_id,
+            "doi": self.doi,
+            "title": self.title,
+            "abstract": self.abstract,
+            "authors": list(self.authors),
+            "categories": list(self.categories),
+            "published": self.published,
+            "feed_date": self.feed_date,
+            "sources": list(self.sources),
+            "links": self.default_links(),
+        }

@@ -1,0 +1,73 @@
+"""SQLite connections and schema migrations.
+
+Migrations are the `*.sql` files in `migrations/`, applied in file-name order and
+recorded by name, so each concern (papers, accounts, mail, ...) can add its own
+numbered files without editing anyone else's.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "paperfeed.db"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the database with the settings every caller needs.
+
+    isolation_level=None gives explicit transaction control (BEGIN IMMEDIATE in
+    writers), which is what keeps a SIGKILL from leaving half a batch behind.
+    """
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=30)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against process crashes in WAL mode; only an OS crash
+        # can lose the last transactions, which a rerun of ingest restores.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+def _migration_files() -> list[tuple[str, str]]:
+    pkg = resources.files("paperfeed.store") / "migrations"
+    files = sorted((f.name, f.read_text(encoding="utf-8")) for f in pkg.iterdir() if f.name.endswith(".sql"))
+    return files
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not applied yet; return the names applied now."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL "
+        "DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))"
+    )
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    applied = []
+    for name, sql in _migration_files():
+        if name in done:
+            continue
+        log.info("applying migration %s", name)
+        # executescript commits first; wrap in our own transaction so a migration
+        # is applied whole or not at all.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations(name) VALUES ('{name}');\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,469 @@
+"""Papers in SQLite: dedup-on-write upserts, lookups and listings.
+
+All paper SQL lives here, behind methods a PostgreSQL backend can implement
+with the same signatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from paperfeed.models import Paper, stable_id, title_key
+from paperfeed.store.db import DB_NAME, connect, migrate
+
+# How much a source is trusted when two sources disagree on a field: arXiv's own
+# metadata beats a structured file, which beats a scraped page.
+SOURCE_RANK = {"arxiv": 3, "beir": 2, "jsonl": 2, "csv": 2, "hf-page": 1}
+
+_COLUMNS = (
+    "rowid, id, arxiv_id, doi, title, abstract, authors, categories, published, feed_date, links, "
+    "hidden, rank, content_hash, seq, added_seq, created_at, updated_at"
+)
+_IN_CHUNK = 500  # stays well under SQLite's bound-parameter limit
+
+
+def source_rank(source: str) -> int:
+    return SOURCE_RANK.get(source.split(":", 1)[0], 1)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class UpsertCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+def _chunks(seq: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+class Store:
+    """One connection to the data directory's database. Use one Store per thread."""
+
+    def __init__(self, data_dir: Path, *, readonly: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        if not readonly:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.conn: sqlite3.Connection = connect(self.path, readonly=readonly)
+        if not readonly:
+            migrate(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken up front so concurrent writers queue instead of deadlocking."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # ---- meta -------------------------------------------------------------
+
+    def meta_get(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def meta_set(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ---- reading ----------------------------------------------------------
+
+    def max_seq(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM papers").fetchone()[0]
+
+    def count(self, *, include_hidden: bool = True) -> int:
+        sql = "SELECT COUNT(*) FROM papers" + ("" if include_hidden else " WHERE hidden = 0")
+        return self.conn.execute(sql).fetchone()[0]
+
+    def _papers_from_rows(self, rows: Sequence[sqlite3.Row]) -> list[Paper]:
+        papers = [_row_to_paper(r) for r in rows]
+        if not papers:
+            return papers
+        by_rowid = {p.rowid: p for p in papers}
+        for chunk in _chunks(list(by_rowid)):
+            q = ",".join("?" * len(chunk))
+            for r in self.conn.execute(
+                f"SELECT paper_rowid, source, ext_id, position FROM paper_sources "
+                f"WHERE paper_rowid IN ({q}) ORDER BY paper_rowid, source",
+                chunk,
+            ):
+                p = by_rowid[r[0]]
+                p.sources.append(r[1])
+                if r[2] is not None:
+                    p.ext_ids[r[1]] = r[2]
+                if r[3] is not None:
+                    p.positions[r[1]] = r[3]
+        return papers
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        rows = self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE id = ?", (paper_id,)).fetchall()
+        papers = self._papers_from_rows(rows)
+        return papers[0] if papers else None
+
+    def get_by_rowids(self, rowids: Sequence[int]) -> list[Paper]:
+        """Papers in the order of `rowids`; ids the store does not have are skipped."""
+        found: dict[int, sqlite3.Row] = {}
+        ids = list(rowids)
+        for chunk in _chunks(ids):
+            q = ",".join("?" * len(chunk))
+            for r in self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid IN ({q})", chunk):
+                found[r[0]] = r
+        ordered = [found[i] for i in ids if i in found]
+        return self._papers_from_rows(ordered)
+
+    def iter_changed(self, since_seq: int, batch: int = 2000) -> Iterator[list[Paper]]:
+        """Papers changed after `since_seq`, oldest change first, in batches."""
+        last = since_seq
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM papers WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["seq"]
+            yield self._papers_from_rows(rows)
+
+    def list_papers(
+        self,
+        *,
+        feed_date: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        source: str | None = None,
+        order: str = "newest",
+        limit: int = 50,
+        offset: int = 0,
+        include_hidden: bool = False,
+    ) -> list[Paper]:
+        """Papers by feed date. `order` is "newest" or "source" (page order, with `source`)."""
+        where, args = [], []
+        if feed_date:
+            where.append("p.feed_date = ?")
+            args.append(feed_date)
+        if since:
+            where.append("p.feed_date >= ?")
+            args.append(since)
+        if until:
+            where.append("p.feed_date <= ?")
+            args.append(until)
+        if not include_hidden:
+            where.append("p.hidden = 0")
+        join = ""
+        if source:
+            join = "JOIN paper_sources s ON s.paper_rowid = p.rowid AND s.source = ?"
+            args.insert(0, source)
+        order_sql = {
+            "newest": "p.feed_date DESC, p.published DESC, p.rowid DESC",
+            "oldest": "p.feed_date ASC, p.rowid ASC",
+            "source": "s.position ASC" if source else "p.rowid ASC",
+        }.get(order)
+        if order_sql is None:
+            raise ValueError(f"unknown order {order!r}: use newest, oldest or source")
+        sql = f"SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))} FROM papers p {join}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order_sql} LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        return self._papers_from_rows(self.conn.execute(sql, args).fetchall())
+
+    def feed_dates(self, limit: int = 1000) -> list[tuple[str, int]]:
+        """Days that have visible papers, newest first, with their paper counts."""
+        rows = self.conn.execute(
+            "SELECT feed_date, COUNT(*) FROM papers WHERE hidden = 0 AND feed_date IS NOT NULL "
+            "GROUP BY feed_date ORDER BY feed_date DESC LIMIT ?",
+            (limit,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def sources(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute("SELECT source, COUNT(*) FROM paper_sources GROUP BY source ORDER BY source")
+        return [(r[0], r[1]) for r in rows]
+
+    def set_hidden(self, paper_id: str, hidden: bool) -> bool:
+        """Hide or show a paper; bumps seq so the indexes drop or restore it."""
+        with self.write() as c:
+            seq = self.max_seq() + 1
+            cur = c.execute(
+                "UPDATE papers SET hidden = ?, seq = ?, updated_at = ? WHERE id = ? AND hidden != ?",
+                (int(hidden), seq, _now(), paper_id, int(hidden)),
+            )
+            return cur.rowcount > 0
+
+    # ---- writing ----------------------------------------------------------
+
+    def upsert_papers(self, papers: Sequence[Paper]) -> UpsertCounts:
+        """Insert or merge a batch of papers in one transaction.
+
+        Identity: the same arXiv id, else the same (source, external id), else the
+        same normalised title is the same paper. Merging is order-independent for
+        what matters to a rerun: fields are only overwritten by an equally or more
+        trusted source, feed_date keeps the earliest day, and sources accumulate.
+        A crash loses at most this batch, which a rerun then writes again.
+        """
+        counts = UpsertCounts()
+        if not papers:
+            return counts
+        with self.write() as c:
+            seq = self.max_seq()
+            now = _now()
+            existing = _Lookup(c, papers)
+            for incoming in papers:
+                key = title_key(incoming.title)
+                old = existing.find(incoming, key)
+                if old is None:
+                    seq += 1
+                    new = _prepare_new(incoming, key, seq, now)
+                    cur = c.execute(
+                        "INSERT INTO papers (id, arxiv_id, doi, title, title_key, abstract, authors, categories, "
+                        "published, feed_date, links, hidden, rank, content_hash, seq, added_seq, created_at, "
+                        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?,?)",
+                        (
+                            new.id, new.arxiv_id, new.doi, new.title, key, new.abstract,
+                            _dumps(new.authors), _dumps(new.categories), new.published, new.feed_date,
+                            _dumps(new.links), _rank_of(new), new.content_hash, seq, seq, now, now,
+                        ),
+                    )  # fmt: skip
+                    new.rowid = cur.lastrowid
+                    _write_sources(c, new, new.sources)
+                    existing.remember(new, key)
+                    counts.added += 1
+                    continue
+                merged, new_sources = _merge(old, incoming)
+                if merged is None and not new_sources:
+                    counts.unchanged += 1
+                    continue
+                seq += 1
+                p = merged or old
+                p.content_hash = p.compute_hash()
+                c.execute(
+                    "UPDATE papers SET arxiv_id=?, doi=?, title=?, title_key=?, abstract=?, authors=?, "
+                    "categories=?, published=?, feed_date=?, links=?, rank=?, content_hash=?, seq=?, "
+                    "updated_at=? WHERE rowid=?",
+                    (
+                        p.arxiv_id, p.doi, p.title, title_key(p.title), p.abstract, _dumps(p.authors),
+                        _dumps(p.categories), p.published, p.feed_date, _dumps(p.links), _rank_of(p),
+                        p.content_hash, seq, now, p.rowid,
+                    ),
+                )  # fmt: skip
+                _write_sources(c, p, new_sources)
+                p.seq = seq
+                existing.remember(p, title_key(p.title))
+                counts.updated += 1
+        return counts
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _rank_of(p: Paper) -> int:
+    return max((source_rank(s) for s in p.sources), default=0)
+
+
+def _row_to_paper(r: sqlite3.Row) -> Paper:
+    return Paper(
+        rowid=r[0],
+        id=r[1],
+        arxiv_id=r[2],
+        doi=r[3],
+        title=r[4],
+        abstract=r[5],
+        authors=orjson.loads(r[6]),
+        categories=orjson.loads(r[7]),
+        published=r[8],
+        feed_date=r[9],
+        links=orjson.loads(r[10]),
+        hidden=bool(r[11]),
+        content_hash=r[13],
+        seq=r[14],
+        added_seq=r[15],
+        created_at=r[16],
+        updated_at=r[17],
+    )
+
+
+def _prepare_new(p: Paper, key: str, seq: int, now: str) -> Paper:
+    if p.arxiv_id:
+        p.id = stable_id("arxiv", p.arxiv_id)
+    elif p.ext_ids:
+        src, ext = sorted(p.ext_ids.items())[0]
+        p.id = stable_id(f"src:{src}", ext)
+    else:
+        p.id = stable_id("title", key)
+    p.content_hash = p.compute_hash()
+    p.seq = p.added_seq = seq
+    p.created_at = p.updated_at = now
+    return p
+
+
+def _write_sources(c: sqlite3.Connection, p: Paper, sources: Iterable[str]) -> None:
+    rows = [(p.rowid, s, p.ext_ids.get(s), p.positions.get(s)) for s in sources]
+    if rows:
+        c.executemany(
+            "INSERT INTO paper_sources (paper_rowid, source, ext_id, position) VALUES (?,?,?,?) "
+            "ON CONFLICT(paper_rowid, source) DO UPDATE SET ext_id = COALESCE(excluded.ext_id, ext_id), "
+            "position = COALESCE(position, excluded.position)",
+            rows,
+        )
+
+
+def _merge(old: Paper, new: Paper) -> tuple[Paper | None, list[str]]:
+    """Merge `new` into a copy of `old`; return (changed paper or None, sources to add)."""
+    new_sources = [s for s in new.sources if s not in old.sources]
+    trusted = _rank_of(new) >= _rank_of(old)
+    changed = False
+    out = dataclasses.replace(
+        old,
+        authors=list(old.authors),
+        categories=list(old.categories),
+        links=dict(old.links),
+        sources=list(old.sources),
+        ext_ids=dict(old.ext_ids),
+        positions=dict(old.positions),
+    )
+    for f in ("title", "abstract", "doi", "published", "arxiv_id"):
+        nv, ov = getattr(new, f), getattr(old, f)
+        if nv and nv != ov and (trusted or not ov):
+            setattr(out, f, nv)
+            changed = True
+    for f in ("authors", "categories"):
+        nv, ov = getattr(new, f), getattr(old, f)
+        if nv and nv != ov and (trusted or not ov):
+            setattr(out, f, list(nv))
+            changed = True
+    if new.feed_date and (not old.feed_date or new.feed_date < old.feed_date):
+        out.feed_date = new.feed_date
+        changed = True
+    for k, v in new.links.items():
+        if out.links.get(k) != v and (trusted or k not in out.links):
+            out.links[k] = v
+            changed = True
+    for s in new_sources:
+        out.sources.append(s)
+        if s in new.ext_ids:
+            out.ext_ids[s] = new.ext_ids[s]
+        if s in new.positions:
+            out.positions[s] = new.positions[s]
+    if new_sources:
+        changed = True
+    return (out if changed else None), new_sources
+
+
+class _Lookup:
+    """Finds the stored paper an incoming record is, for one batch, with a few IN queries."""
+
+    def __init__(self, c: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+        self.c = c
+        self.by_arxiv: dict[str, Paper] = {}
+        self.by_ext: dict[tuple[str, str], Paper] = {}
+        self.by_title: dict[str, Paper] = {}
+        arxiv_ids = list({p.arxiv_id for p in papers if p.arxiv_id})
+        rowids: set[int] = set()
+        for chunk in _chunks(arxiv_ids):
+            q = ",".join("?" * len(chunk))
+            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE arxiv_id IN ({q})", chunk))
+        ext_pairs: dict[str, list[str]] = {}
+        for p in papers:
+            for s, e in p.ext_ids.items():
+                ext_pairs.setdefault(s, []).append(e)
+        for s, exts in ext_pairs.items():
+            for chunk in _chunks(list(set(exts))):
+                q = ",".join("?" * len(chunk))
+                rowids.update(
+                    r[0]
+                    for r in c.execute(
+                        f"SELECT paper_rowid FROM paper_sources WHERE source = ? AND ext_id IN ({q})", [s, *chunk]
+                    )
+                )
+        keys = list({title_key(p.title) for p in papers if not p.ext_ids})
+        for chunk in _chunks(keys):
+            q = ",".join("?" * len(chunk))
+            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE title_key IN ({q})", chunk))
+        if rowids:
+            store_rows = []
+            for chunk in _chunks(sorted(rowids)):
+                q = ",".join("?" * len(chunk))
+                store_rows += c.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid IN ({q})", chunk).fetchall()
+            papers_found = [_row_to_paper(r) for r in store_rows]
+            by_rowid = {p.rowid: p for p in papers_found}
+            for chunk in _chunks(list(by_rowid)):
+                q = ",".join("?" * len(chunk))
+                for r in c.execute(
+                    f"SELECT paper_rowid, source, ext_id, position FROM paper_sources WHERE paper_rowid IN ({q})",
+                    chunk,
+                ):
+                    p = by_rowid[r[0]]
+                    p.sources.append(r[1])
+                    if r[2] is not None:
+                        p.ext_ids[r[1]] = r[2]
+                    if r[3] is not None:
+                        p.positions[r[1]] = r[3]
+            for p in papers_found:
+                self.remember(p, title_key(p.title))
+
+    def remember(self, p: Paper, key: str) -> None:
+        if p.arxiv_id:
+            self.by_arxiv[p.arxiv_id] = p
+        for s, e in p.ext_ids.items():
+            self.by_ext[(s, e)] = p
+        # the first paper with a title stays its title's owner, as in the store;
+        # a merged copy of that paper replaces the stale one
+        owner = self.by_title.get(key)
+        if owner is None or owner.rowid == p.rowid:
+            self.by_title[key] = p
+
+    def find(self, p: Paper, key: str) -> Paper | None:
+        if p.arxiv_id and p.arxiv_id in self.by_arxiv:
+            return self.by_arxiv[p.arxiv_id]
+        for s, e in p.ext_ids.items():
+            hit = self.by_ext.get((s, e))
+            if hit is not None:
+                return hit
+        if p.ext_ids:
+            # a collection with its own ids says two same-titled records are two documents
+            return None
+        hit = self.by_title.get(key)
+        if hit is None:
+            return None
+        if p.arxiv_id and hit.arxiv_id and hit.arxiv_id != p.arxiv_id:
+            return None  # two arXiv papers that share a title are two papers
+        return hit
+
+
+def open_store(data_dir: Path, *, readonly: bool = False) -> Store:
+    return Store(data_dir, readonly=readonly)
