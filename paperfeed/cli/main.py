@@ -68,11 +68,13 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError) as exc:
             # A concern not built yet must not break the rest of the CLI.
+            reason = str(exc)
+
             @click.command(name=name, help=HELP.get(name, ""))
             def unavailable() -> None:
-                raise click.ClickException(f"'{name}' is not available in this build ({e})")
+                raise click.ClickException(f"'{name}' is not available in this build ({reason})")
 
             return unavailable
 

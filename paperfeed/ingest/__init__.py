@@ -69,9 +69,9 @@ def detect_format(path: Path) -> str:
     with path.open("rb") as f:
         head = f.read(65536)
     text = head.decode("utf-8", "replace")
-    if suffix in (".txt", ".html", ".htm") or hfpage.looks_like_page(text):
-        if not text.lstrip().startswith("{"):
-            return "hf-page"
+    is_page = suffix in (".txt", ".html", ".htm") or hfpage.looks_like_page(text)
+    if is_page and not text.lstrip().startswith("{"):
+        return "hf-page"
     for line in head.splitlines():
         if not line.strip():
             continue
