@@ -102,7 +102,7 @@ def papers(obj, feed_date, source, limit, offset, as_json) -> None:  # noqa: ANN
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, e.g. {\"papers\": 402, ...}.")
 @click.pass_obj
 def stats(obj, as_json) -> None:  # noqa: ANN001
     """How many papers, days and sources are stored."""

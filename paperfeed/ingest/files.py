@@ -7,6 +7,8 @@ from pathlib import Path
 
 from paperfeed.ingest.records import InputError
 
+_CONTROL_BYTES = [b for b in range(32) if b not in (9, 10, 13)] + [127]
+
 
 def check_input(path: Path) -> None:
     if not path.exists():
@@ -20,9 +22,10 @@ def check_input(path: Path) -> None:
         raise InputError(f"{path}: cannot read: {e.strerror}") from e
     if not head.strip():
         raise InputError(f"{path}: empty file")
-    # A stray NUL inside one record is that record's problem; many of them mean
-    # the whole file is not text.
-    if head.count(b"\x00") > max(1, len(head) // 100):
+    # A stray control byte inside one record is that record's problem (it gets
+    # rejected with its line); many of them mean the whole file is not text.
+    controls = sum(head.count(bytes([b])) for b in _CONTROL_BYTES)
+    if controls > max(1, len(head) // 20):
         raise InputError(f"{path}: binary file, not a supported text format")
 
 

@@ -1,0 +1,40 @@
+"""Shared fixtures. Every test gets real files in its own temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SEEDS_DIR = ROOT / "paperfeed" / "demo" / "seeds"
+ARXIV_SAMPLE = SHARED / "arxiv" / "oai-snapshot-sample.jsonl"
+CRANFIELD = SHARED / "ir" / "cranfield"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def seed_paths() -> list[Path]:
+    return sorted(SEEDS_DIR.glob("*.txt"))
+
+
+def run_cli(*args: str, data: Path | None = None, input: str | None = None, timeout: int = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `paperfeed` command in a subprocess."""
+    cmd = [sys.executable, "-m", "paperfeed"]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, input=input, timeout=timeout,
+                          env=full_env)
