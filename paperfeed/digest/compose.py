@@ -1,0 +1,212 @@
+"""Building the mails: multipart/alternative, plain text first, then HTML with inline CSS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import textwrap
+import urllib.parse
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, parseaddr
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from paperfeed.config import Settings
+from paperfeed.digest import tokens
+from paperfeed.models import Paper
+from paperfeed.store.subscriptions import Subscription
+
+EXCERPT_CHARS = 320
+MAX_AUTHORS = 6
+SUBJECT_QUERY_CHARS = 60
+
+_env = Environment(
+    loader=PackageLoader("paperfeed.digest", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The first lines of an abstract, cut at a word boundary."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0].rstrip(",.;:")
+    return cut + "…"
+
+
+def authors_line(authors: list[str]) -> str:
+    if len(authors) <= MAX_AUTHORS:
+        return ", ".join(authors)
+    return ", ".join(authors[:MAX_AUTHORS]) + f", et al. ({len(authors)} authors)"
+
+
+@dataclass
+class Links:
+    """The absolute URLs a mail needs, all from settings.base_url."""
+
+    base: str
+    unsubscribe: str
+    manage: str
+    mailto: str
+
+    @classmethod
+    def for_subscription(cls, settings: Settings, sub: Subscription) -> Links:
+        token = tokens.unsubscribe_token(settings.secret_key, sub.id, sub.email_key)
+        _, from_addr = parseaddr(settings.mail_from)
+        mailto = f"mailto:{from_addr or 'paperfeed@localhost'}?subject=" + urllib.parse.quote(f"unsubscribe {token}")
+        return cls(
+            base=settings.base_url,
+            unsubscribe=f"{settings.base_url}/unsubscribe/{token}",
+            manage=f"{settings.base_url}/account/subscriptions",
+            mailto=mailto,
+        )
+
+
+def message_id(settings: Settings, sub_id: int, period_key: str) -> str:
+    """A Message-ID that is a function of the outbox row's identity (subscription,
+    period): every attempt to send that row carries the same one, so a receiver
+    that keeps Message-IDs drops a repeat."""
+    h = hashlib.blake2b(f"{settings.secret_key}|{sub_id}|{period_key}".encode(), digest_size=6).hexdigest()
+    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
+    return f"<paperfeed.{sub_id}.{period_key}.{h}@{host}>"
+
+
+def _build(
+    settings: Settings,
+    sub: Subscription,
+    period_key: str,
+    subject: str,
+    text: str,
+    html: str,
+    links: Links,
+    now: dt.datetime,
+) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = settings.mail_from
+    msg["To"] = sub.email
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(now.timestamp(), usegmt=True)
+    msg["Message-ID"] = message_id(settings, sub.id, period_key)
+    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
+    msg["List-Id"] = f"paperfeed {sub.kind} <{sub.kind}.{host}>"
+    msg["List-Unsubscribe"] = f"<{links.unsubscribe}>, <{links.mailto}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def _paper_view(base: str, p: Paper, votes: int | None) -> dict:
+    return {
+        "title": " ".join(p.title.split()),
+        "url": f"{base}/papers/{urllib.parse.quote(p.id)}",
+        "authors": authors_line(p.authors),
+        "excerpt": excerpt(p.abstract),
+        "pdf": p.default_links().get("pdf"),
+        "votes": votes,
+    }
+
+
+@dataclass
+class PaperBlock:
+    """The part of a digest that is the same for every recipient of the same papers,
+    rendered once per run instead of once per mail."""
+
+    html: Markup
+    text: str
+    count: int
+
+
+def paper_block(settings: Settings, papers: list[tuple[Paper, int | None]], more_url: str | None, more_label: str) -> PaperBlock:
+    views = [_paper_view(settings.base_url, p, v) for p, v in papers]
+    html = Markup(_env.get_template("papers.html").render(papers=views, more_url=more_url, more_label=more_label))
+    parts = []
+    for i, v in enumerate(views, 1):
+        lines = [f"{i}. {v['title']}"]
+        if v["authors"]:
+            lines.append(textwrap.fill(v["authors"], 76, initial_indent="   ", subsequent_indent="   "))
+        if v["excerpt"]:
+            lines.append(textwrap.fill(v["excerpt"], 76, initial_indent="   ", subsequent_indent="   "))
+        lines.append(f"   {v['url']}")
+        parts.append("\n".join(lines))
+    text = "\n\n".join(parts)
+    if more_url:
+        text += f"\n\n{more_label}: {more_url}"
+    return PaperBlock(html=html, text=text, count=len(views))
+
+
+def _footer_text(reason: str, links: Links) -> str:
+    return f"\n\n-- \n{reason}\nManage your subscriptions: {links.manage}\nUnsubscribe: {links.unsubscribe}\n"
+
+
+def _period_label(sub: Subscription, period_key: str) -> str:
+    if sub.period == "weekly":
+        year, week = period_key.split("-W")
+        return f"week {int(week)}, {year}"
+    return dt.date.fromisoformat(period_key).strftime("%a %d %b %Y")
+
+
+def compose_trending(
+    settings: Settings, sub: Subscription, period_key: str, block: PaperBlock, now: dt.datetime
+) -> tuple[str, bytes]:
+    links = Links.for_subscription(settings, sub)
+    label = _period_label(sub, period_key)
+    subject = f"Trending papers, {label}"
+    heading = "Trending papers this week" if sub.period == "weekly" else "Trending papers today"
+    intro = f"The {block.count} most upvoted recent papers on paperfeed."
+    reason = f"You get this {sub.period} digest because {sub.email} subscribed to trending papers."
+    text = f"{heading} ({label})\n{intro}\n\n{block.text}{_footer_text(reason, links)}"
+    html = _env.get_template("mail_base.html").render(
+        subject=subject, heading=heading, intro=intro, body_html=block.html, reason=reason,
+        base_url=settings.base_url, manage_url=links.manage, unsubscribe_url=links.unsubscribe,
+    )  # fmt: skip
+    return subject, _build(settings, sub, period_key, subject, text, html, links, now)
+
+
+def _short(query: str) -> str:
+    return query if len(query) <= SUBJECT_QUERY_CHARS else query[: SUBJECT_QUERY_CHARS - 1] + "…"
+
+
+def compose_alert(
+    settings: Settings, sub: Subscription, period_key: str, block: PaperBlock, now: dt.datetime
+) -> tuple[str, bytes]:
+    links = Links.for_subscription(settings, sub)
+    n = block.count
+    subject = f'{n} new paper{"" if n == 1 else "s"} for "{_short(sub.query)}"'
+    heading = f"New papers for “{sub.query}”"
+    intro = f"{n} paper{' has' if n == 1 else 's have'} arrived on paperfeed since your last alert."
+    reason = f"You get this {sub.period} alert because {sub.email} saved the search “{sub.query}”."
+    text = f"{heading}\n{intro}\n\n{block.text}{_footer_text(reason, links)}"
+    html = _env.get_template("mail_base.html").render(
+        subject=subject, heading=heading, intro=intro, body_html=block.html, reason=reason,
+        base_url=settings.base_url, manage_url=links.manage, unsubscribe_url=links.unsubscribe,
+    )  # fmt: skip
+    return subject, _build(settings, sub, period_key, subject, text, html, links, now)
+
+
+def compose_confirm(settings: Settings, sub: Subscription, period_key: str, now: dt.datetime) -> tuple[str, bytes]:
+    links = Links.for_subscription(settings, sub)
+    token = tokens.confirm_token(settings.secret_key, sub.id, sub.email_key)
+    confirm_url = f"{settings.base_url}/subscriptions/confirm/{token}"
+    what = sub.describe().lower() if sub.kind == "trending" else sub.describe()
+    subject = "Confirm your paperfeed subscription"
+    body = Markup(_env.get_template("confirm.html").render(what=what, email=sub.email, confirm_url=confirm_url))
+    reason = f"This mail was sent to {sub.email} because the address was entered on paperfeed."
+    html = _env.get_template("mail_base.html").render(
+        subject=subject, heading="Confirm your subscription", intro="", body_html=body, reason=reason,
+        base_url=settings.base_url, manage_url=links.manage, unsubscribe_url=links.unsubscribe,
+    )  # fmt: skip
+    text = (
+        f"Someone, hopefully you, asked to receive {what} at {sub.email}.\n"
+        f"Nothing will be sent until you confirm. To confirm, open:\n\n{confirm_url}\n\n"
+        "If you did not ask for this, ignore this mail: you will get nothing more."
+        f"{_footer_text(reason, links)}"
+    )
+    return subject, _build(settings, sub, period_key, subject, text, html, links, now)

@@ -1,0 +1,401 @@
+"""Subscribing, confirming, unsubscribing, and the send job.
+
+Exactly once, and where the edge is
+-----------------------------------
+1. Compose: for each active subscription with no outbox row for this period
+   (2025-11-22 for daily, 2025-W47 for weekly), the mail is built and inserted
+   with status 'pending'. UNIQUE (subscription_id, period_key) makes a second
+   insert for the same period impossible; an alert's watermark moves in the same
+   transaction, so the papers it lists are consumed exactly when it is recorded.
+2. Claim: the row becomes 'sending' (attempts + 1), committed before any SMTP.
+3. Send, then mark 'sent' (or 'pending' with a later next_attempt_at on 4xx /
+   connection errors, or 'failed' + address suppressed on 5xx).
+
+Only one send job runs at a time (an flock on <data>/digest.lock, released by
+the kernel when the holder dies, so a SIGKILLed run never blocks the next).
+Hence a 'sending' row found by a run is a leftover of a run that died between
+steps 2 and 3, and it is sent again with the same Message-ID.
+
+The one window that SMTP cannot close (RFC 1047): the server accepted the mail
+(250 after DATA) and the process died before step 3 committed. We resend rather
+than risk a lost mail; the resend is byte-identical with the same Message-ID, so
+receivers that deduplicate on Message-ID (most stores do) show one mail. Anywhere
+else a crash leaves either no row (recomposed next run) or a row that is sent
+exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paperfeed.config import Settings
+from paperfeed.digest import compose, matching, tokens
+from paperfeed.digest.periods import iso, period_key, utcnow
+from paperfeed.digest.sender import DryRunSender, SmtpSender
+from paperfeed.digest.validate import (
+    SubscriptionError,
+    clean_email,
+    clean_filters,
+    clean_period,
+    clean_query,
+)
+from paperfeed.store import outbox as ob
+from paperfeed.store import subscriptions as subs
+from paperfeed.store.papers import Store
+from paperfeed.store.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+
+TRENDING_SIZE = 10
+ALERT_SIZE = 25
+COMPOSE_BATCH = 200
+RETRY_BASE = dt.timedelta(minutes=5)
+RETRY_MAX = dt.timedelta(hours=6)
+MAX_ATTEMPTS = 10  # about a day of backoff
+CONFIRM_RESEND = dt.timedelta(minutes=10)  # one confirmation mail per subscription per 10 min
+KEEP_BODIES = dt.timedelta(days=30)
+
+
+@dataclass
+class SubscribeResult:
+    subscription: Subscription
+    created: bool
+    confirm_queued: bool
+
+    @property
+    def message(self) -> str:
+        s = self.subscription
+        if s.status == "active":
+            return f"{s.email} is already subscribed: {s.describe()}."
+        if self.confirm_queued:
+            return f"Confirmation mail queued for {s.email}: nothing is sent until its link is clicked."
+        return f"A confirmation mail was sent to {s.email} a few minutes ago; click its link to confirm."
+
+
+def subscribe(
+    store: Store,
+    settings: Settings,
+    email: str,
+    *,
+    trending: str | None = None,
+    query: str | None = None,
+    every: str = "daily",
+    filters: dict[str, str | None] | None = None,
+    now: dt.datetime | None = None,
+) -> SubscribeResult:
+    """Validate, create (or find) a pending subscription and queue its confirmation mail.
+
+    Raises SubscriptionError with a message for the person who typed the input.
+    """
+    now = now or utcnow()
+    addr = clean_email(email)
+    if (trending is None) == (query is None):
+        raise SubscriptionError("Choose either the trending digest or a search to be alerted about.")
+    if trending is not None:
+        kind, period, q, f = "trending", clean_period(trending), "", {}
+        if filters and any(filters.values()):
+            raise SubscriptionError("Filters apply to search alerts only.")
+    else:
+        kind, period, q, f = "alert", clean_period(every), clean_query(query), clean_filters(filters)
+    sub, created = subs.upsert_subscription(store, addr, kind, period, q, f, iso(now))
+    queued = False
+    if sub.status == "pending":
+        queued = queue_confirmation(store, settings, sub, now)
+    return SubscribeResult(subs.get_subscription(store, sub.id) or sub, created, queued)
+
+
+def queue_confirmation(store: Store, settings: Settings, sub: Subscription, now: dt.datetime) -> bool:
+    """Put a confirmation mail in the outbox, unless one was queued moments ago
+    (which keeps the form from being used to flood someone's inbox)."""
+    if sub.last_confirm_at and dt.datetime.fromisoformat(sub.last_confirm_at.replace("Z", "+00:00")) > now - CONFIRM_RESEND:
+        return False
+    with store.write() as c:
+        n = subs.note_confirm_queued(c, sub.id, iso(now))
+        key = f"confirm-{n}"
+        subject, message = compose.compose_confirm(settings, sub, key, now)
+        return ob.insert(
+            c, subscription_id=sub.id, kind="confirm", period_key=key, recipient=sub.email,
+            message_id=compose.message_id(settings, sub.id, key), subject=subject, message=message,
+            paper_count=0, now=iso(now),
+        )  # fmt: skip
+
+
+def confirm(store: Store, settings: Settings, token: str, now: dt.datetime | None = None) -> Subscription:
+    """What the confirmation link does. Idempotent. Raises TokenError."""
+    sub_id, key = tokens.read_confirm_token(settings.secret_key, token)
+    return _confirm_checked(store, sub_id, key, now or utcnow())
+
+
+def _confirm_checked(store: Store, sub_id: int, key: str, now: dt.datetime) -> Subscription:
+    sub = subs.get_subscription(store, sub_id)
+    if sub is None or sub.email_key != key:
+        raise tokens.TokenError("This confirmation link is for a subscription that no longer exists.")
+    if sub.status == "unsubscribed":
+        # an old confirmation mail must not undo a later unsubscribe
+        raise tokens.TokenError("This subscription was cancelled; subscribe again to restart it.")
+    out = subs.confirm_subscription(store, sub_id, store.max_seq(), iso(now))
+    assert out is not None
+    return out
+
+
+def confirm_email(store: Store, email: str, now: dt.datetime | None = None) -> list[Subscription]:
+    """The operator's shortcut: confirm every pending subscription of an address."""
+    addr = clean_email(email)
+    now = now or utcnow()
+    pending = subs.list_subscriptions(store, email=addr, status="pending")
+    return [_confirm_checked(store, s.id, s.email_key, now) for s in pending]
+
+
+def unsubscribe(store: Store, settings: Settings, token: str, now: dt.datetime | None = None) -> Subscription:
+    """What the unsubscribe link does (GET button or RFC 8058 POST). Idempotent.
+    Raises TokenError."""
+    sub_id, key = tokens.read_unsubscribe_token(settings.secret_key, token)
+    sub = subs.get_subscription(store, sub_id)
+    if sub is None or sub.email_key != key:
+        raise tokens.TokenError("This unsubscribe link is for a subscription that no longer exists.")
+    out = subs.unsubscribe(store, sub_id, iso(now or utcnow()))
+    assert out is not None
+    return out
+
+
+# ---- the send job ---------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    composed: int = 0
+    empty: int = 0
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    written: list[str] = field(default_factory=list)  # dry run: .eml files
+    locked: bool = False  # another send job held the lock; nothing done
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "composed": self.composed, "empty": self.empty, "sent": self.sent, "retry": self.retry,
+            "failed": self.failed, "written": len(self.written), "locked": self.locked, "errors": self.errors,
+        }  # fmt: skip
+
+
+class Locked(Exception):
+    pass
+
+
+@contextmanager
+def send_lock(data_dir: Path) -> Iterator[None]:
+    """One sender at a time per data directory; the kernel drops the lock if we die."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "digest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Locked from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _compose_period(
+    store: Store,
+    settings: Settings,
+    period: str,
+    now: dt.datetime,
+    report: RunReport,
+    dry: DryRunSender | None,
+) -> None:
+    key = period_key(period, now)
+    upto = store.max_seq()
+    trending_block: compose.PaperBlock | None = None
+    after_id = 0
+    while True:
+        batch = subs.due_subscriptions(store, period, key, after_id=after_id, limit=COMPOSE_BATCH)
+        if not batch:
+            return
+        after_id = batch[-1].id
+        rows: list[tuple[Subscription, str, bytes, int, int | None]] = []
+        no_match: list[Subscription] = []
+        for sub in batch:
+            if sub.kind == "trending":
+                if trending_block is None:
+                    papers = matching.trending_papers(store, period, TRENDING_SIZE)
+                    trending_block = compose.paper_block(
+                        settings, papers, f"{settings.base_url}/trending", "All trending papers"
+                    )
+                if trending_block.count == 0:
+                    report.empty += 1
+                    continue
+                subject, msg = compose.compose_trending(settings, sub, key, trending_block, now)
+                rows.append((sub, subject, msg, trending_block.count, None))
+            else:
+                papers = matching.alert_papers(store, sub.query, sub.filters, sub.watermark_seq, upto, ALERT_SIZE + 1)
+                if not papers:
+                    # nothing new matched: no mail, but these papers are done with
+                    report.empty += 1
+                    if upto > sub.watermark_seq:
+                        no_match.append(sub)
+                    continue
+                more = None
+                if len(papers) > ALERT_SIZE:
+                    papers = papers[:ALERT_SIZE]
+                    from urllib.parse import urlencode
+
+                    more = f"{settings.base_url}/search?{urlencode({'q': sub.query})}"
+                block = compose.paper_block(settings, [(p, None) for p in papers], more, "More results on paperfeed")
+                subject, msg = compose.compose_alert(settings, sub, key, block, now)
+                rows.append((sub, subject, msg, block.count, upto))
+        if dry is not None:
+            for sub, _subject, msg, _n, _wm in rows:
+                report.written.append(str(dry.write(f"{sub.kind}-{sub.id}-{key}-{sub.email}", msg)))
+            report.composed += len(rows)
+            continue
+        stamp = iso(now)
+        with store.write() as c:
+            for sub, subject, msg, n, wm in rows:
+                inserted = ob.insert(
+                    c, subscription_id=sub.id, kind=sub.kind, period_key=key, recipient=sub.email,
+                    message_id=compose.message_id(settings, sub.id, key), subject=subject, message=msg,
+                    paper_count=n, now=stamp,
+                )  # fmt: skip
+                if inserted:
+                    report.composed += 1
+                    if wm is not None:
+                        subs.set_watermark(c, sub.id, wm, stamp)
+            for sub in no_match:
+                subs.set_watermark(c, sub.id, upto, stamp)
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
+
+
+def _send_due(
+    store: Store,
+    settings: Settings,
+    now: dt.datetime,
+    report: RunReport,
+    sender: SmtpSender,
+    limit: int | None,
+    on_sent: Callable[[int], None] | None,
+) -> None:
+    tried: set[int] = set()
+    while True:
+        ids = [i for i in ob.due_ids(store, iso(now)) if i not in tried]
+        if not ids:
+            return
+        for row_id in ids:
+            if limit is not None and report.sent + report.retry + report.failed >= limit:
+                return
+            tried.add(row_id)
+            row = ob.claim(store, row_id, iso(utcnow()))
+            if row is None or row.message is None:
+                continue
+            outcome = sender.send(row.recipient, row.message)
+            stamp = iso(utcnow())
+            if outcome.status == "sent":
+                ob.mark_sent(store, row.id, outcome.code, stamp)
+                report.sent += 1
+                if on_sent:
+                    on_sent(row.id)
+            elif outcome.status == "retry" and row.attempts < MAX_ATTEMPTS:
+                ob.mark_retry(store, row.id, outcome.code, outcome.error, iso(now + _backoff(row.attempts)), stamp)
+                report.retry += 1
+                log.warning("mail %s to %s deferred: %s", row.id, row.recipient, outcome.error)
+                if outcome.connection:
+                    report.errors.append(outcome.error)
+                    # the server is unreachable or refusing us: the rest would fail the same way
+                    return
+            else:
+                permanent = outcome.status == "failed"
+                error = outcome.error if permanent else f"gave up after {row.attempts} attempts: {outcome.error}"
+                ob.mark_failed(
+                    store, row.id, outcome.code, error, stamp,
+                    suppress_key=row.recipient.lower() if permanent else None,
+                )  # fmt: skip
+                report.failed += 1
+                log.warning("mail %s to %s failed: %s", row.id, row.recipient, error)
+
+
+def send_digests(
+    store: Store,
+    settings: Settings,
+    *,
+    period: str | None = None,
+    dry_run: Path | None = None,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Compose what is due for this period and send everything due in the outbox.
+
+    Safe to run at any frequency and from several places at once: a run that
+    finds another one holding the lock returns at once with `locked=True`.
+    With `dry_run`, mails are written to that folder as .eml and nothing is
+    recorded or sent. `limit` caps the number of send attempts (tests, benches).
+    """
+    now = now or utcnow()
+    periods = [clean_period(period)] if period else ["daily", "weekly"]
+    report = RunReport()
+    try:
+        with send_lock(Path(settings.data_dir)):
+            if dry_run is not None:
+                dry = DryRunSender(dry_run)
+                for p in periods:
+                    _compose_period(store, settings, p, now, report, dry)
+                for row_id in ob.due_ids(store, iso(now)):
+                    row = ob.get(store, row_id)
+                    if row is not None and row.message is not None:
+                        report.written.append(str(dry.write(f"{row.kind}-{row.subscription_id}-{row.recipient}", row.message)))
+                return report
+            for p in periods:
+                _compose_period(store, settings, p, now, report, None)
+            sender = SmtpSender(settings)
+            try:
+                _send_due(store, settings, now, report, sender, limit, on_sent)
+            finally:
+                sender.close()
+            _prune(store, now)
+    except Locked:
+        report.locked = True
+    return report
+
+
+def flush_outbox(store: Store, settings: Settings, now: dt.datetime | None = None) -> RunReport:
+    """Send what is already in the outbox (a fresh confirmation mail) without composing."""
+    now = now or utcnow()
+    report = RunReport()
+    try:
+        with send_lock(Path(settings.data_dir)):
+            sender = SmtpSender(settings)
+            try:
+                _send_due(store, settings, now, report, sender, None, None)
+            finally:
+                sender.close()
+    except Locked:
+        report.locked = True
+    return report
+
+
+def _prune(store: Store, now: dt.datetime) -> None:
+    today = now.date().isoformat()
+    if store.meta_get("digest.pruned") == today:
+        return
+    ob.prune_bodies(store, iso(now - KEEP_BODIES))
+    store.meta_set("digest.pruned", today)
+
+
+def run_scheduled(store: Store, settings: Settings) -> RunReport:
+    """The entry point `paperfeed serve` calls every digest_interval_minutes."""
+    report = send_digests(store, settings)
+    if not report.locked and (report.composed or report.sent or report.retry or report.failed):
+        log.info("digest run: %s", report.to_dict())
+    return report

@@ -1,0 +1,211 @@
+"""Outbox SQL: every mail is a row, composed once, then sent, then marked sent.
+
+Plain functions over a Store (or its connection inside a transaction), so a
+PostgreSQL backend can implement the same functions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from dataclasses import dataclass
+
+from paperfeed.store.papers import Store
+
+_COLS = (
+    "id, subscription_id, kind, period_key, recipient, message_id, subject, message, paper_count, status, "
+    "attempts, next_attempt_at, last_code, last_error, created_at, sent_at, updated_at"
+)
+
+
+@dataclass
+class OutboxRow:
+    id: int
+    subscription_id: int
+    kind: str
+    period_key: str
+    recipient: str
+    message_id: str
+    subject: str
+    message: bytes | None
+    paper_count: int
+    status: str
+    attempts: int
+    next_attempt_at: str
+    last_code: int | None
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+    updated_at: str
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "subscription_id": self.subscription_id,
+            "kind": self.kind,
+            "period_key": self.period_key,
+            "recipient": self.recipient,
+            "message_id": self.message_id,
+            "subject": self.subject,
+            "paper_count": self.paper_count,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_code": self.last_code,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "sent_at": self.sent_at,
+        }
+
+
+def _row(r: sqlite3.Row) -> OutboxRow:
+    blob = r[7]
+    return OutboxRow(
+        id=r[0],
+        subscription_id=r[1],
+        kind=r[2],
+        period_key=r[3],
+        recipient=r[4],
+        message_id=r[5],
+        subject=r[6],
+        message=zlib.decompress(blob) if blob is not None else None,
+        paper_count=r[8],
+        status=r[9],
+        attempts=r[10],
+        next_attempt_at=r[11],
+        last_code=r[12],
+        last_error=r[13],
+        created_at=r[14],
+        sent_at=r[15],
+        updated_at=r[16],
+    )
+
+
+def insert(
+    c: sqlite3.Connection,
+    *,
+    subscription_id: int,
+    kind: str,
+    period_key: str,
+    recipient: str,
+    message_id: str,
+    subject: str,
+    message: bytes,
+    paper_count: int,
+    now: str,
+) -> bool:
+    """Add a composed mail; False when (subscription, period_key) already has one.
+
+    Call inside a write transaction together with whatever the mail consumes (an
+    alert's watermark), so the two are recorded together or not at all.
+    """
+    cur = c.execute(
+        "INSERT INTO outbox (subscription_id, kind, period_key, recipient, message_id, subject, message, "
+        "paper_count, status, attempts, next_attempt_at, created_at, updated_at) "
+        "VALUES (?,?,?,?,?,?,?,?,'pending',0,?,?,?) ON CONFLICT DO NOTHING",
+        (subscription_id, kind, period_key, recipient, message_id, subject,
+         zlib.compress(message, 6), paper_count, now, now, now),
+    )  # fmt: skip
+    return cur.rowcount > 0
+
+
+def get(store: Store, row_id: int) -> OutboxRow | None:
+    r = store.conn.execute(f"SELECT {_COLS} FROM outbox WHERE id=?", (row_id,)).fetchone()
+    return _row(r) if r else None
+
+
+def list_rows(
+    store: Store, *, status: str | None = None, subscription_id: int | None = None, limit: int = 1000
+) -> list[OutboxRow]:
+    where, args = [], []
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if subscription_id is not None:
+        where.append("subscription_id = ?")
+        args.append(subscription_id)
+    sql = f"SELECT {_COLS} FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY id LIMIT ?"
+    return [_row(r) for r in store.conn.execute(sql, [*args, limit])]
+
+
+def due_ids(store: Store, now: str, *, limit: int = 100_000) -> list[int]:
+    """Rows to send now: pending ones whose backoff has passed, and 'sending' ones.
+
+    A 'sending' row seen here was left by a sender that died between claiming it
+    and recording the answer (callers hold the send lock, so no live sender owns
+    it). It is sent again, with the same Message-ID.
+    """
+    rows = store.conn.execute(
+        "SELECT id FROM outbox WHERE status = 'sending' OR (status = 'pending' AND next_attempt_at <= ?) "
+        "ORDER BY id LIMIT ?",
+        (now, limit),
+    )
+    return [r[0] for r in rows]
+
+
+def claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
+    """Mark a row 'sending' and count the attempt, committed before any SMTP traffic."""
+    with store.write() as c:
+        cur = c.execute(
+            "UPDATE outbox SET status='sending', attempts=attempts+1, updated_at=? "
+            "WHERE id=? AND status IN ('pending', 'sending')",
+            (now, row_id),
+        )
+        if cur.rowcount == 0:
+            return None
+        r = c.execute(f"SELECT {_COLS} FROM outbox WHERE id=?", (row_id,)).fetchone()
+        return _row(r)
+
+
+def mark_sent(store: Store, row_id: int, code: int | None, now: str) -> None:
+    with store.write() as c:
+        c.execute(
+            "UPDATE outbox SET status='sent', sent_at=?, last_code=?, last_error=NULL, updated_at=? WHERE id=?",
+            (now, code, now, row_id),
+        )
+
+
+def mark_retry(store: Store, row_id: int, code: int | None, error: str, next_at: str, now: str) -> None:
+    with store.write() as c:
+        c.execute(
+            "UPDATE outbox SET status='pending', next_attempt_at=?, last_code=?, last_error=?, updated_at=? "
+            "WHERE id=?",
+            (next_at, code, error[:1000], now, row_id),
+        )
+
+
+def mark_failed(store: Store, row_id: int, code: int | None, error: str, now: str, *, suppress_key: str | None) -> None:
+    """A permanent failure. With `suppress_key`, the address is suppressed and its
+    other unsent mails are set aside in the same transaction."""
+    from paperfeed.store.subscriptions import suppress
+
+    with store.write() as c:
+        c.execute(
+            "UPDATE outbox SET status='failed', last_code=?, last_error=?, updated_at=? WHERE id=?",
+            (code, error[:1000], now, row_id),
+        )
+        if suppress_key is not None:
+            suppress(c, suppress_key, code, error, now)
+            c.execute(
+                "UPDATE outbox SET status='suppressed', last_error=?, updated_at=? "
+                "WHERE status='pending' AND kind != 'confirm' AND subscription_id IN "
+                "(SELECT id FROM subscriptions WHERE email_key=?)",
+                (f"address suppressed after {code}: {error[:200]}", now, suppress_key),
+            )
+
+
+def counts(store: Store) -> dict[str, int]:
+    return {r[0]: r[1] for r in store.conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")}
+
+
+def prune_bodies(store: Store, before: str) -> int:
+    """Drop the stored bytes of mails sent before `before`; the rows stay, for the
+    exactly-once record and the history."""
+    with store.write() as c:
+        cur = c.execute(
+            "UPDATE outbox SET message=NULL WHERE status IN ('sent', 'failed', 'suppressed', 'cancelled') "
+            "AND message IS NOT NULL AND updated_at < ?",
+            (before,),
+        )
+        return cur.rowcount
