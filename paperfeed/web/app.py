@@ -1,0 +1,196 @@
+"""The application factory: routers, middleware, error handling, warm search."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paperfeed.config import Settings
+from paperfeed.web.deps import CSRF_COOKIE, RateLimiter, StorePool
+from paperfeed.web.searching import SearchService
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# No inline script or style anywhere, so the policy can forbid them: even if an
+# escaping bug slipped through, injected markup could not run script.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# FastAPI's /docs and /redoc pages load Swagger UI from a CDN with an inline
+# bootstrap script; they get a policy that allows exactly that.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class SiteMiddleware:
+    """Seeds the CSRF cookie and adds security headers (pure ASGI, so it costs
+    microseconds instead of BaseHTTPMiddleware's extra task per request)."""
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool) -> None:
+        self.app = app
+        self.secure = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seed = None
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                try:
+                    cookie = SimpleCookie(value.decode("latin-1"))
+                except Exception:  # noqa: BLE001 - a malformed cookie header is just ignored
+                    continue
+                if CSRF_COOKIE in cookie:
+                    seed = cookie[CSRF_COOKIE].value
+        new_seed = None
+        if not seed or len(seed) > 100:
+            new_seed = secrets.token_urlsafe(24)
+        scope.setdefault("state", {})["csrf_seed"] = new_seed or seed
+        path = scope.get("path", "")
+        csp = DOCS_CSP if path in ("/docs", "/redoc") else CSP
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", csp.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+                if new_seed:
+                    attrs = f"{CSRF_COOKIE}={new_seed}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
+                    if self.secure:
+                        attrs += "; Secure"
+                    headers.append((b"set-cookie", attrs.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/feeds/", "/healthz", "/openapi")):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "path", "body")]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "Invalid request."
+
+
+def create_app(
+    data_dir: Path,
+    settings: Settings | None = None,
+    *,
+    warm_search: bool = True,
+    rate_limit_scale: float = 1.0,
+) -> FastAPI:
+    """The site for `data_dir`. warm_search loads the search models at start-up
+    (in a background thread) so the first search is not the slow one."""
+    data_dir = Path(data_dir)
+    settings = settings or Settings.load(data_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm_search:
+            app.state.search.warm_in_background()
+        try:
+            yield
+        finally:
+            app.state.pool.close()
+
+    app = FastAPI(
+        title="paperfeed",
+        description="Daily research papers, hybrid search, trending and feeds. "
+        "Errors are JSON objects `{\"detail\": message}` with a 4xx status.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.data_dir = data_dir
+    app.state.pool = StorePool(data_dir)
+    app.state.rate_limiter = RateLimiter()
+    app.state.rate_limit_scale = rate_limit_scale
+    app.state.search = SearchService(data_dir, app.state.pool)
+
+    secure = settings.base_url.startswith("https://")
+    app.state.secure_cookies = secure
+    app.add_middleware(SiteMiddleware, secure_cookies=secure)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from paperfeed.web import api, auth, feeds, pages
+
+    app.include_router(api.router)
+    app.include_router(api.health_router)
+    app.include_router(feeds.router)
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    try:
+        from paperfeed.web.subscriptions import router as subscriptions_router
+    except ImportError as exc:
+        log.info("subscriptions are not available: %s", exc)
+    else:
+        app.include_router(subscriptions_router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        headers = getattr(exc, "headers", None)
+        if _wants_json(request):
+            return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+        if exc.status_code == 401:
+            nxt = request.url.path
+            if request.method == "GET" and request.url.query:
+                nxt += "?" + request.url.query
+            from urllib.parse import quote
+
+            return RedirectResponse(f"/login?next={quote(nxt, safe='/')}", status_code=303)
+        from paperfeed.web.templating import render
+
+        titles = {404: "Not found", 403: "Not allowed", 429: "Slow down", 405: "Not allowed"}
+        resp = render(
+            request,
+            "error.html",
+            {"title": titles.get(exc.status_code, "Something is wrong"), "message": detail},
+            status_code=exc.status_code,
+        )
+        if headers:
+            resp.headers.update(headers)
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        message = _validation_message(exc)
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=422)
+        from paperfeed.web.templating import render
+
+        return render(request, "error.html", {"title": "Bad request", "message": message}, status_code=422)
+
+    return app

@@ -1,0 +1,229 @@
+"""FastAPI dependencies shared by every router: store, settings, user, CSRF, rate limits.
+
+Nothing here keeps state that workers must share: sessions are rows in the
+database and the CSRF secret is the data directory's key, so any number of
+workers can serve the same browser. The rate limiter is per process (a client
+spread over N workers gets up to N times the limit), which is enough to stop a
+password-guessing loop without a shared counter service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from fastapi import Depends, HTTPException, Request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from paperfeed.config import Settings
+from paperfeed.store import Store, open_store
+from paperfeed.store.accounts import User, session_user
+
+SESSION_COOKIE = "pf_session"
+CSRF_COOKIE = "pf_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+class StorePool:
+    """Stores lent out one request at a time.
+
+    A sqlite3 connection must not be used by two requests at once, and FastAPI may
+    run a request's dependency and its endpoint on different threadpool threads,
+    so a per-thread Store is not enough: each request borrows a Store for its
+    whole life and gives it back.
+    """
+
+    def __init__(self, data_dir: Path, max_idle: int = 16) -> None:
+        self.data_dir = data_dir
+        self._idle: queue.SimpleQueue[Store] = queue.SimpleQueue()
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+        self._all: list[Store] = []
+
+    def acquire(self) -> Store:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            store = open_store(self.data_dir)
+            with self._lock:
+                self._all.append(store)
+            return store
+
+    def release(self, store: Store) -> None:
+        if store.conn.in_transaction:
+            store.conn.execute("ROLLBACK")
+        if self._idle.qsize() >= self._max_idle:
+            with self._lock:
+                if store in self._all:
+                    self._all.remove(store)
+            store.close()
+            return
+        self._idle.put(store)
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._all:
+                with contextlib.suppress(Exception):  # closing at shutdown must not raise
+                    s.close()
+            self._all.clear()
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Iterator[Store]:
+    """A Store for this request only (see StorePool)."""
+    pool: StorePool = request.app.state.pool
+    store = pool.acquire()
+    request.state.store = store
+    try:
+        yield store
+    finally:
+        request.state.store = None
+        pool.release(store)
+
+
+def load_user(request: Request) -> User | None:
+    """The signed-in user, looked up once per request; usable outside dependencies."""
+    if "user" in request.state._state:
+        return request.state.user
+    token = request.cookies.get(SESSION_COOKIE)
+    user = None
+    if token:
+        store = getattr(request.state, "store", None)
+        if store is not None:
+            user = session_user(store, token)
+        else:
+            pool: StorePool = request.app.state.pool
+            store = pool.acquire()
+            try:
+                user = session_user(store, token)
+            finally:
+                pool.release(store)
+    request.state.user = user
+    return user
+
+
+def current_user(request: Request, store: Store = Depends(get_store)) -> User | None:
+    return load_user(request)
+
+
+def require_user(user: User | None = Depends(current_user)) -> User:
+    if user is None:
+        raise HTTPException(status_code=401, detail="Log in to do this.")
+    return user
+
+
+def require_admin(user: User = Depends(require_user)) -> User:
+    if not user.is_admin:
+        raise HTTPException(status_code=403, detail="Only an admin can do this.")
+    return user
+
+
+# ---- CSRF ------------------------------------------------------------------
+# Double-submit with a signed token: the browser holds a random value in an
+# HttpOnly cookie, and every form carries that value signed with the site key.
+# Another site can make the browser send the cookie but cannot read it or forge
+# the signature, so it cannot produce a matching form field.
+
+
+def _csrf_signer(request: Request) -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings(request).secret_key, salt="paperfeed-csrf")
+
+
+def csrf_token(request: Request) -> str:
+    seed = request.scope.get("state", {}).get("csrf_seed") or request.cookies.get(CSRF_COOKIE) or ""
+    return _csrf_signer(request).dumps(seed)
+
+
+def csrf_valid(request: Request, token: str | None) -> bool:
+    seed = request.cookies.get(CSRF_COOKIE)
+    if not seed or not token or len(token) > 500:
+        return False
+    try:
+        value = _csrf_signer(request).loads(token)
+    except BadSignature:
+        return False
+    return isinstance(value, str) and hmac.compare_digest(value, seed)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse (403) a state-changing request without a valid CSRF token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    token = request.headers.get(CSRF_HEADER)
+    if token is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()  # Starlette caches it, so the endpoint's Form() still works
+            value = form.get(CSRF_FIELD)
+            token = value if isinstance(value, str) else None
+    if not csrf_valid(request, token):
+        raise HTTPException(
+            status_code=403,
+            detail="This form has expired or did not come from this site. Reload the page and try again.",
+        )
+
+
+# ---- rate limiting -----------------------------------------------------------
+
+
+class RateLimiter:
+    """Sliding one-minute windows per (bucket, client), in this process only."""
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = time.monotonic()
+
+    def hit(self, bucket: str, client: str, per_minute: int) -> float | None:
+        """Record a hit; return None if allowed, else seconds until the next is."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_sweep > 60:
+                self._sweep(now)
+            q = self._hits.setdefault((bucket, client), deque())
+            while q and now - q[0] >= 60:
+                q.popleft()
+            if len(q) >= per_minute:
+                return 60 - (now - q[0])
+            q.append(now)
+            return None
+
+    def _sweep(self, now: float) -> None:
+        # forget idle clients so the table cannot grow without bound
+        for key in [k for k, q in self._hits.items() if not q or now - q[-1] >= 60]:
+            del self._hits[key]
+        self._last_sweep = now
+
+
+def client_ip(request: Request) -> str:
+    # uvicorn rewrites client from X-Forwarded-For only for --forwarded-allow-ips,
+    # so a client cannot pick its own bucket by sending that header.
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limit(bucket: str, per_minute: int) -> Callable[[Request], None]:
+    """Dependency factory: at most `per_minute` requests a minute per client IP, else 429."""
+
+    def dependency(request: Request) -> None:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        scale = getattr(request.app.state, "rate_limit_scale", 1.0)
+        limit = max(1, int(per_minute * scale))
+        wait = limiter.hit(bucket, client_ip(request), limit)
+        if wait is not None:
+            raise HTTPException(
+                status_code=429,
+                detail=f"Too many attempts; try again in {int(wait) + 1} seconds.",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+
+    return dependency

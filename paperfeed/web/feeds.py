@@ -1,0 +1,135 @@
+"""Atom feeds: the daily list, trending, and any saved search.
+
+Built with xml.etree so every title and abstract is escaped by the serializer,
+never by string concatenation. Characters XML 1.0 forbids (most C0 controls)
+are dropped, since a feed reader rejects the whole document over one of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from paperfeed.models import Paper
+from paperfeed.store import Store
+from paperfeed.store import accounts as acc
+from paperfeed.web.deps import get_settings, get_store
+from paperfeed.web.searching import QueryProblem
+
+router = APIRouter(prefix="/feeds", tags=["feeds"])
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+ATOM = "application/atom+xml; charset=utf-8"
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+DateQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+
+ET.register_namespace("", ATOM_NS)
+
+
+def _clean(text: str | None) -> str:
+    return _INVALID_XML.sub("", text or "")
+
+
+def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    e = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", {k: _clean(v) for k, v in attrs.items()})
+    if text is not None:
+        e.text = _clean(text)
+    return e
+
+
+def _when(p: Paper) -> str:
+    for v in (p.updated_at, p.created_at):
+        if v:
+            return v
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atom(
+    request: Request, title: str, self_path: str, alternate_path: str, papers: Sequence[Paper], subtitle: str = ""
+) -> Response:
+    base = get_settings(request).base_url
+    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    _el(feed, "title", title)
+    if subtitle:
+        _el(feed, "subtitle", subtitle)
+    _el(feed, "id", base + self_path)
+    _el(feed, "link", rel="self", href=base + self_path, type="application/atom+xml")
+    _el(feed, "link", rel="alternate", href=base + alternate_path, type="text/html")
+    updated = max((_when(p) for p in papers), default=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _el(feed, "updated", updated)
+    _el(_el(feed, "author"), "name", "paperfeed")
+    _el(feed, "generator", "paperfeed")
+    for p in papers:
+        entry = _el(feed, "entry")
+        _el(entry, "title", p.title, type="text")
+        url = f"{base}/papers/{p.id}"
+        _el(entry, "id", url)
+        _el(entry, "link", rel="alternate", href=url, type="text/html")
+        links = p.default_links()
+        if links.get("pdf"):
+            _el(entry, "link", rel="related", href=links["pdf"], type="application/pdf", title="PDF")
+        _el(entry, "updated", _when(p))
+        if p.feed_date or p.published:
+            _el(entry, "published", f"{p.feed_date or p.published}T00:00:00Z")
+        for a in p.authors[:50] or ["Unknown"]:
+            _el(_el(entry, "author"), "name", a)
+        for c in p.categories:
+            _el(entry, "category", term=c)
+        _el(entry, "summary", p.abstract, type="text")
+    body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return Response(body, media_type=ATOM)
+
+
+@router.get("/daily.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+def daily_feed(request: Request, date: DateQ = None, store: Store = Depends(get_store)) -> Response:
+    """The papers of one day (default: the latest day with papers), most voted first."""
+    if date:
+        try:
+            dt.date.fromisoformat(date)
+        except ValueError:
+            raise HTTPException(status_code=422, detail=f"date: {date!r} is not a calendar date") from None
+    day = date or acc.latest_feed_date(store)
+    papers = [p for p, _ in acc.list_range(store, day, day, limit=500)] if day else []
+    return atom(request, f"Daily Papers{' · ' + day if day else ''}", "/feeds/daily.atom" + (f"?date={day}" if date else ""),
+                "/" + (f"?date={day}" if day else ""), papers)  # fmt: skip
+
+
+@router.get("/trending.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+def trending_feed(
+    request: Request, period: Literal["day", "week", "month"] = "week", store: Store = Depends(get_store)
+) -> Response:
+    items = acc.trending(store, period, limit=50)
+    return atom(request, f"Trending papers ({period})", f"/feeds/trending.atom?period={period}",
+                f"/trending?period={period}", [p for p, _, _ in items])  # fmt: skip
+
+
+@router.get("/search.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+def search_feed(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    since: DateQ = None,
+    until: DateQ = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    author: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    store: Store = Depends(get_store),
+) -> Response:
+    """A saved search as a feed: put this URL in a feed reader."""
+    try:
+        result = request.app.state.search.search(
+            store, q, limit=limit, since=since, until=until, category=category or None, author=author or None
+        )
+    except QueryProblem as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    params = {k: v for k, v in {"q": q, "since": since, "until": until, "category": category,
+                                "author": author}.items() if v}  # fmt: skip
+    qs = urlencode(params)
+    return atom(request, f"Search: {q}", f"/feeds/search.atom?{qs}", f"/search?{qs}", [h.paper for h in result.hits],
+                subtitle="Papers matching a saved paperfeed search")  # fmt: skip

@@ -1,0 +1,364 @@
+"""HTML pages: daily papers, search, paper, trending, votes and moderation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from paperfeed.models import Paper
+from paperfeed.store import Store
+from paperfeed.store import accounts as acc
+from paperfeed.store.accounts import User
+from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
+from paperfeed.web.searching import QueryProblem, SearchService
+from paperfeed.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 50
+SEARCH_PER_PAGE = 20
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    """A YYYY-MM-DD date or None; raises ValueError with a readable message."""
+    if value is None or value == "":
+        return None
+    if not _DATE_RE.match(value):
+        raise ValueError(f"“{value[:40]}” is not a date; use YYYY-MM-DD, such as 2025-10-07.")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"“{value}” is not a real calendar date.") from None
+
+
+def parse_page(value: str | None) -> int:
+    try:
+        page = int(value or 1)
+    except ValueError:
+        return 1
+    return min(max(page, 1), 10_000)
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths, so a crafted link cannot bounce a user to another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or len(value) > 2000:
+        return "/"
+    if any(ord(c) < 32 for c in value):
+        return "/"
+    return value
+
+
+def here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def period_range(day: dt.date, view: str) -> tuple[dt.date, dt.date]:
+    if view == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=6)
+    if view == "month":
+        start = day.replace(day=1)
+        nxt = (start + dt.timedelta(days=32)).replace(day=1)
+        return start, nxt - dt.timedelta(days=1)
+    return day, day
+
+
+def period_label(start: dt.date, end: dt.date, view: str) -> str:
+    if view == "week":
+        return f"Week of {start:%b} {start.day}, {start.year} – {end:%b} {end.day}"
+    if view == "month":
+        return f"{start:%B %Y}"
+    return f"{start:%A}, {start:%b} {start.day}, {start.year}"
+
+
+def _daily_url(date: str | None, view: str, sort: str, page: int = 1) -> str:
+    params: dict[str, Any] = {}
+    if date:
+        params["date"] = date
+    if view != "day":
+        params["view"] = view
+    if sort != "votes":
+        params["sort"] = sort
+    if page > 1:
+        params["page"] = page
+    return "/" + (f"?{urlencode(params)}" if params else "")
+
+
+@router.get("/", response_class=HTMLResponse)
+def daily(
+    request: Request,
+    date: str | None = None,
+    view: str = "day",
+    sort: str = "votes",
+    page: str | None = None,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    view = view if view in ("day", "week", "month") else "day"
+    sort = sort if sort in ("votes", "newest") else "votes"
+    pg = parse_page(page)
+    ctx: dict[str, Any] = {"nav": "daily", "view": view, "sort": sort, "page": pg, "per_page": PER_PAGE,
+                           "here": here(request), "items": [], "voted": set()}  # fmt: skip
+    try:
+        day = parse_date(date)
+    except ValueError as exc:
+        ctx.update(error=str(exc), label=None, prev_url=None, next_url=None,
+                   view_urls={v: _daily_url(None, v, sort) for v in ("day", "week", "month")},
+                   sort_urls={s: _daily_url(None, view, s) for s in ("votes", "newest")})  # fmt: skip
+        return render(request, "daily.html", ctx, status_code=400)
+    if day is None:
+        latest = acc.latest_feed_date(store)
+        day = dt.date.fromisoformat(latest) if latest else None
+    if day is None:
+        ctx.update(no_papers_at_all=True, label=None, prev_url=None, next_url=None,
+                   view_urls={v: _daily_url(None, v, sort) for v in ("day", "week", "month")},
+                   sort_urls={s: _daily_url(None, view, s) for s in ("votes", "newest")})  # fmt: skip
+        return render(request, "daily.html", ctx)
+    start, end = period_range(day, view)
+    since, until = start.isoformat(), end.isoformat()
+    prev_day = acc.prev_feed_date(store, since)
+    next_day = acc.next_feed_date(store, until)
+    total = acc.count_range(store, since, until)
+    pages = max(1, math.ceil(total / PER_PAGE))
+    items = acc.list_range(store, since, until, order=sort, limit=PER_PAGE, offset=(pg - 1) * PER_PAGE)
+    voted = acc.user_voted(store, user.id, [p.rowid for p, _ in items]) if user else set()
+    anchor = day.isoformat()
+
+    def neighbour_label(d: str | None) -> str:
+        if d is None:
+            return ""
+        s, e = period_range(dt.date.fromisoformat(d), view)
+        return period_label(s, e, view) if view != "day" else f"{s:%b} {s.day}, {s.year}"
+
+    ctx.update(
+        label=period_label(start, end, view),
+        date=anchor,
+        items=items,
+        voted=voted,
+        total=total,
+        pages=pages,
+        prev_url=_daily_url(prev_day, view, sort) if prev_day else None,
+        next_url=_daily_url(next_day, view, sort) if next_day else None,
+        prev_label=neighbour_label(prev_day),
+        next_label=neighbour_label(next_day),
+        view_urls={v: _daily_url(anchor, v, sort) for v in ("day", "week", "month")},
+        sort_urls={s: _daily_url(anchor, view, s) for s in ("votes", "newest")},
+        prev_page_url=_daily_url(anchor, view, sort, pg - 1) if pg > 1 else None,
+        next_page_url=_daily_url(anchor, view, sort, pg + 1) if pg < pages else None,
+    )
+    return render(request, "daily.html", ctx)
+
+
+def _search_service(request: Request) -> SearchService:
+    return request.app.state.search
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    q: str = "",
+    since: str | None = None,
+    until: str | None = None,
+    category: str | None = None,
+    author: str | None = None,
+    page: str | None = None,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    q = q.strip()[:500]
+    category = (category or "").strip()[:100] or None
+    author = (author or "").strip()[:200] or None
+    pg = parse_page(page)
+    ctx: dict[str, Any] = {
+        "nav": "search", "q": q, "q_top": q, "since": since, "until": until, "category": category,
+        "author": author, "page": pg, "here": here(request), "votes": {}, "voted": set(),
+        "filters_used": bool(since or until or category or author),
+    }  # fmt: skip
+    status = 200
+    params = {k: v for k, v in {"q": q, "since": since, "until": until, "category": category,
+                                "author": author}.items() if v}  # fmt: skip
+    ctx["feed_url"] = "/feeds/search.atom?" + urlencode(params)
+    ctx["unfiltered_url"] = "/search?" + urlencode({"q": q})
+    try:
+        s, u = parse_date(since), parse_date(until)
+        if s and u and s > u:
+            raise ValueError("The “From” date is after the “To” date.")
+        if q:
+            result = _search_service(request).search(
+                store, q, limit=SEARCH_PER_PAGE, offset=(pg - 1) * SEARCH_PER_PAGE,
+                since=s.isoformat() if s else None, until=u.isoformat() if u else None,
+                category=category, author=author,
+            )  # fmt: skip
+            rowids = [h.paper.rowid for h in result.hits]
+            ctx["result"] = result
+            ctx["votes"] = acc.vote_counts(store, rowids)
+            ctx["voted"] = acc.user_voted(store, user.id, rowids) if user else set()
+            base = {**params}
+            ctx["prev_page_url"] = "/search?" + urlencode({**base, "page": pg - 1}) if pg > 1 else None
+            ctx["next_page_url"] = "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
+    except (ValueError, QueryProblem) as exc:
+        ctx["error"] = str(exc)
+        status = 400
+    return render(request, "search.html", ctx, status_code=status)
+
+
+def bibtex(p: Paper) -> str:
+    """A BibTeX entry; special characters are escaped so the entry compiles."""
+
+    def esc(s: str) -> str:
+        out = []
+        for ch in s:
+            if ch in "{}\\":
+                out.append({"{": r"\{", "}": r"\}", "\\": r"\textbackslash{}"}[ch])
+            elif ch in "&%$#_":
+                out.append("\\" + ch)
+            elif ch == "~":
+                out.append(r"\textasciitilde{}")
+            elif ch == "^":
+                out.append(r"\textasciicircum{}")
+            elif ord(ch) < 32:
+                out.append(" ")
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    year = (p.published or p.feed_date or "")[:4]
+    first = re.sub(r"\W+", "", (p.authors[0].split()[-1] if p.authors and p.authors[0].split() else "paper"))
+    word = next((w for w in re.findall(r"[A-Za-z]+", p.title) if len(w) > 3), "paper")
+    key = f"{first.lower() or 'paper'}{year}{word.lower()}"
+    fields = [("title", "{" + esc(p.title) + "}")]
+    if p.authors:
+        fields.append(("author", esc(" and ".join(p.authors))))
+    if year:
+        fields.append(("year", year))
+    if p.arxiv_id:
+        fields += [("eprint", esc(p.arxiv_id)), ("archivePrefix", "arXiv")]
+        if p.categories:
+            fields.append(("primaryClass", esc(p.categories[0])))
+    if p.doi:
+        fields.append(("doi", esc(p.doi)))
+    url = p.default_links().get("arxiv") or p.default_links().get("doi")
+    if url:
+        fields.append(("url", esc(url)))
+    kind = "article" if p.doi else "misc"
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
+    return f"@{kind}{{{key},\n{body}\n}}\n"
+
+
+def _visible_paper(store: Store, paper_id: str, user: User | None) -> Paper:
+    p = store.get_paper(paper_id) if len(paper_id) <= 64 else None
+    if p is None or (p.hidden and not (user and user.is_admin)):
+        raise HTTPException(status_code=404, detail="There is no paper with this id (it may have been removed).")
+    return p
+
+
+@router.get("/papers/{paper_id}", response_class=HTMLResponse)
+def paper_page(
+    request: Request,
+    paper_id: str,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    p = _visible_paper(store, paper_id, user)
+    service = _search_service(request)
+    similar: list[tuple[Paper, float]] = []
+    note = "No similar papers found."
+    try:
+        similar = service.similar(store, p, k=8)
+    except Exception as exc:  # noqa: BLE001 - a missing vector must not take the page down
+        note = f"Similar papers are not available right now ({type(exc).__name__})."
+    if not similar and service.status().get("engine") == "fallback":
+        note = "Similar papers appear once the search index is built (paperfeed index)."
+    votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
+    voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
+    ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,
+           "votes": votes, "voted": voted, "here": here(request)}  # fmt: skip
+    return render(request, "paper.html", ctx)
+
+
+@router.get("/papers/{paper_id}/bibtex")
+def paper_bibtex(
+    paper_id: str, store: Store = Depends(get_store), user: User | None = Depends(current_user)
+) -> Response:
+    p = _visible_paper(store, paper_id, user)
+    return PlainTextResponse(
+        bibtex(p),
+        media_type="application/x-bibtex; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{p.id}.bib"'},
+    )
+
+
+@router.post(
+    "/papers/{paper_id}/vote",
+    dependencies=[Depends(verify_csrf), Depends(rate_limit("vote", 60))],
+)
+def vote_form(
+    request: Request,
+    paper_id: str,
+    action: str = Form("up"),
+    next: str = Form("/"),
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    target = safe_next(next)
+    if user is None:
+        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+    p = _visible_paper(store, paper_id, user)
+    if action == "undo":
+        acc.unvote(store, user.id, p.rowid)
+    elif action == "up":
+        acc.vote(store, user.id, p.rowid)
+    else:
+        raise HTTPException(status_code=400, detail="Unknown vote action; use up or undo.")
+    return RedirectResponse(target + ("" if "#" in target else f"#p-{p.id}"), status_code=303)
+
+
+@router.post("/papers/{paper_id}/hide", dependencies=[Depends(verify_csrf)])
+def hide_form(
+    paper_id: str,
+    action: str = Form("hide"),
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    if user is None:
+        raise HTTPException(status_code=401, detail="Log in to do this.")
+    if not user.is_admin:
+        raise HTTPException(status_code=403, detail="Only an admin can hide papers.")
+    if action not in ("hide", "show"):
+        raise HTTPException(status_code=400, detail="Unknown action; use hide or show.")
+    p = store.get_paper(paper_id)
+    if p is None:
+        raise HTTPException(status_code=404, detail="There is no paper with this id.")
+    acc.set_paper_hidden(store, paper_id, action == "hide", by_user=user.id)
+    return RedirectResponse(f"/papers/{paper_id}", status_code=303)
+
+
+@router.get("/trending", response_class=HTMLResponse)
+def trending_page(
+    request: Request,
+    period: str = "week",
+    page: str | None = None,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    period = period if period in acc.PERIODS else "week"
+    pg = parse_page(page)
+    per = 30
+    items = acc.trending(store, period, limit=per + 1, offset=(pg - 1) * per)
+    more = len(items) > per
+    items = items[:per]
+    voted = acc.user_voted(store, user.id, [p.rowid for p, _, _ in items]) if user else set()
+    ctx = {
+        "nav": "trending", "period": period, "items": items, "voted": voted, "offset": (pg - 1) * per,
+        "here": here(request),
+        "prev_page_url": f"/trending?period={period}&page={pg - 1}" if pg > 1 else None,
+        "next_page_url": f"/trending?period={period}&page={pg + 1}" if more else None,
+    }  # fmt: skip
+    return render(request, "trending.html", ctx)
