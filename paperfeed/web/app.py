@@ -194,3 +194,14 @@ def create_app(
         return render(request, "error.html", {"title": "Bad request", "message": message}, status_code=422)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker serving: each worker builds
+    its own app from PAPERFEED_DATA, sharing only the data directory."""
+    import os
+
+    from paperfeed.config import resolve_data_dir
+
+    data_dir = resolve_data_dir(os.environ.get("PAPERFEED_DATA"))
+    return create_app(data_dir)

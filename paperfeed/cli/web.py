@@ -1,0 +1,136 @@
+"""serve and users."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from paperfeed.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def _sync_indexes(data_dir: Path) -> None:
+    """Catch the search indexes up with the store before serving (once, not per worker)."""
+    try:
+        from paperfeed.index import sync
+    except ImportError:
+        log.info("search index package not installed; search uses the substring fallback")
+        return
+    t0 = time.perf_counter()
+    try:
+        with open_store(data_dir) as store:
+            result = sync(store, data_dir, progress=False)
+    except Exception:  # the site can serve (with fallback search) even if the catch-up fails
+        log.exception("index catch-up failed; serving anyway")
+        return
+    log.info("index catch-up done in %.1fs: %s", time.perf_counter() - t0, result)
+
+
+def _digest_loop(data_dir: Path, minutes: int, stop: threading.Event) -> None:
+    try:
+        from paperfeed.digest import run_scheduled
+    except ImportError:
+        try:
+            from paperfeed.digest.jobs import run_scheduled
+        except ImportError:
+            log.warning("digest_interval_minutes is set but the digest package is not installed")
+            return
+    from paperfeed.config import Settings
+
+    log.info("digest job scheduled every %d minutes", minutes)
+    while not stop.wait(minutes * 60):
+        try:
+            settings = Settings.load(data_dir)
+            with open_store(data_dir) as store:
+                run_scheduled(store, settings)
+        except Exception:  # one failed run must not stop later ones
+            log.exception("scheduled digest run failed")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (they share nothing but the data directory).")
+@click.option("--no-sync", is_flag=True, help="Skip the index catch-up at start-up.")
+@click.pass_obj
+def serve(obj, host: str, port: int, workers: int, no_sync: bool) -> None:  # noqa: ANN001
+    """Serve the site, the JSON API (/docs) and the feeds."""
+    import uvicorn
+
+    data_dir: Path = obj.data_dir
+    settings = obj.settings()
+    # open once here so migrations run before workers race to apply them
+    with open_store(data_dir) as store:
+        log.info("serving %s (%d papers) on http://%s:%d", data_dir, store.count(), host, port)
+    if not no_sync:
+        _sync_indexes(data_dir)
+    stop = threading.Event()
+    if settings.digest_interval_minutes > 0:
+        threading.Thread(
+            target=_digest_loop, args=(data_dir, settings.digest_interval_minutes, stop), daemon=True,
+            name="digest-scheduler",
+        ).start()  # fmt: skip
+    os.environ["PAPERFEED_DATA"] = str(data_dir)
+    try:
+        uvicorn.run(
+            "paperfeed.web.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info" if obj.verbose else "warning",
+            access_log=obj.verbose,
+            proxy_headers=True,
+        )
+    finally:
+        stop.set()
+
+
+@click.group()
+def users() -> None:
+    """Manage accounts."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (first line).")
+@click.option("--admin", is_flag=True, help="Give the account the admin role (may hide papers).")
+@click.pass_obj
+def users_create(obj, email: str, password_stdin: bool, admin: bool) -> None:  # noqa: ANN001
+    """Create an account (or, with --admin, make an existing one admin)."""
+    from paperfeed.store import accounts as acc
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with open_store(obj.data_dir) as store:
+        existing = acc.get_user_by_email(store, email)
+        if existing is not None and admin:
+            acc.set_admin(store, existing.id, True)
+            click.echo(f"{existing.email} is now an admin")
+            return
+        try:
+            user = acc.create_user(store, email, password, is_admin=admin)
+        except acc.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.email}{' (admin)' if user.is_admin else ''}")
+
+
+@users.command("list")
+@click.pass_obj
+def users_list(obj) -> None:  # noqa: ANN001
+    """List accounts."""
+    from paperfeed.store import accounts as acc
+
+    with open_store(obj.data_dir) as store:
+        for u in acc.list_users(store):
+            click.echo(f"{u.id}\t{u.email}\t{'admin' if u.is_admin else 'user'}\t{u.created_at}")
