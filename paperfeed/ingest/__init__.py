@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from paperfeed.ingest import arxiv, beir, hfpage, tabular
+from paperfeed.ingest import arxiv, beir, hfpage, pipeline, tabular
 from paperfeed.ingest.files import check_input
 from paperfeed.ingest.records import InputError, Rejection
 from paperfeed.models import Paper
@@ -26,7 +26,7 @@ from paperfeed.store import Store
 log = logging.getLogger(__name__)
 
 FORMATS = ("hf-page", "arxiv", "beir", "jsonl", "csv")
-BATCH = 2000
+BATCH = 5000
 MAX_ERRORS_KEPT = 1000
 
 __all__ = ["FORMATS", "IngestReport", "InputError", "detect_format", "ingest_paths", "iter_records"]
@@ -113,6 +113,8 @@ def iter_records(
     kwargs: dict = {"year": year or dt.date.today().year}
     if source:
         kwargs["source"] = source
+    if path.stat().st_size >= pipeline.MIN_BYTES:
+        return pipeline.parse_in_worker(path, fmt, kwargs)
     return _PARSERS[fmt](path, **kwargs)
 
 

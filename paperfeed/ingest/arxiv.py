@@ -37,10 +37,10 @@ def created_date(created: str) -> str | None:
 
 def _author_name(parts: list) -> str:
     # authors_parsed is [last, first, suffix]; people read "First Last Suffix"
-    last = parts[0] if parts else ""
-    first = parts[1] if len(parts) > 1 else ""
-    suffix = parts[2] if len(parts) > 2 else ""
-    return " ".join(p for p in (first, last, suffix) if p)
+    if len(parts) == 3 and not parts[2]:
+        return f"{parts[1]} {parts[0]}" if parts[1] else parts[0]
+    ordered = [parts[1], parts[0], *parts[2:]] if len(parts) > 1 else parts
+    return " ".join(p for p in ordered if isinstance(p, str) and p)
 
 
 def to_paper(obj: dict) -> Paper:
@@ -58,8 +58,8 @@ def to_paper(obj: dict) -> Paper:
         authors = [a.strip() for a in obj["authors"].replace(" and ", ", ").split(",") if a.strip()]
     else:
         authors = []
-    for a in authors:
-        check_text("authors", a)
+    if "\x00" in "".join(authors):
+        raise ValueError("NUL byte in authors")
     cats = obj.get("categories") or ""
     if not isinstance(cats, str):
         raise ValueError("categories must be a space-separated string")

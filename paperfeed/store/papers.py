@@ -241,9 +241,9 @@ class Store:
         with self.write() as c:
             seq = self.max_seq()
             now = _now()
-            existing = _Lookup(c, papers)
-            for incoming in papers:
-                key = title_key(incoming.title)
+            keys = [title_key(p.title) for p in papers]
+            existing = _Lookup(c, papers, keys)
+            for incoming, key in zip(papers, keys, strict=True):
                 old = existing.find(incoming, key)
                 if old is None:
                     seq += 1
@@ -387,7 +387,7 @@ def _merge(old: Paper, new: Paper) -> tuple[Paper | None, list[str]]:
 class _Lookup:
     """Finds the stored paper an incoming record is, for one batch, with a few IN queries."""
 
-    def __init__(self, c: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+    def __init__(self, c: sqlite3.Connection, papers: Sequence[Paper], keys: Sequence[str]) -> None:
         self.c = c
         self.by_arxiv: dict[str, Paper] = {}
         self.by_ext: dict[tuple[str, str], Paper] = {}
@@ -410,8 +410,8 @@ class _Lookup:
                         f"SELECT paper_rowid FROM paper_sources WHERE source = ? AND ext_id IN ({q})", [s, *chunk]
                     )
                 )
-        keys = list({title_key(p.title) for p in papers if not p.ext_ids})
-        for chunk in _chunks(keys):
+        wanted = list({k for p, k in zip(papers, keys, strict=True) if not p.ext_ids})
+        for chunk in _chunks(wanted):
             q = ",".join("?" * len(chunk))
             rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE title_key IN ({q})", chunk))
         if rowids:
