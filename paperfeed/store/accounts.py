@@ -393,13 +393,16 @@ def substring_search(
     if author:
         where.append("instr(lower(p.authors), ?) > 0")
         args.append(author.lower())
+    # the whole phrase counts most, then each term in the title
+    phrase = " ".join(terms).lower()
     title_score = " + ".join(["(instr(lower(p.title), ?) > 0)"] * len(terms)) or "0"
+    score_sql = f"4 * (instr(lower(p.title || ' ' || p.abstract), ?) > 0) + {title_score}"
     sql_where = " AND ".join(where)
     total = store.conn.execute(f"SELECT COUNT(*) FROM papers p WHERE {sql_where}", args).fetchone()[0]
     rows = store.conn.execute(
-        f"SELECT p.rowid, ({title_score}) AS s FROM papers p WHERE {sql_where} "
+        f"SELECT p.rowid, ({score_sql}) AS s FROM papers p WHERE {sql_where} "
         "ORDER BY s DESC, p.feed_date DESC, p.rowid ASC LIMIT ? OFFSET ?",
-        [*(t.lower() for t in terms), *args, limit, offset],
+        [phrase, *(t.lower() for t in terms), *args, limit, offset],
     ).fetchall()
     scores = {r[0]: float(r[1]) for r in rows}
     return [(p, scores[p.rowid]) for p in store.get_by_rowids([r[0] for r in rows])], total

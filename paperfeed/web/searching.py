@@ -26,6 +26,7 @@ from paperfeed.store import Store
 log = logging.getLogger(__name__)
 
 MAX_QUERY = 500
+RETRY_SECONDS = 60.0
 _MARK_SPLIT = re.compile(r"(</?mark>)", re.IGNORECASE)
 
 
@@ -118,6 +119,7 @@ class SearchService:
         self._loaded = False
         self.load_error: str | None = None
         self.load_seconds: float | None = None
+        self._tried_at = 0.0
 
     # ---- loading -----------------------------------------------------------
 
@@ -125,14 +127,17 @@ class SearchService:
         threading.Thread(target=self.ensure_loaded, name="search-warmup", daemon=True).start()
 
     def ensure_loaded(self) -> Any:
-        if self._loaded:
+        if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
             return self._searcher
         with self._lock:
-            if self._loaded:
+            if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
                 return self._searcher
+            # a failed load is retried now and then: the index may be built after the site started
+            self._tried_at = time.monotonic()
             t0 = time.perf_counter()
             try:
                 self._searcher = self._open()
+                self.load_error = None
             except Exception as exc:  # noqa: BLE001 - the site must keep serving without search
                 log.warning("search is not available, using the substring fallback: %s", exc)
                 self.load_error = f"{type(exc).__name__}: {exc}"

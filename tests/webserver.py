@@ -1,0 +1,122 @@
+"""A real uvicorn server on 127.0.0.1 for the web tests, plus the shared demo data.
+
+The demo server is built once per test process (ingest + index + model warm-up
+are the expensive parts) and shared by every test_web_* module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from conftest import run_cli
+
+from paperfeed.store import accounts as acc
+from paperfeed.store import open_store
+from paperfeed.web import create_app
+
+XSS_TITLE = "<script>alert(1)</script>"
+XSS_ABSTRACT = "<img src=x onerror=alert(1)> abstract with <b>markup</b> & ampersands, \u202eRTL\u202c and emoji \U0001f9ea."
+LINKED_TITLE = "Linked Paper With Known Identifiers"
+ADMIN_EMAIL = "admin@example.org"
+ADMIN_PASSWORD = "admin-password-1"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(data_dir: Path, **app_kwargs: object) -> LiveServer:
+    app = create_app(data_dir, **app_kwargs)  # type: ignore[arg-type]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", data_dir, server, thread)
+
+
+def build_demo_data(root: Path) -> Path:
+    """The bundled demo corpus, a hostile paper and a paper with arXiv/DOI ids, indexed."""
+    data = root / "data"
+    with open_store(data) as store:
+        pass
+    r = run_cli("ingest", "--demo", "--no-index", "--no-progress", data=data)
+    assert r.returncode == 0, r.stderr
+    with open_store(data) as store:
+        latest = acc.latest_feed_date(store)
+        assert latest
+    extra = root / "extra.jsonl"
+    records = [
+        {"title": XSS_TITLE, "abstract": XSS_ABSTRACT, "authors": ["<b>Eve</b>", "O'Brien & Co"],
+         "categories": ["cs.<i>CR</i>"], "feed_date": latest, "id": "xss-1"},
+        {"title": LINKED_TITLE, "abstract": "A paper that has an arXiv id and a DOI, about effective rank {of} 50% matrices.",
+         "authors": ["Ada Lovelace", "Alan Turing"], "categories": ["cs.LG", "stat.ML"], "feed_date": latest,
+         "arxiv_id": "2401.00001", "doi": "10.1000/xyz123", "id": "linked-1"},
+    ]  # fmt: skip
+    extra.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    r = run_cli("ingest", str(extra), "--no-progress", data=data)  # this run also catches the indexes up
+    assert r.returncode == 0, r.stderr + r.stdout
+    with open_store(data) as store:
+        acc.create_user(store, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    return data
+
+
+_demo: LiveServer | None = None
+_lock = threading.Lock()
+
+
+def demo_server() -> LiveServer:
+    """The shared server on the demo data (rate limits relaxed so tests do not trip them)."""
+    global _demo
+    with _lock:
+        if _demo is None:
+            root = Path(tempfile.mkdtemp(prefix="paperfeed-web-"))
+            data = build_demo_data(root)
+            _demo = start_server(data, rate_limit_scale=1000.0)
+            # wait for the search warm-up so tests see the real engine when it is installed
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                state = _demo.server.config.app.state.search  # type: ignore[union-attr]
+                if state._loaded:
+                    break
+                time.sleep(0.1)
+
+            def cleanup() -> None:
+                assert _demo is not None
+                _demo.stop()
+                shutil.rmtree(root, ignore_errors=True)
+
+            atexit.register(cleanup)
+        return _demo
+
+
+def find_paper_id(data_dir: Path, title: str) -> str:
+    with open_store(data_dir) as store:
+        row = store.conn.execute("SELECT id FROM papers WHERE title = ?", (title,)).fetchone()
+        assert row, title
+        return row[0]
