@@ -195,7 +195,8 @@ def compose_confirm(settings: Settings, sub: Subscription, period_key: str, now:
     links = Links.for_subscription(settings, sub)
     token = tokens.confirm_token(settings.secret_key, sub.id, sub.email_key)
     confirm_url = f"{settings.base_url}/subscriptions/confirm/{token}"
-    what = sub.describe().lower() if sub.kind == "trending" else sub.describe()
+    what = sub.describe()
+    what = what[0].lower() + what[1:]
     subject = "Confirm your paperfeed subscription"
     body = Markup(_env.get_template("confirm.html").render(what=what, email=sub.email, confirm_url=confirm_url))
     reason = f"This mail was sent to {sub.email} because the address was entered on paperfeed."

@@ -135,7 +135,7 @@ def confirm(store: Store, settings: Settings, token: str, now: dt.datetime | Non
 
 def _confirm_checked(store: Store, sub_id: int, key: str, now: dt.datetime) -> Subscription:
     sub = subs.get_subscription(store, sub_id)
-    if sub is None or sub.email_key != key:
+    if sub is None or not tokens.same_address(sub.email_key, key):
         raise tokens.TokenError("This confirmation link is for a subscription that no longer exists.")
     if sub.status == "unsubscribed":
         # an old confirmation mail must not undo a later unsubscribe
@@ -150,7 +150,7 @@ def confirm_email(store: Store, email: str, now: dt.datetime | None = None) -> l
     addr = clean_email(email)
     now = now or utcnow()
     pending = subs.list_subscriptions(store, email=addr, status="pending")
-    return [_confirm_checked(store, s.id, s.email_key, now) for s in pending]
+    return [_confirm_checked(store, s.id, tokens.address_digest(s.email_key), now) for s in pending]
 
 
 def unsubscribe(store: Store, settings: Settings, token: str, now: dt.datetime | None = None) -> Subscription:
@@ -158,7 +158,7 @@ def unsubscribe(store: Store, settings: Settings, token: str, now: dt.datetime |
     Raises TokenError."""
     sub_id, key = tokens.read_unsubscribe_token(settings.secret_key, token)
     sub = subs.get_subscription(store, sub_id)
-    if sub is None or sub.email_key != key:
+    if sub is None or not tokens.same_address(sub.email_key, key):
         raise tokens.TokenError("This unsubscribe link is for a subscription that no longer exists.")
     out = subs.unsubscribe(store, sub_id, iso(now or utcnow()))
     assert out is not None

@@ -176,6 +176,13 @@ def confirm_subscription(store: Store, sub_id: int, watermark_seq: int, now: str
                 (now, watermark_seq, now, sub_id),
             )
             c.execute("DELETE FROM mail_suppressions WHERE email_key=?", (sub.email_key,))
+        # confirmed by another route (the operator's CLI, an earlier mail): a
+        # confirmation mail still waiting to go out would only confuse
+        c.execute(
+            "UPDATE outbox SET status='cancelled', updated_at=? WHERE subscription_id=? AND kind='confirm' "
+            "AND status='pending'",
+            (now, sub_id),
+        )
         r = c.execute(f"SELECT {_COLS} FROM subscriptions WHERE id=?", (sub_id,)).fetchone()
         return _row(r)
 

@@ -1,0 +1,230 @@
+"""Subscribe form, confirmation and unsubscribe links, and the subscriptions page.
+
+The confirmation and unsubscribe links are signed tokens (paperfeed.digest.tokens):
+they work without logging in, and the token is what proves the request came from
+the mail, so these two POSTs need no CSRF token. That is required for
+unsubscribing: mail clients send the RFC 8058 one-click POST
+(`List-Unsubscribe=One-Click`) with no cookie and no form of ours. GET only shows
+a button, because mail scanners fetch every link in a mail and must not confirm
+or cancel anything by doing so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from paperfeed.config import Settings
+from paperfeed.digest import SubscriptionError, TokenError, flush_outbox
+from paperfeed.digest import confirm as do_confirm
+from paperfeed.digest import subscribe as do_subscribe
+from paperfeed.digest import unsubscribe as do_unsubscribe
+from paperfeed.digest.jobs import queue_confirmation
+from paperfeed.digest.tokens import read_confirm_token, read_unsubscribe_token
+from paperfeed.store import Store, open_store
+from paperfeed.store import outbox as ob
+from paperfeed.store import subscriptions as subs
+from paperfeed.store.accounts import User
+from paperfeed.web.deps import current_user, get_settings, get_store, rate_limit, require_user, verify_csrf
+from paperfeed.web.templating import render
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _send_queued(data_dir: Path, settings: Settings) -> None:
+    """After the response: try to deliver the confirmation mail now. If the mail
+    server is down it stays in the outbox and the next `digest send` retries it."""
+    try:
+        with open_store(data_dir) as store:
+            report = flush_outbox(store, settings)
+        if report.errors:
+            log.warning("confirmation mail deferred: %s", report.errors[0])
+    except Exception:  # noqa: BLE001 - a background task has nobody to report to but the log
+        log.exception("sending the confirmation mail failed")
+
+
+def _message(request: Request, title: str, message: str, status_code: int = 200, **extra: object) -> Response:
+    return render(request, "subscriptions/message.html", {"title": title, "message": message, **extra},
+                  status_code=status_code)  # fmt: skip
+
+
+def _form(request: Request, values: dict[str, str], error: str | None = None, status_code: int = 200) -> Response:
+    return render(request, "subscriptions/subscribe.html", {"v": values, "error": error}, status_code=status_code)
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_page(request: Request, q: str = "", user: User | None = Depends(current_user)) -> Response:
+    values = {
+        "email": user.email if user else "",
+        "kind": "alert" if q else "trending",
+        "period": "daily",
+        "query": q[:500],
+        "every": "daily",
+        "category": "",
+        "author": "",
+    }
+    return _form(request, values)
+
+
+@router.post("/subscribe", dependencies=[Depends(verify_csrf), Depends(rate_limit("subscribe", 10))])
+def subscribe_post(
+    request: Request,
+    background: BackgroundTasks,
+    email: str = Form(""),
+    kind: str = Form("trending"),
+    period: str = Form("daily"),
+    query: str = Form(""),
+    every: str = Form("daily"),
+    category: str = Form(""),
+    author: str = Form(""),
+    store: Store = Depends(get_store),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    values = {"email": email, "kind": kind, "period": period, "query": query, "every": every,
+              "category": category, "author": author}  # fmt: skip
+    # echo back at most what the fields allow, so a huge post is not reflected whole
+    shown = {k: v[:600] for k, v in values.items()}
+    try:
+        if kind == "trending":
+            result = do_subscribe(store, settings, email, trending=period)
+        elif kind == "alert":
+            result = do_subscribe(
+                store, settings, email, query=query, every=every, filters={"category": category, "author": author}
+            )
+        else:
+            raise SubscriptionError("Choose the trending digest or a search alert.")
+    except SubscriptionError as exc:
+        return _form(request, shown, str(exc), status_code=400)
+    if result.confirm_queued:
+        background.add_task(_send_queued, request.app.state.data_dir, settings)
+    sub = result.subscription
+    if sub.status == "active":
+        return _message(request, "Already subscribed", f"{sub.email} already receives: {sub.describe()}.")
+    return _message(
+        request,
+        "Check your inbox",
+        f"We sent a confirmation link to {sub.email}. Nothing else is sent until you click it.",
+        detail=sub.describe(),
+    )
+
+
+@router.get("/subscriptions/confirm/{token}", response_class=HTMLResponse)
+def confirm_page(request: Request, token: str, store: Store = Depends(get_store),
+                 settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    try:
+        sub_id, _ = read_confirm_token(settings.secret_key, token)
+    except TokenError as exc:
+        return _message(request, "Link not valid", str(exc), status_code=400)
+    sub = subs.get_subscription(store, sub_id)
+    if sub is None:
+        return _message(request, "Link not valid", "This subscription no longer exists.", status_code=404)
+    return render(request, "subscriptions/confirm.html", {"sub": sub, "token": token})
+
+
+@router.post("/subscriptions/confirm/{token}")
+def confirm_post(request: Request, token: str, store: Store = Depends(get_store),
+                 settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    try:
+        sub = do_confirm(store, settings, token)
+    except TokenError as exc:
+        return _message(request, "Link not valid", str(exc), status_code=400)
+    return _message(request, "Subscription confirmed", f"{sub.email} will receive: {sub.describe()}.",
+                    manage=True)  # fmt: skip
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, token: str, store: Store = Depends(get_store),
+                     settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    try:
+        sub_id, _ = read_unsubscribe_token(settings.secret_key, token)
+    except TokenError as exc:
+        return _message(request, "Link not valid", str(exc), status_code=400)
+    sub = subs.get_subscription(store, sub_id)
+    if sub is None:
+        return _message(request, "Link not valid", "This subscription no longer exists.", status_code=404)
+    return render(request, "subscriptions/unsubscribe.html", {"sub": sub, "token": token})
+
+
+@router.post("/unsubscribe/{token}")
+def unsubscribe_post(request: Request, token: str, store: Store = Depends(get_store),
+                     settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    """The button on the page above and the RFC 8058 one-click POST from mail clients."""
+    try:
+        sub = do_unsubscribe(store, settings, token)
+    except TokenError as exc:
+        return _message(request, "Link not valid", str(exc), status_code=400)
+    return _message(request, "Unsubscribed", f"{sub.email} will no longer receive: {sub.describe()}.",
+                    resubscribe=True)  # fmt: skip
+
+
+# ---- the signed-in user's page ---------------------------------------------
+
+
+def _own(store: Store, user: User, sub_id: int) -> subs.Subscription:
+    sub = subs.get_subscription(store, sub_id)
+    if sub is None or sub.email_key != user.email.lower():
+        raise HTTPException(status_code=404, detail="No such subscription for your address.")
+    return sub
+
+
+@router.get("/account/subscriptions", response_class=HTMLResponse)
+def account_page(request: Request, user: User = Depends(require_user), store: Store = Depends(get_store),
+                 flash: str = "") -> Response:  # fmt: skip
+    rows = []
+    for s in subs.list_subscriptions(store, email=user.email):
+        history = ob.list_rows(store, subscription_id=s.id, limit=10_000)
+        last = next((r for r in reversed(history) if r.kind != "confirm" and r.status == "sent"), None)
+        rows.append({"sub": s, "last_sent": last.sent_at if last else None,
+                     "sent": sum(1 for r in history if r.kind != "confirm" and r.status == "sent")})  # fmt: skip
+    ctx = {"rows": rows, "suppressed": subs.suppression(store, user.email), "email": user.email,
+           "flash": flash[:200] if flash in _FLASHES else ""}  # fmt: skip
+    return render(request, "subscriptions/account.html", ctx)
+
+
+_FLASHES = {"Unsubscribed.", "Updated.", "Confirmation mail sent: click its link to restart this subscription.",
+            "That change would duplicate another of your subscriptions."}  # fmt: skip
+
+
+def _back(flash: str) -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/account/subscriptions?flash={quote(flash)}", status_code=303)
+
+
+@router.post("/account/subscriptions/{sub_id}/unsubscribe", dependencies=[Depends(verify_csrf)])
+def account_unsubscribe(sub_id: int, user: User = Depends(require_user), store: Store = Depends(get_store)) -> Response:
+    sub = _own(store, user, sub_id)
+    subs.unsubscribe(store, sub.id, _now())
+    return _back("Unsubscribed.")
+
+
+@router.post("/account/subscriptions/{sub_id}/period", dependencies=[Depends(verify_csrf)])
+def account_period(sub_id: int, period: str = Form(""), user: User = Depends(require_user),
+                   store: Store = Depends(get_store)) -> Response:  # fmt: skip
+    sub = _own(store, user, sub_id)
+    if period not in ("daily", "weekly"):
+        raise HTTPException(status_code=400, detail="How often must be daily or weekly.")
+    if period != sub.period and not subs.set_period(store, sub.id, period, _now()):
+        return _back("That change would duplicate another of your subscriptions.")
+    return _back("Updated.")
+
+
+@router.post("/account/subscriptions/{sub_id}/resume", dependencies=[Depends(verify_csrf)])
+def account_resume(request: Request, background: BackgroundTasks, sub_id: int, user: User = Depends(require_user),
+                   store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    sub = _own(store, user, sub_id)
+    if sub.status == "unsubscribed":
+        sub, _ = subs.upsert_subscription(store, sub.email, sub.kind, sub.period, sub.query, sub.filters, _now())
+    if sub.status == "pending" and queue_confirmation(store, settings, sub, dt.datetime.now(dt.UTC)):
+        background.add_task(_send_queued, request.app.state.data_dir, settings)
+    return _back("Confirmation mail sent: click its link to restart this subscription.")
+
+
+def _now() -> str:
+    return subs.now_iso()
