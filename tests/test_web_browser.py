@@ -1,0 +1,239 @@
+"""The site in headless Chromium (Playwright), against the real server on 127.0.0.1.
+
+Every test saves screenshots to test-artifacts/ and fails on any browser console
+error or uncaught page error.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from webserver import LINKED_TITLE, LiveServer, demo_server
+
+from paperfeed.store import accounts as acc
+from paperfeed.store import open_store
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")
+
+
+@pytest.fixture(scope="module")
+def srv() -> LiveServer:
+    return demo_server()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Tab:
+    """A page that records console errors, so each test can assert there were none."""
+
+    def __init__(self, browser: object, srv: LiveServer, **context_args: object) -> None:
+        self.context = browser.new_context(base_url=srv.url, **context_args)  # type: ignore[attr-defined]
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == [], self.errors
+
+
+@pytest.fixture
+def tab(browser: object, srv: LiveServer) -> Iterator[Tab]:
+    t = Tab(browser, srv)
+    yield t
+    t.close()
+
+
+def test_daily_page_and_day_navigation(tab: Tab, srv: LiveServer) -> None:
+    page = tab.page
+    with open_store(srv.data_dir) as store:
+        dates = [d for d, _ in store.feed_dates()]
+    page.goto("/")
+    assert page.locator("h1").inner_text() == "Daily Papers"
+    assert page.get_by_role("link", name="Subscribe").first.get_attribute("href") == "/subscribe"
+    first_label = page.get_by_test_id("feed-date").inner_text()
+    assert page.locator("article.paper").count() > 0
+    tab.shot("daily")
+    # the abstract is collapsed until its summary is activated
+    details = page.locator("details.abstract").first
+    assert details.get_attribute("open") is None
+    details.locator("summary").click()
+    assert details.get_attribute("open") is not None
+    page.locator("nav.daynav a[rel=prev]").click()
+    page.wait_for_url(re.compile(rf"date={dates[1]}"))
+    assert page.get_by_test_id("feed-date").inner_text() != first_label
+    tab.shot("daily-previous-day")
+    page.locator("nav.daynav a[rel=next]").click()
+    page.wait_for_url(re.compile(rf"date={dates[0]}"))
+    assert page.get_by_test_id("feed-date").inner_text() == first_label
+    page.get_by_role("link", name="Week", exact=True).click()
+    assert page.get_by_test_id("feed-date").inner_text().startswith("Week of")
+    tab.shot("daily-week")
+    page.get_by_role("link", name="Month", exact=True).click()
+    tab.shot("daily-month")
+
+
+def test_search_effective_rank_and_open_a_paper_with_similar_papers(tab: Tab, srv: LiveServer) -> None:
+    page = tab.page
+    page.goto("/")
+    box = page.get_by_role("searchbox", name="Search papers")
+    box.fill("effective rank")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=effective\+rank"))
+    assert page.locator("#q").input_value() == "effective rank"
+    titles = page.locator("article.paper h2.title").all_inner_texts()
+    assert len(titles) >= 5
+    abstracts_hit = sum("effective rank" in t.lower() for t in page.locator("article.paper").all_inner_texts()[:5])
+    assert abstracts_hit >= 4
+    assert page.locator("article.paper mark").count() > 0
+    tab.shot("search-effective-rank")
+    page.locator("article.paper h2.title a").first.click()
+    page.wait_for_url(re.compile(r"/papers/[0-9a-f]+$"))
+    assert page.locator("h1.title").inner_text() == titles[0]
+    assert page.get_by_role("heading", name="Similar papers").is_visible()
+    tab.shot("paper")
+    engine = srv.server.config.app.state.search.status()["engine"]  # type: ignore[attr-defined]
+    if engine == "fallback":
+        pytest.skip("the dense index (paperfeed.search) is not installed, so there are no similar papers")
+    similar = page.locator("section.similar li a")
+    assert similar.count() >= 3
+    assert titles[0] not in similar.all_inner_texts()
+
+
+def test_sign_up_log_in_upvote_and_undo(browser: object, srv: LiveServer) -> None:
+    tab = Tab(browser, srv)
+    page = tab.page
+    email = f"b{uuid.uuid4().hex[:8]}@example.org"
+    password = "browser-pass-42"
+    page.goto("/signup")
+    tab.shot("signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(re.compile(r"/$"))
+    assert email in page.locator("header").inner_text()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/$"))
+    assert email not in page.locator("header").inner_text()
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    assert email in page.locator("header").inner_text()
+
+    with open_store(srv.data_dir) as store:
+        pid = store.conn.execute("SELECT id FROM papers WHERE title = ?", (LINKED_TITLE,)).fetchone()[0]
+        before = acc.vote_counts(store, [store.get_paper(pid).rowid]).get(store.get_paper(pid).rowid, 0)
+    page.goto(f"/papers/{pid}")
+    count = page.locator(".head .vote .count")
+    assert int(count.inner_text()) == before
+    page.get_by_role("button", name=re.compile(r"^Upvote")).click()
+    page.wait_for_load_state()
+    assert int(count.inner_text()) == before + 1
+    tab.shot("paper-upvoted")
+    page.get_by_role("button", name=re.compile(r"^Undo your vote")).click()
+    page.wait_for_load_state()
+    assert int(count.inner_text()) == before
+    tab.close()
+
+
+def test_subscribe_from_the_header(tab: Tab) -> None:
+    page = tab.page
+    page.goto("/")
+    page.get_by_role("link", name="Get trending papers in your email inbox!").click()
+    page.wait_for_url(re.compile(r"/subscribe$"))
+    tab.shot("subscribe")
+    page.locator("form[action='/subscribe'] input[name=email]").fill(f"s{uuid.uuid4().hex[:8]}@example.org")
+    page.locator("form[action='/subscribe'] button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "Check your inbox" in page.locator("main").inner_text()
+    tab.shot("subscribe-done")
+
+
+def test_reading_and_searching_work_without_javascript(browser: object, srv: LiveServer) -> None:
+    tab = Tab(browser, srv, java_script_enabled=False)
+    page = tab.page
+    page.goto("/")
+    assert page.locator("article.paper").count() > 0
+    page.locator("details.abstract summary").first.click()
+    assert page.locator("details.abstract").first.get_attribute("open") is not None
+    page.get_by_role("searchbox", name="Search papers").fill("weighting vectors")
+    page.get_by_role("searchbox", name="Search papers").press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=weighting"))
+    assert page.locator("article.paper").count() > 0
+    page.locator("article.paper h2.title a").first.click()
+    assert page.locator("h2#abs-h").is_visible()
+    tab.shot("nojs-paper")
+    tab.close()
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: object, srv: LiveServer) -> None:
+    tab = Tab(browser, srv, viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = tab.page
+    for path, name in [("/", "phone-daily"), ("/search?q=effective+rank", "phone-search"), ("/trending", "phone-trending"),
+                       ("/login", "phone-login")]:  # fmt: skip
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (path, overflow)
+        tab.shot(name)
+    tab.close()
+
+
+def test_keyboard_navigation(tab: Tab) -> None:
+    page = tab.page
+    page.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("location.hash") == "#main"
+    # tab onwards from the main area until an abstract's summary has focus, then open it with Enter
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.tagName") == "SUMMARY":
+            break
+    else:
+        pytest.fail("no abstract summary is reachable with Tab")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.parentElement.open") is True
+    focused_outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused_outline != "none"
+    tab.shot("keyboard")
+
+
+def test_trending_and_empty_states(tab: Tab) -> None:
+    page = tab.page
+    for period in ("day", "week", "month"):
+        page.goto(f"/trending?period={period}")
+        assert page.locator("h1").inner_text() == "Trending papers"
+        current = page.locator("nav.daynav a[aria-current=page]").inner_text()
+        assert current == {"day": "Today", "week": "This week", "month": "This month"}[period]
+    tab.shot("trending")
+    page.goto("/?date=1999-01-01")
+    assert "No papers that day" in page.locator("main").inner_text()
+    tab.shot("empty-day")
+    page.goto("/search?q=qqqzzzxxj")
+    assert "No results for" in page.locator("main").inner_text()
+    tab.shot("empty-search")
