@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -17,9 +18,8 @@ from paperfeed.web.searching import QueryProblem
 router = APIRouter(prefix="/api", tags=["papers"])
 health_router = APIRouter(tags=["health"])
 
-DatePattern = r"^\d{4}-\d{2}-\d{2}$"
 PaperId = Annotated[str, Path(min_length=1, max_length=64, description="The paper's public id")]
-DateQ = Annotated[str | None, Query(pattern=DatePattern, description="YYYY-MM-DD")]
+DateQ = Annotated[dt.date | None, Query(description="YYYY-MM-DD")]
 
 
 class ErrorOut(BaseModel):
@@ -102,15 +102,11 @@ def paper_out(request: Request, p: Paper, votes: int = 0) -> PaperOut:
     )  # fmt: skip
 
 
-def _check_range(since: str | None, until: str | None) -> None:
-    import datetime as dt
+def _iso(d: dt.date | None) -> str | None:
+    return d.isoformat() if d else None
 
-    for name, v in (("since", since), ("until", until)):
-        if v:
-            try:
-                dt.date.fromisoformat(v)
-            except ValueError:
-                raise HTTPException(status_code=422, detail=f"{name}: {v!r} is not a calendar date") from None
+
+def _check_range(since: dt.date | None, until: dt.date | None) -> None:
     if since and until and since > until:
         raise HTTPException(status_code=400, detail="since is after until")
 
@@ -127,12 +123,11 @@ def api_papers(
     store: Store = Depends(get_store),
 ) -> PaperList:
     """`date` lists one day (default: the latest day with papers); `since`/`until` list a range instead."""
-    _check_range(date, None)
     _check_range(since, until)
     if since or until:
-        lo, hi, shown = since or "0000-01-01", until or "9999-12-31", None
+        lo, hi, shown = _iso(since) or "0000-01-01", _iso(until) or "9999-12-31", None
     else:
-        shown = date or acc.latest_feed_date(store)
+        shown = _iso(date) or acc.latest_feed_date(store)
         if shown is None:
             return PaperList(date=None, total=0, limit=limit, offset=offset, papers=[])
         lo = hi = shown
@@ -187,7 +182,7 @@ def api_search(
     _check_range(since, until)
     try:
         result = request.app.state.search.search(
-            store, q, limit=limit, offset=offset, since=since, until=until,
+            store, q, limit=limit, offset=offset, since=_iso(since), until=_iso(until),
             category=category or None, author=author or None,
         )  # fmt: skip
     except QueryProblem as exc:

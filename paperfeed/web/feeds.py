@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
+from paperfeed.web.api import ErrorOut
 from paperfeed.web.deps import get_settings, get_store
 from paperfeed.web.searching import QueryProblem
 
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/feeds", tags=["feeds"])
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM = "application/atom+xml; charset=utf-8"
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-DateQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+DateQ = Annotated[dt.date | None, Query(description="YYYY-MM-DD")]
 
 ET.register_namespace("", ATOM_NS)
 
@@ -87,21 +88,16 @@ def atom(
     return Response(body, media_type=ATOM)
 
 
-@router.get("/daily.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+@router.get("/daily.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}, 422: {"model": ErrorOut, "description": "Invalid parameter"}})
 def daily_feed(request: Request, date: DateQ = None, store: Store = Depends(get_store)) -> Response:
     """The papers of one day (default: the latest day with papers), most voted first."""
-    if date:
-        try:
-            dt.date.fromisoformat(date)
-        except ValueError:
-            raise HTTPException(status_code=422, detail=f"date: {date!r} is not a calendar date") from None
-    day = date or acc.latest_feed_date(store)
+    day = date.isoformat() if date else acc.latest_feed_date(store)
     papers = [p for p, _ in acc.list_range(store, day, day, limit=500)] if day else []
     return atom(request, f"Daily Papers{' · ' + day if day else ''}", "/feeds/daily.atom" + (f"?date={day}" if date else ""),
                 "/" + (f"?date={day}" if day else ""), papers)  # fmt: skip
 
 
-@router.get("/trending.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+@router.get("/trending.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}, 422: {"model": ErrorOut, "description": "Invalid parameter"}})
 def trending_feed(
     request: Request, period: Literal["day", "week", "month"] = "week", store: Store = Depends(get_store)
 ) -> Response:
@@ -110,7 +106,11 @@ def trending_feed(
                 f"/trending?period={period}", [p for p, _, _ in items])  # fmt: skip
 
 
-@router.get("/search.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
+@router.get(
+    "/search.atom", response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}}, 400: {"model": ErrorOut, "description": "Bad query"},
+               422: {"model": ErrorOut, "description": "Invalid parameter"}},
+)  # fmt: skip
 def search_feed(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=500)],
@@ -124,10 +124,13 @@ def search_feed(
     """A saved search as a feed: put this URL in a feed reader."""
     try:
         result = request.app.state.search.search(
-            store, q, limit=limit, since=since, until=until, category=category or None, author=author or None
+            store, q, limit=limit, since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None, category=category or None, author=author or None,
         )
     except QueryProblem as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
+    if since and until and since > until:
+        raise HTTPException(status_code=400, detail="since is after until")
     params = {k: v for k, v in {"q": q, "since": since, "until": until, "category": category,
                                 "author": author}.items() if v}  # fmt: skip
     qs = urlencode(params)
