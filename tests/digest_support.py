@@ -115,6 +115,15 @@ class SmtpSink:
                     raise TimeoutError(f"only {len(self.handler.started)} messages started")
                 self.handler.started_event.wait(left)
 
+    def wait_to(self, address: str, n: int = 1, timeout: float = 30) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.to(address)
+            if len(got) >= n:
+                return got
+            time.sleep(0.02)
+        raise TimeoutError(f"expected {n} messages to {address}, got {len(self.to(address))}")
+
     def wait_for(self, n: int, timeout: float = 30) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,7 +17,6 @@ from paperfeed.digest import (
     SubscriptionError,
     TokenError,
     confirm,
-    confirm_email,
     send_digests,
     subscribe,
     unsubscribe,

@@ -188,7 +188,8 @@ def account_page(request: Request, user: User = Depends(require_user), store: St
 
 
 _FLASHES = {"Unsubscribed.", "Updated.", "Confirmation mail sent: click its link to restart this subscription.",
-            "That change would duplicate another of your subscriptions."}  # fmt: skip
+            "That change would duplicate another of your subscriptions.",
+            "A confirmation mail was sent a few minutes ago: click its link."}  # fmt: skip
 
 
 def _back(flash: str) -> Response:
@@ -221,7 +222,9 @@ def account_resume(request: Request, background: BackgroundTasks, sub_id: int, u
     sub = _own(store, user, sub_id)
     if sub.status == "unsubscribed":
         sub, _ = subs.upsert_subscription(store, sub.email, sub.kind, sub.period, sub.query, sub.filters, _now())
-    if sub.status == "pending" and queue_confirmation(store, settings, sub, dt.datetime.now(dt.UTC)):
+    if sub.status == "pending":
+        if not queue_confirmation(store, settings, sub, dt.datetime.now(dt.UTC)):
+            return _back("A confirmation mail was sent a few minutes ago: click its link.")
         background.add_task(_send_queued, request.app.state.data_dir, settings)
     return _back("Confirmation mail sent: click its link to restart this subscription.")
 
