@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
@@ -67,10 +68,15 @@ class SiteMiddleware:
         path = scope.get("path", "")
         csp = DOCS_CSP if path in ("/docs", "/redoc") else CSP
 
+        t0 = time.perf_counter()
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                # server time up to the first byte, for `paperfeed bench web` and browser dev tools
+                dur = (time.perf_counter() - t0) * 1000
                 headers += [
+                    (b"server-timing", f"app;dur={dur:.2f}".encode()),
                     (b"content-security-policy", csp.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),

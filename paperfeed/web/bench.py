@@ -1,0 +1,226 @@
+"""`paperfeed bench web`: server time of the daily and search pages, and a load run.
+
+The server is the real `paperfeed serve` in a subprocess on 127.0.0.1; server
+time is read from the Server-Timing header the site sets (time to the first
+byte inside the app, so the client's own overhead is not counted). The load run
+is an asyncio + httpx generator in this process: N clients, each with its own
+connection, requesting a mix of pages back to back for a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+QUERIES = ["effective rank", "weighting vectors", "importance reweighting", "quantization of vision transformers",
+           "sample reweighting for language model pretraining", "neural architecture search"]  # fmt: skip
+_TIMING = re.compile(r"app;dur=([0-9.]+)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _server_ms(r: httpx.Response) -> float | None:
+    m = _TIMING.search(r.headers.get("server-timing", ""))
+    return float(m.group(1)) if m else None
+
+
+def _prepare_demo(root: Path) -> Path:
+    data = root / "data"
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "ingest", "--demo", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise click.ClickException(f"demo ingest failed: {r.stderr[-2000:]}")
+    return data
+
+
+def _start_server(data: Path, port: int, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        try:
+            last = httpx.get(f"{base}/healthz", timeout=5).json()
+            if last.get("index", {}).get("loaded"):
+                return last
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise click.ClickException(f"server not ready after {timeout:.0f}s: {last}")
+
+
+def _measure(client: httpx.Client, urls: list[str], n: int) -> dict[str, float]:
+    server, wall = [], []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = client.get(urls[i % len(urls)])
+        wall.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise click.ClickException(f"{urls[i % len(urls)]} returned {r.status_code}")
+        ms = _server_ms(r)
+        if ms is not None:
+            server.append(ms)
+    return {
+        "n": n,
+        "server_p50_ms": round(_percentile(server, 50), 2),
+        "server_p95_ms": round(_percentile(server, 95), 2),
+        "wall_p50_ms": round(_percentile(wall, 50), 2),
+        "wall_p95_ms": round(_percentile(wall, 95), 2),
+    }
+
+
+async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    ok = errors = 0
+    codes: dict[int, int] = {}
+    latencies: list[float] = []
+    failures: list[str] = []
+    stop_at = time.monotonic() + seconds
+
+    async def worker(seed: int) -> None:
+        nonlocal ok, errors
+        rng = random.Random(seed)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
+            while time.monotonic() < stop_at:
+                url = rng.choice(urls)
+                t0 = time.perf_counter()
+                try:
+                    r = await c.get(url)
+                except httpx.HTTPError as exc:
+                    errors += 1
+                    if len(failures) < 5:
+                        failures.append(f"{url}: {type(exc).__name__}: {exc}")
+                    continue
+                latencies.append((time.perf_counter() - t0) * 1000)
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    ok += 1
+                else:
+                    errors += 1
+                    if len(failures) < 5:
+                        failures.append(f"{url}: HTTP {r.status_code}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    elapsed = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": ok + errors,
+        "ok": ok,
+        "errors": errors,
+        "status_codes": {str(k): v for k, v in sorted(codes.items())},
+        "requests_per_s": round((ok + errors) / elapsed, 1),
+        "latency_p50_ms": round(_percentile(latencies, 50), 1),
+        "latency_p95_ms": round(_percentile(latencies, 95), 1),
+        "latency_max_ms": round(max(latencies, default=0), 1),
+        "failures": failures,
+    }
+
+
+@click.command("web")
+@click.option("--use-data", is_flag=True,
+              help="Benchmark the --data directory as it is (default: a fresh copy of the demo seed corpus).")  # fmt: skip
+@click.option("--requests", "n", type=click.IntRange(10, 100_000), default=200, show_default=True,
+              help="Sequential requests per page for the server-time figures.")  # fmt: skip
+@click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--seconds", type=click.FloatRange(1, 600), default=15, show_default=True, help="Load run length.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Server worker processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_obj
+def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+    """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
+    tmp = None
+    if use_data:
+        data = Path(obj.data_dir)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-web-"))
+        click.echo("preparing the demo corpus (ingest + index)...", err=True)
+        data = _prepare_demo(tmp)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_server(data, port, workers)
+    try:
+        health = _wait_ready(base, proc)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            feed = c.get("/api/papers", params={"limit": 20}).json()
+            paper_ids = [p["id"] for p in feed["papers"]] or ["none"]
+            daily = ["/"]
+            searches = [f"/search?q={q.replace(' ', '+')}" for q in QUERIES]
+            # warm every worker: caches, the model's first batches, SQLite pages
+            for _ in range(10 * workers):
+                for u in daily + searches:
+                    c.get(u)
+            results: dict[str, Any] = {
+                "corpus_papers": health.get("store", {}).get("papers"),
+                "search_engine": health.get("index", {}).get("engine"),
+                "workers": workers,
+                "daily_page": _measure(c, daily, n),
+                "search_page": _measure(c, searches, n),
+                "paper_page": _measure(c, [f"/papers/{i}" for i in paper_ids], n),
+            }
+        mix = daily * 4 + searches + [f"/papers/{i}" for i in paper_ids[:5]] + ["/trending", "/api/papers?limit=20",
+               "/api/search?q=effective+rank&limit=10", "/feeds/daily.atom"]  # fmt: skip
+        results["load"] = asyncio.run(_load(base, mix, clients, seconds))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if as_json:
+        click.echo(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(f"corpus: {results['corpus_papers']} papers, search engine: {results['search_engine']}, "
+                   f"workers: {workers}")  # fmt: skip
+        for name in ("daily_page", "search_page", "paper_page"):
+            r = results[name]
+            click.echo(f"{name:12s} server p50 {r['server_p50_ms']:7.2f} ms  p95 {r['server_p95_ms']:7.2f} ms   "
+                       f"(client wall p50 {r['wall_p50_ms']:.2f} / p95 {r['wall_p95_ms']:.2f} ms, n={r['n']})")  # fmt: skip
+        ld = results["load"]
+        click.echo(f"load: {ld['clients']} clients for {ld['seconds']} s: {ld['requests']} requests, "
+                   f"{ld['requests_per_s']} req/s, errors {ld['errors']}, latency p50 {ld['latency_p50_ms']} ms "
+                   f"p95 {ld['latency_p95_ms']} ms max {ld['latency_max_ms']} ms, codes {ld['status_codes']}")  # fmt: skip
+        for f in ld["failures"]:
+            click.echo(f"  failure: {f}")
+    if results["load"]["errors"]:
+        sys.exit(1)
