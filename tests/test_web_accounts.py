@@ -1,0 +1,117 @@
+"""Accounts, sessions, votes and the trending formula, on a real SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from paperfeed.models import Paper
+from paperfeed.store import Store, open_store
+from paperfeed.store import accounts as acc
+
+NOW = dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Store:
+    s = open_store(data_dir)
+    days = ["2025-06-15", "2025-06-14", "2025-06-10", "2025-05-01"]
+    s.upsert_papers([Paper(title=f"Paper on day {d}", abstract="x", feed_date=d, sources=["csv"]) for d in days])
+    yield s
+    s.close()
+
+
+def _paper(store: Store, day: str) -> Paper:
+    return next(p for p in store.list_papers(limit=100) if p.feed_date == day)
+
+
+def _votes(store: Store, paper: Paper, n: int, at: dt.datetime) -> None:
+    for i in range(n):
+        u = acc.create_user(store, f"v{paper.rowid}-{i}-{at.timestamp():.0f}@example.org", "password-123")
+        acc.vote(store, u.id, paper.rowid)
+        with store.write() as c:
+            c.execute("UPDATE votes SET created_at = ? WHERE user_id = ?", (at.strftime("%Y-%m-%dT%H:%M:%SZ"), u.id))
+
+
+def test_trending_follows_the_documented_formula(store: Store) -> None:
+    fresh, day_old, week_old = _paper(store, "2025-06-15"), _paper(store, "2025-06-14"), _paper(store, "2025-06-10")
+    _votes(store, fresh, 2, NOW - dt.timedelta(hours=1))
+    _votes(store, day_old, 5, NOW - dt.timedelta(hours=2))
+    _votes(store, week_old, 9, NOW - dt.timedelta(hours=3))
+    ranked = acc.trending(store, "week", limit=10, offset=0, now=NOW)
+    for p, votes, score in ranked:
+        age = (NOW - dt.datetime.fromisoformat(p.feed_date).replace(tzinfo=dt.UTC)).total_seconds() / 3600
+        assert score == pytest.approx(votes / (age + 2) ** 1.8)
+    scores = [s for _, _, s in ranked]
+    assert scores == sorted(scores, reverse=True)
+    # age outweighs raw votes: 2 votes today beat 9 votes on a five-day-old paper
+    assert [p.rowid for p, _, _ in ranked] == [fresh.rowid, day_old.rowid, week_old.rowid]
+    assert [v for _, v, _ in ranked] == [2, 5, 9]
+    assert acc.trending(store, "week", limit=1, offset=1, now=NOW)[0][0].rowid == day_old.rowid
+
+
+def test_trending_counts_only_votes_inside_the_period(store: Store) -> None:
+    old = _paper(store, "2025-05-01")
+    recent = _paper(store, "2025-06-14")
+    _votes(store, old, 4, NOW - dt.timedelta(days=20))
+    _votes(store, recent, 1, NOW - dt.timedelta(days=3))
+    assert acc.trending(store, "day", now=NOW) == []
+    assert [p.rowid for p, _, _ in acc.trending(store, "week", now=NOW)] == [recent.rowid]
+    month = acc.trending(store, "month", now=NOW)
+    assert {p.rowid: v for p, v, _ in month} == {recent.rowid: 1, old.rowid: 4}
+    with pytest.raises(ValueError, match="period"):
+        acc.trending(store, "year", now=NOW)
+
+
+def test_hidden_papers_leave_trending_and_lists(store: Store) -> None:
+    p = _paper(store, "2025-06-15")
+    _votes(store, p, 1, NOW)
+    admin = acc.create_user(store, "admin@example.org", "password-123", is_admin=True)
+    assert acc.set_paper_hidden(store, p.id, True, by_user=admin.id)
+    assert acc.trending(store, "week", now=NOW) == []
+    assert p.rowid not in [q.rowid for q, _ in acc.list_range(store, "2025-01-01", "2025-12-31")]
+    assert acc.latest_feed_date(store) == "2025-06-14"
+    log = store.conn.execute("SELECT action, user_id FROM moderation_log").fetchall()
+    assert [tuple(r) for r in log] == [("hide", admin.id)]
+
+
+def test_one_vote_per_user_and_undo(store: Store) -> None:
+    p = _paper(store, "2025-06-14")
+    u = acc.create_user(store, "a@example.org", "password-123")
+    assert acc.vote(store, u.id, p.rowid) is True
+    assert acc.vote(store, u.id, p.rowid) is False
+    assert acc.vote_counts(store, [p.rowid]) == {p.rowid: 1}
+    assert acc.user_voted(store, u.id, [p.rowid]) == {p.rowid}
+    assert acc.unvote(store, u.id, p.rowid) is True
+    assert acc.unvote(store, u.id, p.rowid) is False
+    assert acc.vote_counts(store, [p.rowid]) == {}
+
+
+def test_passwords_and_sessions(store: Store) -> None:
+    u = acc.create_user(store, "Mixed.Case@Example.org", "s3cret-password")
+    assert acc.authenticate(store, "mixed.case@example.org", "s3cret-password") == u
+    assert acc.authenticate(store, "mixed.case@example.org", "wrong-password") is None
+    assert acc.authenticate(store, "nobody@example.org", "s3cret-password") is None
+    with pytest.raises(acc.AccountError, match="already exists"):
+        acc.create_user(store, "MIXED.case@example.org", "another-password")
+    with pytest.raises(acc.AccountError, match="valid email"):
+        acc.create_user(store, "not-an-email", "another-password")
+    token = acc.create_session(store, u.id)
+    assert acc.session_user(store, token) == u
+    assert acc.session_user(store, token + "x") is None
+    expired = acc.create_session(store, u.id, days=-1)
+    assert acc.session_user(store, expired) is None
+    stored = store.conn.execute("SELECT token_hash FROM sessions").fetchall()
+    assert token not in {r[0] for r in stored}  # only hashes are stored
+    acc.delete_session(store, token)
+    assert acc.session_user(store, token) is None
+
+
+def test_daily_navigation_helpers(store: Store) -> None:
+    assert acc.latest_feed_date(store) == "2025-06-15"
+    assert acc.prev_feed_date(store, "2025-06-14") == "2025-06-10"
+    assert acc.next_feed_date(store, "2025-06-10") == "2025-06-14"
+    assert acc.prev_feed_date(store, "2025-05-01") is None
+    assert acc.count_range(store, "2025-06-01", "2025-06-30") == 3
