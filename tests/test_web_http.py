@@ -6,9 +6,12 @@ import html
 import re
 import uuid
 import xml.etree.ElementTree as ET
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from webserver import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -458,3 +461,22 @@ def test_login_is_rate_limited_per_client(srv: LiveServer) -> None:
             signup(c)
     finally:
         limited.stop()
+
+
+# ---- fuzzing the HTML pages (schemathesis covers the API) ----------------------------------------
+
+_odd_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(q=_odd_text, date=_odd_text, page=_odd_text, view=st.sampled_from(["day", "week", "month", "x"]),
+       path=st.sampled_from(["/", "/search", "/trending", "/papers/{}", "/papers/{}/bibtex", "/login"]))  # fmt: skip
+def test_pages_never_fail_on_odd_input(srv: LiveServer, q: str, date: str, page: str, view: str, path: str) -> None:
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        url = path.format(quote(q, safe="") or "x")
+        r = c.get(url, params={"q": q, "date": date, "since": date, "page": page, "view": view, "period": view,
+                               "next": q, "category": q, "author": q})  # fmt: skip
+    assert r.status_code in (200, 400, 404, 422), (url, r.status_code)
+    assert "Traceback" not in r.text
+    if q and len(q) > 3 and "<" in q:
+        assert q not in r.text  # anything with markup comes back escaped

@@ -1,0 +1,56 @@
+"""`paperfeed users` and `paperfeed serve`, run as real commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from conftest import run_cli
+
+
+def test_users_create_and_list(data_dir: Path) -> None:
+    r = run_cli("users", "create", "Boss@Example.org", "--password-stdin", "--admin", data=data_dir,
+                input="a long enough password\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "created Boss@Example.org (admin)" in r.stdout
+    r = run_cli("users", "create", "boss@example.org", "--password-stdin", data=data_dir, input="another password\n")
+    assert r.returncode == 1 and "already exists" in r.stderr
+    r = run_cli("users", "create", "short@example.org", "--password-stdin", data=data_dir, input="short\n")
+    assert r.returncode == 1 and "at least 8" in r.stderr
+    r = run_cli("users", "create", "reader@example.org", "--password-stdin", data=data_dir, input="reader password\n")
+    assert r.returncode == 0
+    listed = run_cli("users", "list", data=data_dir).stdout.splitlines()
+    assert [line.split("\t")[1:3] for line in listed] == [["Boss@Example.org", "admin"], ["reader@example.org", "user"]]
+
+
+def test_serve_starts_and_answers(data_dir: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert r.status_code == 200 and "No papers yet" in r.text
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        assert health["store"]["ok"] is True and health["store"]["papers"] == 0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert "serving" in proc.stderr.read()
