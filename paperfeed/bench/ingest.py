@@ -1,0 +1,101 @@
+"""`paperfeed bench ingest`: arXiv-snapshot import throughput and memory.
+
+The import runs as `paperfeed ingest` in a child process, so its peak RSS is
+the importer's alone: the generator, this process's imports and any earlier
+phase do not count towards it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+
+from paperfeed.bench.synth import write_arxiv_jsonl
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _poll_rss(pid: int, peak: list[int], stop: threading.Event) -> None:
+    """Peak RSS of the child and its descendants, sampled; a cross-check of ru_maxrss."""
+    try:
+        proc = psutil.Process(pid)
+        while not stop.wait(0.1):
+            procs = [proc, *proc.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()))
+    except psutil.Error:
+        return
+
+
+def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool = False) -> dict:
+    """Run `paperfeed ingest` on `path` in a child process; return its report, wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "ingest", str(path),
+           "--format", fmt, "--json", "--no-progress"]  # fmt: skip
+    if not index:
+        cmd.append("--no-index")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    peak = [0]
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll_rss, args=(proc.pid, peak, stop), daemon=True)
+    poller.start()
+    out, err = proc.communicate()
+    wall = time.monotonic() - started
+    stop.set()
+    poller.join()
+    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far (KiB on Linux);
+    # it is exact only if this child is the largest, so take the poll too
+    maxrss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"ingest failed (exit {proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    report = orjson.loads(out.splitlines()[-1])
+    rss = max(peak[0] / 2**20, maxrss_kib / 1024 if maxrss_kib > before else 0.0)
+    return {"report": report, "wall_s": wall, "peak_rss_mb": rss}
+
+
+def bench_ingest(
+    records: int = 1_000_000,
+    file: Path | None = None,
+    seed: int = 0,
+    workdir: Path | None = None,
+    progress: bool = False,
+) -> dict:
+    """Generate (or take) an arXiv-format file and time its import into a fresh data dir."""
+    with tempfile.TemporaryDirectory(prefix="paperfeed-bench-", dir=workdir) as tmp:
+        tmp_path = Path(tmp)
+        gen_s = 0.0
+        if file is None:
+            file = tmp_path / "arxiv-synthetic.jsonl"
+            t0 = time.monotonic()
+            write_arxiv_jsonl(file, records, seed, progress=progress)
+            gen_s = time.monotonic() - t0
+        data_dir = tmp_path / "data"
+        run = run_ingest_child(data_dir, file)
+        rep = run["report"]
+        n = rep["added"] + rep["updated"] + rep["unchanged"] + rep["rejected"]
+        return {
+            "records": n,
+            "file_bytes": file.stat().st_size,
+            "generate_s": round(gen_s, 2),
+            "added": rep["added"],
+            "rejected": rep["rejected"],
+            "ingest_s": rep["seconds"],
+            "wall_s": round(run["wall_s"], 2),
+            # the importer's own clock: file open to last commit, without interpreter start-up
+            "records_per_s": round(n / rep["seconds"]) if rep["seconds"] else None,
+            "wall_records_per_s": round(n / run["wall_s"]) if run["wall_s"] else None,
+            "peak_rss_mb": round(run["peak_rss_mb"], 1),
+            "db_bytes": _dir_bytes(data_dir),
+            "cpu_count": os.cpu_count(),
+        }
