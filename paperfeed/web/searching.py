@@ -219,7 +219,11 @@ class SearchService:
         hits = []
         for h in hits_raw:
             paper = getattr(h, "paper", None)
-            if paper is None:
+            if paper is None and isinstance(getattr(h, "rowid", None), int):
+                found = store.get_by_rowids([h.rowid])
+                paper = found[0] if found else None
+            # an index that lags behind a moderator must still not show a hidden paper
+            if paper is None or paper.hidden:
                 continue
             snippet = getattr(h, "snippet", None) or str(escape(paper.abstract[:320]))
             hits.append(Hit(paper=paper, score=float(getattr(h, "score", 0.0)), snippet=safe_snippet(snippet)))
