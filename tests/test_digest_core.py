@@ -466,3 +466,34 @@ def test_hostile_and_huge_text_is_mailed_safely(tmp_path: Path, smtp: SmtpSink) 
         assert "&lt;b&gt;Eve&lt;/b&gt;" in html and "et al. (31 authors)" in text
         assert len(smtp.received[0].data) < 40_000  # the first lines of the abstract, not 200 kB
         assert all(len(line) <= 998 for line in smtp.received[0].data.split(b"\r\n"))
+
+
+def test_non_ascii_query_and_idn_address(tmp_path: Path, smtp: SmtpSink) -> None:
+    settings = make_settings(tmp_path, smtp)
+    with open_store(tmp_path) as store:
+        sub = active(store, settings, "Lea@Bücher.Example", query="naïve Bayes", every="weekly")
+        assert sub.email == "Lea@xn--bcher-kva.example"  # the domain in its ASCII form, for SMTP
+        store.upsert_papers([Paper(title="Naïve Bayes, revisited — 再訪", abstract="naïve bayes 🧪",
+                                   sources=["x"], ext_ids={"x": "1"})])  # fmt: skip
+        smtp.reset()
+        assert send_digests(store, settings).sent == 1
+        [m] = smtp.received
+        assert m.rcpt_tos == ["Lea@xn--bcher-kva.example"]
+        assert m.msg["Subject"] == '1 new paper for "naïve Bayes"'
+        assert b"=?utf-8?" in m.data.split(b"\r\n\r\n", 1)[0]  # RFC 2047 in the raw header
+        text, html = parts(m.msg)
+        assert "Naïve Bayes, revisited — 再訪" in text and "Naïve Bayes, revisited — 再訪" in html
+
+
+def test_bench_mail_command_runs_small(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from paperfeed.digest.bench import bench_mail
+
+    r = CliRunner().invoke(bench_mail, ["--mails", "20", "--papers", "402", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    [res] = json.loads(r.output)
+    assert res["sent"] == res["received_by_sink"] == res["composed"] == 20
+    assert res["mails_per_s"] > 0 and res["peak_rss_mb"] > 0

@@ -216,6 +216,9 @@ def _compose_period(
     key = period_key(period, now)
     upto = store.max_seq()
     trending_block: compose.PaperBlock | None = None
+    matcher = matching.AlertMatcher(store)
+    # alerts for the same query over the same window list the same papers: render once
+    blocks: dict[tuple, compose.PaperBlock] = {}
     after_id = 0
     while True:
         batch = subs.due_subscriptions(store, period, key, after_id=after_id, limit=COMPOSE_BATCH)
@@ -237,7 +240,7 @@ def _compose_period(
                 subject, msg = compose.compose_trending(settings, sub, key, trending_block, now)
                 rows.append((sub, subject, msg, trending_block.count, None))
             else:
-                papers = matching.alert_papers(store, sub.query, sub.filters, sub.watermark_seq, upto, ALERT_SIZE + 1)
+                papers = matcher.match(sub.query, sub.filters, sub.watermark_seq, upto, ALERT_SIZE + 1)
                 if not papers:
                     # nothing new matched: no mail, but these papers are done with
                     report.empty += 1
@@ -250,7 +253,13 @@ def _compose_period(
                     from urllib.parse import urlencode
 
                     more = f"{settings.base_url}/search?{urlencode({'q': sub.query})}"
-                block = compose.paper_block(settings, [(p, None) for p in papers], more, "More results on paperfeed")
+                block_key = (tuple(p.rowid for p in papers), more)
+                block = blocks.get(block_key)
+                if block is None:
+                    block = compose.paper_block(settings, [(p, None) for p in papers], more, "More results on paperfeed")
+                    if len(blocks) > 1000:
+                        blocks.clear()
+                    blocks[block_key] = block
                 subject, msg = compose.compose_alert(settings, sub, key, block, now)
                 rows.append((sub, subject, msg, block.count, upto))
         if dry is not None:

@@ -36,15 +36,22 @@ def trending_papers(store: Store, period: str, limit: int) -> list[tuple[Paper, 
     return [(p, None) for p in store.list_papers(order="newest", limit=limit)]
 
 
+# An alert window holds at most this many papers (the newest). Only a bulk import
+# (the whole arXiv snapshot at once) goes past it, and an alert listing papers
+# from such an import would not be news anyway; this bounds a run's memory.
+MAX_WINDOW = 20_000
+
+
 def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[str, str]) -> list[Paper]:
-    """Visible papers first stored in (after_seq, upto_seq], narrowed by the filters."""
+    """Visible papers first stored in (after_seq, upto_seq], narrowed by the filters
+    (the newest MAX_WINDOW of them)."""
     sql = "SELECT p.rowid FROM papers p WHERE p.added_seq > ? AND p.added_seq <= ? AND p.hidden = 0"
     args: list = [after_seq, upto_seq]
     if filters.get("source"):
         sql += " AND EXISTS (SELECT 1 FROM paper_sources s WHERE s.paper_rowid = p.rowid AND s.source = ?)"
         args.append(filters["source"])
-    sql += " ORDER BY p.added_seq"
-    rowids = [r[0] for r in store.conn.execute(sql, args)]
+    sql += " ORDER BY p.added_seq DESC LIMIT ?"
+    rowids = [r[0] for r in store.conn.execute(sql, [*args, MAX_WINDOW])][::-1]
     papers = store.get_by_rowids(rowids)
     if cat := filters.get("category"):
         papers = [p for p in papers if cat.lower() in (c.lower() for c in p.categories)]
@@ -71,37 +78,83 @@ def _terms(text: str) -> list[str]:
     return _STEM.stemWords(words) if _STEM is not None else words
 
 
-def lexical_rank(query: str, papers: Sequence[Paper]) -> list[Paper]:
-    """BM25 over just the candidate papers; a paper matches when it has every query term.
+class Window:
+    """The candidate papers of one alert window, with a small inverted index.
 
-    Requiring all terms (after stemming) is what a reader expects of an alert for
-    "importance reweighting": papers about both, not every paper on importance.
+    Most alerts of a run share the same window (their watermarks all moved to the
+    same seq at the previous run), so the candidates are read and tokenised once
+    per run, and each query only walks the postings of its own terms.
     """
-    q = list(dict.fromkeys(_terms(query)))
-    if not q or not papers:
-        return []
-    docs = [Counter(_terms(f"{p.title} {p.title} {p.abstract}")) for p in papers]
-    n = len(docs)
-    avg = sum(sum(d.values()) for d in docs) / n or 1.0
-    df = {t: sum(1 for d in docs if t in d) for t in q}
-    scored = []
-    for p, d in zip(papers, docs, strict=True):
-        if not all(t in d for t in q):
-            continue
-        length = sum(d.values())
-        s = 0.0
-        for t in q:
-            idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            tf = d[t]
-            s += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avg))
-        scored.append((s, p))
-    scored.sort(key=lambda sp: (-sp[0], sp[1].rowid))
-    return [p for _, p in scored]
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.papers = list(papers)
+        self.postings: dict[str, dict[int, int]] = {}
+        self.lengths: list[int] = []
+        for i, p in enumerate(self.papers):
+            # the title counts twice: a query word in the title matters more
+            terms = Counter(_terms(f"{p.title} {p.title} {p.abstract}"))
+            self.lengths.append(sum(terms.values()))
+            for t, tf in terms.items():
+                self.postings.setdefault(t, {})[i] = tf
+        self.avg = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+
+    def rank(self, query: str) -> list[Paper]:
+        """BM25 over the window; a paper matches when it has every query term.
+
+        Requiring all terms (after stemming) is what a reader expects of an alert
+        for "importance reweighting": papers about both, not every paper on importance.
+        """
+        q = list(dict.fromkeys(_terms(query)))
+        if not q or not self.papers:
+            return []
+        posts = [self.postings.get(t) for t in q]
+        if any(not p for p in posts):
+            return []
+        docs = set(min(posts, key=len))
+        for p in posts:
+            docs &= p.keys()
+        n = len(self.papers)
+        scored = []
+        for i in docs:
+            s = 0.0
+            for post in posts:
+                df, tf = len(post), post[i]
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                s += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * self.lengths[i] / self.avg))
+            scored.append((s, i))
+        scored.sort(key=lambda si: (-si[0], self.papers[si[1]].rowid))
+        return [self.papers[i] for _, i in scored]
+
+
+def lexical_rank(query: str, papers: Sequence[Paper]) -> list[Paper]:
+    return Window(papers).rank(query)
+
+
+class AlertMatcher:
+    """Matches alerts for one run; windows are cached by (after, upto, filters)."""
+
+    def __init__(self, store: Store, max_windows: int = 8) -> None:
+        self.store = store
+        self.max_windows = max_windows
+        self._windows: dict[tuple, Window] = {}
+
+    def window(self, after_seq: int, upto_seq: int, filters: dict[str, str]) -> Window:
+        key = (after_seq, upto_seq, tuple(sorted(filters.items())))
+        w = self._windows.get(key)
+        if w is None:
+            if len(self._windows) >= self.max_windows:
+                # bounded memory: windows of one-off watermarks are not worth keeping
+                self._windows.pop(next(iter(self._windows)))
+            w = Window(candidate_papers(self.store, after_seq, upto_seq, filters))
+            self._windows[key] = w
+        return w
+
+    def match(self, query: str, filters: dict[str, str], after_seq: int, upto_seq: int, limit: int) -> list[Paper]:
+        """New papers (first stored in (after_seq, upto_seq]) that match `query`, best first."""
+        if after_seq >= upto_seq:
+            return []
+        return self.window(after_seq, upto_seq, filters).rank(query)[:limit]
 
 
 def alert_papers(store: Store, query: str, filters: dict[str, str], after_seq: int, upto_seq: int, limit: int) -> list[Paper]:
-    """New papers (first stored in (after_seq, upto_seq]) that match `query`, best first."""
-    candidates = candidate_papers(store, after_seq, upto_seq, filters)
-    if not candidates:
-        return []
-    return lexical_rank(query, candidates)[:limit]
+    return AlertMatcher(store).match(query, filters, after_seq, upto_seq, limit)

@@ -53,7 +53,9 @@ def clean_email(raw: str) -> str:
     labels = ascii_domain.rstrip(".").split(".")
     if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels) or labels[-1].isdigit():
         raise SubscriptionError(f"{domain!r} is not a valid mail domain (expected something like example.org).")
-    return f"{local}@{domain.lower()}"
+    # the domain is stored in its ASCII (IDNA) form, so every address works in
+    # SMTP envelopes and headers without SMTPUTF8
+    return f"{local}@{ascii_domain.rstrip('.').lower()}"
 
 
 def clean_query(raw: str | None) -> str:

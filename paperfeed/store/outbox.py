@@ -104,7 +104,7 @@ def insert(
         "paper_count, status, attempts, next_attempt_at, created_at, updated_at) "
         "VALUES (?,?,?,?,?,?,?,?,'pending',0,?,?,?) ON CONFLICT DO NOTHING",
         (subscription_id, kind, period_key, recipient, message_id, subject,
-         zlib.compress(message, 6), paper_count, now, now, now),
+         zlib.compress(message, 1), paper_count, now, now, now),
     )  # fmt: skip
     return cur.rowcount > 0
 
