@@ -158,7 +158,7 @@ def _generate(rng: random.Random, local: _Chain, glob: _Chain, max_len: int, mix
 class TextModel:
     """Per-topic sentence and title pools generated from trigram models of the source texts."""
 
-    def __init__(self, seed: int = 0, sentences_per_topic: int = 1500, titles_per_topic: int = 3000) -> None:
+    def __init__(self, seed: int = 0, sentences_per_topic: int = 1500, titles_per_topic: int = 300) -> None:
         rng = random.Random(seed)
         docs = load_source_docs()
         self.groups = sorted({d.group for d in docs})
@@ -191,6 +191,7 @@ class TextModel:
             g: [" ".join(_generate(rng, local_abs[g], g_abs, 60, 0.2)) for _ in range(sentences_per_topic)]
             for g in self.groups
         }
+        self.title_chains, self.title_global = local_tit, g_tit
         self.titles = {
             g: [" ".join(_generate(rng, local_tit[g], g_tit, 18, 0.3)) for _ in range(titles_per_topic)]
             for g in self.groups
@@ -249,6 +250,9 @@ class SyntheticCorpus:
         yw = np.exp(0.11 * (years - 1995))  # arXiv submissions grow ~11% a year
         self._years, self._year_p = years, yw / yw.sum()
         self.subtopic = np.empty(n, dtype=np.int32)
+        # every k-th generated title, for known-item queries
+        self._title_every = max(1, n // 4000)
+        self.title_sample: list[str] = []
 
     def author_name(self, rank: int) -> list[str]:
         m = self.model
@@ -261,10 +265,13 @@ class SyntheticCorpus:
     def records(self, chunk: int = 4096) -> Iterator[dict]:
         """Yield the N records in order; fills `self.subtopic` as it goes."""
         m = self.model
+        self.title_sample = []
         rng = random.Random(self.seed + 3)
         nprng = np.random.default_rng(self.seed + 4)
         month_counter: Counter = Counter()
         novel = 0
+        # a few retries keep titles distinct like real ones (arXiv repeats well under 1%)
+        seen_titles: set[int] = set()
         for start in range(0, self.n, chunk):
             k = min(chunk, self.n - start)
             subs = np.searchsorted(self._sub_cdf, nprng.random(k))
@@ -277,6 +284,7 @@ class SyntheticCorpus:
             secs = nprng.integers(0, 86400, size=k)
             ai = 0
             for j in range(k):
+                i_global = start + j
                 sub = int(subs[j])
                 group = m.groups[self.sub_group[sub]]
                 pool = m.sentences[group]
@@ -297,15 +305,18 @@ class SyntheticCorpus:
                 if rng.random() < 0.2:
                     novel += 1
                     sents.append(f"We call the resulting method {_jargon(rng)}{novel}.")
-                titles = m.titles[group]
-                title = titles[rng.randrange(len(titles))]
-                if rng.random() < 0.3:
-                    # splice two generated titles at a word boundary: many more distinct titles
-                    head, tail = title.split(), titles[rng.randrange(len(titles))].split()
-                    cut = rng.randint(1, max(1, len(head) - 1))
-                    title = " ".join(head[:cut] + tail[min(cut, len(tail) - 1) :])
-                if rng.random() < 0.35:
-                    title = f"{terms[rng.randrange(len(terms))]}: {title}"
+                # a fresh title per paper: real titles are nearly all distinct, and
+                # repeated ones would send the importer down its rare dedup-by-title path
+                for _attempt in range(4):
+                    title = " ".join(_generate(rng, m.title_chains[group], m.title_global, 18, 0.3))
+                    if rng.random() < 0.35:
+                        title = f"{terms[rng.randrange(len(terms))]}: {title}"
+                    h = hash(title.casefold())
+                    if h not in seen_titles:
+                        break
+                seen_titles.add(h)
+                if i_global % self._title_every == 0:
+                    self.title_sample.append(title)
                 day = dt.date(int(years[j]), 1, 1) + dt.timedelta(days=int(doy[j]))
                 yymm = f"{day.year % 100:02d}{day.month:02d}"
                 month_counter[yymm] += 1
