@@ -103,6 +103,7 @@ def test_invalid_addresses_are_refused_with_a_reason(tmp_path: Path, smtp: SmtpS
         ("reweighting\r\nBcc: all@example.org", "one line"),
         ("reweighting\x00", "control characters"),
         ("   ", "Enter the search"),
+        ("the of and", "no words to search for"),
     ],
 )
 def test_bad_queries_are_refused(tmp_path: Path, smtp: SmtpSink, query: str, fragment: str) -> None:
@@ -497,3 +498,20 @@ def test_bench_mail_command_runs_small(tmp_path: Path) -> None:
     [res] = json.loads(r.output)
     assert res["sent"] == res["received_by_sink"] == res["composed"] == 20
     assert res["mails_per_s"] > 0 and res["peak_rss_mb"] > 0
+
+
+def test_confirmation_mails_cannot_flood_an_inbox(tmp_path: Path, smtp: SmtpSink) -> None:
+    from paperfeed.digest.jobs import CONFIRMS_PER_HOUR
+
+    settings = make_settings(tmp_path, smtp)
+    t = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+    with open_store(tmp_path) as store:
+        results = [subscribe(store, settings, "victim@example.org", query=f"topic {i}", now=t) for i in range(12)]
+        assert sum(r.confirm_queued for r in results) == CONFIRMS_PER_HOUR
+        assert "do not send another yet" in results[-1].message
+        # the same subscription again within minutes: no second mail either
+        assert not subscribe(store, settings, "victim@example.org", query="topic 0", now=t).confirm_queued
+        later = subscribe(store, settings, "victim@example.org", query="topic 11", now=t + dt.timedelta(hours=2))
+        assert later.confirm_queued
+        send_digests(store, settings, now=t + dt.timedelta(hours=2))
+        assert len(smtp.to("victim@example.org")) == CONFIRMS_PER_HOUR + 1

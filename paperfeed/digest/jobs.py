@@ -60,6 +60,7 @@ RETRY_BASE = dt.timedelta(minutes=5)
 RETRY_MAX = dt.timedelta(hours=6)
 MAX_ATTEMPTS = 10  # about a day of backoff
 CONFIRM_RESEND = dt.timedelta(minutes=10)  # one confirmation mail per subscription per 10 min
+CONFIRMS_PER_HOUR = 5  # confirmation mails to one address, whatever the subscriptions
 KEEP_BODIES = dt.timedelta(days=30)
 
 
@@ -76,7 +77,8 @@ class SubscribeResult:
             return f"{s.email} is already subscribed: {s.describe()}."
         if self.confirm_queued:
             return f"Confirmation mail queued for {s.email}: nothing is sent until its link is clicked."
-        return f"A confirmation mail was sent to {s.email} a few minutes ago; click its link to confirm."
+        return (f"A confirmation mail was sent to {s.email} a short while ago; click its link to confirm "
+                "(to protect inboxes, we do not send another yet).")
 
 
 def subscribe(
@@ -104,6 +106,10 @@ def subscribe(
             raise SubscriptionError("Filters apply to search alerts only.")
     else:
         kind, period, q, f = "alert", clean_period(every), clean_query(query), clean_filters(filters)
+        if not matching.query_terms(q):
+            raise SubscriptionError(
+                f"“{q}” has no words to search for (only very common words); add a topic word."
+            )
     sub, created = subs.upsert_subscription(store, addr, kind, period, q, f, iso(now))
     queued = False
     if sub.status == "pending":
@@ -115,6 +121,9 @@ def queue_confirmation(store: Store, settings: Settings, sub: Subscription, now:
     """Put a confirmation mail in the outbox, unless one was queued moments ago
     (which keeps the form from being used to flood someone's inbox)."""
     if sub.last_confirm_at and dt.datetime.fromisoformat(sub.last_confirm_at.replace("Z", "+00:00")) > now - CONFIRM_RESEND:
+        return False
+    # many different subscriptions typed in for one address are a flood too
+    if ob.recent_confirmations(store, sub.email_key, iso(now - dt.timedelta(hours=1))) >= CONFIRMS_PER_HOUR:
         return False
     with store.write() as c:
         n = subs.note_confirm_queued(c, sub.id, iso(now))

@@ -10,7 +10,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paperfeed.models import Paper
 from paperfeed.store.papers import Store
@@ -61,21 +61,36 @@ def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[
     return papers
 
 
-def _stemmer():  # noqa: ANN202
+def _analyzers() -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]]:
+    """(query analyser, document analyser): the site's lexical index's own when
+    it is installed, so an alert matches the words a search on the site would."""
+    try:
+        from paperfeed.index.lexical import analyze_index, analyze_query
+
+        return analyze_query, analyze_index
+    except ImportError:
+        pass
     try:
         import Stemmer
 
-        return Stemmer.Stemmer("english")
+        stem = Stemmer.Stemmer("english").stemWords
     except ImportError:  # pragma: no cover - PyStemmer is a dependency
-        return None
+
+        def stem(words: list[str]) -> list[str]:
+            return words
+
+    def terms(text: str) -> list[str]:
+        return stem([w for w in _WORD_RE.findall(text.casefold()) if w not in _STOP])
+
+    return terms, terms
 
 
-_STEM = _stemmer()
+_query_terms, _doc_terms = _analyzers()
 
 
-def _terms(text: str) -> list[str]:
-    words = [w for w in _WORD_RE.findall(text.casefold()) if w not in _STOP]
-    return _STEM.stemWords(words) if _STEM is not None else words
+def query_terms(query: str) -> list[str]:
+    """The words of `query` an alert matches on (stemmed, without stopwords)."""
+    return list(dict.fromkeys(_query_terms(query)))
 
 
 class Window:
@@ -92,7 +107,7 @@ class Window:
         self.lengths: list[int] = []
         for i, p in enumerate(self.papers):
             # the title counts twice: a query word in the title matters more
-            terms = Counter(_terms(f"{p.title} {p.title} {p.abstract}"))
+            terms = Counter(_doc_terms(f"{p.title} {p.title} {p.abstract}"))
             self.lengths.append(sum(terms.values()))
             for t, tf in terms.items():
                 self.postings.setdefault(t, {})[i] = tf
@@ -104,7 +119,7 @@ class Window:
         Requiring all terms (after stemming) is what a reader expects of an alert
         for "importance reweighting": papers about both, not every paper on importance.
         """
-        q = list(dict.fromkeys(_terms(query)))
+        q = list(dict.fromkeys(_query_terms(query)))
         if not q or not self.papers:
             return []
         posts = [self.postings.get(t) for t in q]

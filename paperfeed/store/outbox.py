@@ -195,6 +195,15 @@ def mark_failed(store: Store, row_id: int, code: int | None, error: str, now: st
             )
 
 
+def recent_confirmations(store: Store, email_key: str, since: str) -> int:
+    """Confirmation mails queued for an address since `since`, over all its subscriptions."""
+    return store.conn.execute(
+        "SELECT COUNT(*) FROM outbox o JOIN subscriptions s ON s.id = o.subscription_id "
+        "WHERE s.email_key = ? AND o.kind = 'confirm' AND o.created_at >= ?",
+        (email_key, since),
+    ).fetchone()[0]
+
+
 def counts(store: Store) -> dict[str, int]:
     return {r[0]: r[1] for r in store.conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")}
 

@@ -106,6 +106,8 @@ def subscribe_post(
     sub = result.subscription
     if sub.status == "active":
         return _message(request, "Already subscribed", f"{sub.email} already receives: {sub.describe()}.")
+    if not result.confirm_queued:
+        return _message(request, "Check your inbox", result.message, detail=sub.describe())
     return _message(
         request,
         "Check your inbox",
