@@ -36,6 +36,24 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
+# Served by this router (the site's CSP allows same-origin stylesheets, not inline
+# style), so the subscription pages need nothing from the shared static folder.
+_CSS = """
+.subscribe fieldset { border: 1px solid #d4d4d8; border-radius: 8px; padding: .75rem 1rem; margin: 0; }
+.subscribe legend { font-weight: 600; padding: 0 .25rem; }
+.subscribe label.choice { display: flex; flex-direction: row; gap: .5rem; align-items: center; font-weight: 600; }
+.subscribe label.choice input { width: auto; margin: 0; }
+.subscribe select { display: block; margin-top: .25rem; padding: .35rem; }
+ul.subscriptions { list-style: none; padding: 0; }
+ul.subscriptions li { border-top: 1px solid #e4e4e7; padding: .75rem 0; }
+ul.subscriptions form.inline { display: inline-flex; gap: .35rem; align-items: center; margin-right: .5rem; }
+"""
+
+
+@router.get("/subscriptions.css")
+def stylesheet() -> Response:
+    return Response(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
 
 def _send_queued(data_dir: Path, settings: Settings) -> None:
     """After the response: try to deliver the confirmation mail now. If the mail
@@ -182,7 +200,7 @@ def account_page(request: Request, user: User = Depends(require_user), store: St
     for s in subs.list_subscriptions(store, email=user.email):
         history = ob.list_rows(store, subscription_id=s.id, limit=10_000)
         last = next((r for r in reversed(history) if r.kind != "confirm" and r.status == "sent"), None)
-        rows.append({"sub": s, "last_sent": last.sent_at if last else None,
+        rows.append({"sub": s, "last_sent": last.sent_at[:10] if last and last.sent_at else None,
                      "sent": sum(1 for r in history if r.kind != "confirm" and r.status == "sent")})  # fmt: skip
     ctx = {"rows": rows, "suppressed": subs.suppression(store, user.email), "email": user.email,
            "flash": flash[:200] if flash in _FLASHES else ""}  # fmt: skip
