@@ -70,7 +70,7 @@ def _open_store(data_dir: Path) -> Any:
 
 def build_lexical(data_dir: Path, progress: bool = False) -> float:
     """Catch the lexical index up from empty; seconds taken."""
-    from paperfeed.index import sync
+    from paperfeed.index.sync import sync
 
     with _open_store(data_dir) as store:
         t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def build_vectors(data_dir: Path, matrix: np.ndarray, progress: bool = False) ->
     """Build the vector index through `sync` with precomputed vectors (row i of `matrix`
     is the i-th paper by rowid); seconds taken. The lookup costs a hash per text, far
     below any real encoder."""
-    from paperfeed.index import sync
+    from paperfeed.index.sync import sync
 
     keys, rows = [], []
     pos = 0
@@ -128,7 +128,7 @@ class RecordingEmbedder:
 
 def embed_and_build_vectors(data_dir: Path, progress: bool = False) -> tuple[float, np.ndarray]:
     """Real embeddings: sync embeds every paper. Returns (seconds, vectors in rowid order)."""
-    from paperfeed.index import sync
+    from paperfeed.index.sync import sync
 
     rec = RecordingEmbedder(get_embedder())
     with _open_store(data_dir) as store:

@@ -119,9 +119,9 @@ def _iter_texts(data_dir: Path, batch: int = 5000) -> Iterator[tuple[list[int], 
 
 
 def embed_sample(corpus: SyntheticCorpus, n: int) -> list[str]:
-    """>= n real-text documents: every seed-page and arXiv-sample abstract, then synthetic
-    ones from the same models to reach n (all title. abstract, as indexed)."""
-    texts = [f"{d.title}. {d.abstract}" for d in corpus.model.source_docs]
+    """n documents (title. abstract): the seed-page and arXiv-sample abstracts first (real
+    text), then synthetic ones from the same models to reach n."""
+    texts = [f"{d.title}. {d.abstract}" for d in corpus.model.source_docs][:n]
     if len(texts) < n:
         extra = SyntheticCorpus(n - len(texts), corpus.seed + 1, corpus.model)
         texts += [f"{r['title']}. {r['abstract'].strip()}" for r in extra.records()]
