@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
@@ -151,3 +152,24 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     assert text is not None and html is not None, "both MIME parts must be present"
     # the wire format has CRLF line ends, which get_content() keeps
     return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
+
+
+def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, Settings)
+    """A real uvicorn server on the seed corpus whose mails go to `sink` and whose
+    links point at itself. Returns (server, settings); stop the server after use."""
+    from webserver import start_server
+
+    from paperfeed.cli.ingest import demo_paths
+    from paperfeed.config import Settings
+    from paperfeed.ingest import ingest_paths
+    from paperfeed.store import open_store
+
+    settings = Settings.load(data)
+    settings.smtp_port = sink.port
+    settings.mail_from = "paperfeed <digest@paperfeed.test>"
+    with open_store(data) as store:
+        ingest_paths(store, demo_paths())
+    srv = start_server(data, settings=settings, warm_search=False, rate_limit_scale=1000.0)
+    # the port is known only now; the app holds this same Settings object
+    settings.base_url = srv.url
+    return srv, settings

@@ -129,7 +129,30 @@ def test_cli_refuses_bad_input_clearly(tmp_path: Path, smtp: SmtpSink) -> None:
     assert r.returncode == 1 and "no pending subscription" in r.stderr
     r = run_cli("subscriptions", "list", "--json", data=tmp_path, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "[]"
+    r = run_cli("digest", "send", "--period", "hourly", data=tmp_path, env=env)
+    assert r.returncode == 2 and "hourly" in r.stderr
     assert smtp.received == []
+    # the mail server is down: the confirmation mail waits in the outbox, and
+    # `digest send` says so with exit status 1 (cron mails its output)
+    from digest_support import free_port
+
+    down = {**env, "PAPERFEED_SMTP_PORT": str(free_port())}
+    r = run_cli("subscribe", "later@example.org", "--trending", "weekly", data=tmp_path, env=down)
+    assert r.returncode == 0 and "will retry" in r.stderr
+    with open_store(tmp_path) as store:
+        [row] = ob.list_rows(store)
+        assert (row.kind, row.status, row.attempts, row.last_code) == ("confirm", "pending", 1, None)
+        assert "Connection refused" in row.last_error
+    # the retry is not due yet (backoff), and the summary says a mail is waiting
+    r = run_cli("digest", "send", data=tmp_path, env=down)
+    assert r.returncode == 0 and "waiting to retry 1" in r.stdout
+    # due again (as if minutes passed) with the server still down: exit status 1
+    with open_store(tmp_path) as store:
+        store.conn.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00Z'")
+    r = run_cli("digest", "send", data=tmp_path, env=down)
+    assert r.returncode == 1 and "error: connection" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("digest", "send", "--json", data=tmp_path, env=env)
+    assert r.returncode == 0 and '"waiting":1' in r.stdout  # backoff doubled; nothing lost
 
 
 def test_tampered_and_foreign_tokens_are_refused(tmp_path: Path, smtp: SmtpSink) -> None:

@@ -10,14 +10,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from digest_support import SmtpSink, parts
-from webserver import LiveServer, start_server
+from digest_support import SmtpSink, parts, start_mail_site
+from webserver import LiveServer
 
-from paperfeed.cli.ingest import demo_paths
 from paperfeed.config import Settings
 from paperfeed.digest import send_digests, subscribe
 from paperfeed.digest.jobs import confirm_email
-from paperfeed.ingest import ingest_paths
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
@@ -34,15 +32,7 @@ def sink() -> Iterator[SmtpSink]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple[LiveServer, Settings]]:
-    data = tmp_path_factory.mktemp("digest-web") / "data"
-    settings = Settings.load(data)
-    settings.smtp_port = sink.port
-    settings.mail_from = "paperfeed <digest@paperfeed.test>"
-    with open_store(data) as store:
-        ingest_paths(store, demo_paths())
-    srv = start_server(data, settings=settings, warm_search=False, rate_limit_scale=1000.0)
-    # links in mails must point at this server
-    settings.base_url = srv.url
+    srv, settings = start_mail_site(tmp_path_factory.mktemp("digest-web") / "data", sink)
     yield srv, settings
     srv.stop()
 

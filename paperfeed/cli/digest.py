@@ -108,7 +108,9 @@ def digest() -> None:
 
 
 @digest.command("send")
-@click.option("--period", type=click.Choice(["daily", "weekly"]), help="Only this period (default: both).")
+@click.option("--period", type=click.Choice(["daily", "weekly"]),
+              help="Compose only this period's digests (default: both). Mails already in the outbox "
+                   "(confirmations, retries) are sent either way.")  # fmt: skip
 @click.option("--dry-run", "dry_run", type=click.Path(file_okay=False, path_type=Path),
               help="Write the mails to this folder as .eml files; send and record nothing.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -135,7 +137,7 @@ def send_cmd(obj, period, dry_run, as_json) -> None:  # noqa: ANN001
     else:
         click.echo(
             f"composed {report.composed}, sent {report.sent}, deferred {report.retry}, failed {report.failed}, "
-            f"nothing new for {report.empty}"
+            f"nothing new for {report.empty}, waiting to retry {report.waiting}"
         )
     if report.errors:
         for e in dict.fromkeys(report.errors):

@@ -185,13 +185,15 @@ class RunReport:
     retry: int = 0
     failed: int = 0
     written: list[str] = field(default_factory=list)  # dry run: .eml files
+    waiting: int = 0  # mails deferred by an earlier failure, not due yet
     locked: bool = False  # another send job held the lock; nothing done
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "composed": self.composed, "empty": self.empty, "sent": self.sent, "retry": self.retry,
-            "failed": self.failed, "written": len(self.written), "locked": self.locked, "errors": self.errors,
+            "failed": self.failed, "waiting": self.waiting, "written": len(self.written), "locked": self.locked,
+            "errors": self.errors,
         }  # fmt: skip
 
 
@@ -382,6 +384,7 @@ def send_digests(
             finally:
                 sender.close()
             _prune(store, now)
+            report.waiting = ob.waiting(store, iso(now))
     except Locked:
         report.locked = True
     return report

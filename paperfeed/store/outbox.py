@@ -144,6 +144,13 @@ def due_ids(store: Store, now: str, *, limit: int = 100_000) -> list[int]:
     return [r[0] for r in rows]
 
 
+def waiting(store: Store, now: str) -> int:
+    """Pending mails whose next attempt is later than `now` (deferred by a 4xx)."""
+    return store.conn.execute(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?", (now,)
+    ).fetchone()[0]
+
+
 def claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
     """Mark a row 'sending' and count the attempt, committed before any SMTP traffic."""
     with store.write() as c:
