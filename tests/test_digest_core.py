@@ -538,3 +538,22 @@ def test_confirmation_mails_cannot_flood_an_inbox(tmp_path: Path, smtp: SmtpSink
         assert later.confirm_queued
         send_digests(store, settings, now=t + dt.timedelta(hours=2))
         assert len(smtp.to("victim@example.org")) == CONFIRMS_PER_HOUR + 1
+
+
+def test_alerts_follow_the_site_query_syntax(tmp_path: Path, smtp: SmtpSink) -> None:
+    """"exact phrase" and -excluded words mean in an alert what they mean in the search box."""
+    settings = make_settings(tmp_path, smtp)
+    with open_store(tmp_path) as store:
+        active(store, settings, "syntax@example.org", query='"effective rank" -matrix')
+        titles = {
+            "1": ("On the effective rank of embeddings", "We measure it."),
+            "2": ("Rank is not effective", "Words apart."),  # both words, not the phrase
+            "3": ("Effective rank of a matrix", "Excluded word."),
+            "4": ("Effective ranks in deep networks", "Plural still matches the stemmed phrase."),
+        }
+        store.upsert_papers([Paper(title=t, abstract=a, sources=["x"], ext_ids={"x": k}) for k, (t, a) in titles.items()])
+        smtp.reset()
+        assert send_digests(store, settings).sent == 1
+        text, _ = parts(smtp.received[0].msg)
+        listed = set(re.findall(r"^\d+\. (.+)$", text, flags=re.M))
+        assert listed == {titles["1"][0], titles["4"][0]}

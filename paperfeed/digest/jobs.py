@@ -106,6 +106,10 @@ def subscribe(
             raise SubscriptionError("Filters apply to search alerts only.")
     else:
         kind, period, q, f = "alert", clean_period(every), clean_query(query), clean_filters(filters)
+        try:
+            matching.compile_query(q)
+        except ValueError as exc:
+            raise SubscriptionError(f"That search cannot be run: {exc}.") from None
         if not matching.query_terms(q):
             raise SubscriptionError(
                 f"“{q}” has no words to search for (only very common words); add a topic word."

@@ -6,11 +6,13 @@ ranking can follow the search pipeline without touching composing or sending.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from paperfeed.models import Paper
 from paperfeed.store.papers import Store
@@ -88,9 +90,41 @@ def _analyzers() -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]
 _query_terms, _doc_terms = _analyzers()
 
 
+@dataclass(frozen=True)
+class AlertQuery:
+    """A saved search as alerts match it: every term, every phrase, no excluded word."""
+
+    terms: tuple[str, ...]
+    phrases: tuple[tuple[str, ...], ...] = ()
+    excluded: tuple[tuple[str, ...], ...] = ()
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_query(query: str) -> AlertQuery:
+    """Parse `query` with the site's search syntax ("exact phrase", -word) when the
+    search package is installed, so an alert means what the same search on the site
+    means. Raises ValueError (the search package's QueryError) for a query it refuses."""
+    try:
+        from paperfeed.search import parse_query
+    except ImportError:
+        return AlertQuery(tuple(dict.fromkeys(_query_terms(query))))
+    pq = parse_query(query)
+    phrases = tuple(t for t in (tuple(_doc_terms(ph)) for ph in pq.phrases) if len(t) > 1)
+    excluded = tuple(t for t in (tuple(_doc_terms(ex)) for ex in pq.excluded) if t)
+    return AlertQuery(tuple(pq.terms), phrases, excluded)
+
+
 def query_terms(query: str) -> list[str]:
     """The words of `query` an alert matches on (stemmed, without stopwords)."""
-    return list(dict.fromkeys(_query_terms(query)))
+    try:
+        return list(compile_query(query).terms)
+    except ValueError:
+        return []
+
+
+def _contains(seq: Sequence[str], sub: Sequence[str]) -> bool:
+    n = len(sub)
+    return any(list(seq[i : i + n]) == list(sub) for i in range(len(seq) - n + 1))
 
 
 class Window:
@@ -119,7 +153,11 @@ class Window:
         Requiring all terms (after stemming) is what a reader expects of an alert
         for "importance reweighting": papers about both, not every paper on importance.
         """
-        q = list(dict.fromkeys(_query_terms(query)))
+        try:
+            aq = compile_query(query)
+        except ValueError:
+            return []
+        q = aq.terms
         if not q or not self.papers:
             return []
         posts = [self.postings.get(t) for t in q]
@@ -128,6 +166,11 @@ class Window:
         docs = set(min(posts, key=len))
         for p in posts:
             docs &= p.keys()
+        for ex in aq.excluded:
+            if len(ex) == 1:
+                docs -= self.postings.get(ex[0], {}).keys()
+        if aq.phrases or any(len(ex) > 1 for ex in aq.excluded):
+            docs = {i for i in docs if self._phrases_ok(i, aq)}
         n = len(self.papers)
         scored = []
         for i in docs:
@@ -139,6 +182,15 @@ class Window:
             scored.append((s, i))
         scored.sort(key=lambda si: (-si[0], self.papers[si[1]].rowid))
         return [self.papers[i] for _, i in scored]
+
+
+    def _phrases_ok(self, i: int, aq: AlertQuery) -> bool:
+        p = self.papers[i]
+        # title and abstract apart, so a phrase cannot run from one into the other
+        fields = (_doc_terms(p.title), _doc_terms(p.abstract))
+        if not all(any(_contains(f, ph) for f in fields) for ph in aq.phrases):
+            return False
+        return not any(len(ex) > 1 and any(_contains(f, ex) for f in fields) for ex in aq.excluded)
 
 
 def lexical_rank(query: str, papers: Sequence[Paper]) -> list[Paper]:
