@@ -1,0 +1,391 @@
+"""Keep the lexical and vector indexes in step with the store, by `seq`.
+
+Every insert or update of a paper takes a new, larger `seq` in the store. The indexes remember,
+in their own small SQLite file (`<data>/index/state.sqlite`), the last seq each of them has
+absorbed, and catch up from there. The order of operations makes every crash heal on the next run:
+
+1. apply a batch to the index and make it durable (tantivy commit / vector save);
+2. only then record the batch's last seq (and, for vectors, the hash of each embedded text).
+
+A crash between 1 and 2 replays the batch next time; both steps are idempotent (tantivy deletes
+by rowid before adding, vectors upsert by rowid), so the replay converges. A crash before 1
+loses nothing: the store still has the papers with seq above the recorded one.
+
+Vectors are computed once per text: the hash of the embedded text (title + abstract) is kept
+per rowid, so a paper re-ingested or updated without a text change (a new source, a new feed
+date) is re-indexed lexically but not re-embedded.
+
+Hidden papers are removed from both indexes; showing them again re-adds them.
+
+A `.lock` file (flock) serialises syncs across processes (`ingest` and `serve` may both run one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paperfeed.index.lexical import SCHEMA_VERSION, LexicalIndex
+from paperfeed.models import Paper
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.sqlite"
+LOCK_FILE = ".lock"
+LEXICAL_DIR = "lexical"
+VECTORS_DIR = "vectors"
+# How many papers go into one tantivy commit during a catch-up (a commit fsyncs; fewer is faster,
+# but a crash replays at most this many).
+LEX_COMMIT_EVERY = 50_000
+# Save the vector index (and record progress) at least this often while embedding, so a stopped
+# `paperfeed index` resumes without redoing more than this much work.
+VEC_SAVE_SECONDS = 30.0
+STORE_TOKEN_KEY = "index.token"
+
+
+def index_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "index"
+
+
+def embed_text(p: Paper) -> str:
+    """What the dense model sees: the title, then the abstract (truncated by the model)."""
+    title = (p.title or "").strip()
+    abstract = (p.abstract or "").strip()
+    if title and abstract:
+        return f"{title}. {abstract}" if not title.endswith((".", "?", "!")) else f"{title} {abstract}"
+    return title or abstract
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+
+
+@dataclass
+class SyncReport:
+    lexical_indexed: int = 0
+    lexical_removed: int = 0
+    embedded: int = 0
+    embed_skipped: int = 0  # text unchanged: vector kept
+    vectors_removed: int = 0
+    rebuilt: list[str] = field(default_factory=list)
+    lex_seq: int = 0
+    vec_seq: int = 0
+    seconds: float = 0.0
+    skipped_busy: bool = False  # another process held the lock and wait=False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class IndexState:
+    """The indexes' own bookkeeping, in `<data>/index/state.sqlite`."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(directory / STATE_FILE, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS embedded (rowid INTEGER PRIMARY KEY, hash TEXT NOT NULL)")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def get_int(self, key: str) -> int:
+        v = self.get(key)
+        return int(v) if v and v.lstrip("-").isdigit() else 0
+
+    def set(self, **values: object) -> None:
+        with self.tx():
+            for k, v in values.items():
+                self.conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (k, str(v)),
+                )
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def hashes(self, rowids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = list(rowids)
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            q = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(f"SELECT rowid, hash FROM embedded WHERE rowid IN ({q})", chunk).fetchall())
+        return out
+
+    def reset(self, *, vectors: bool = True) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM meta")
+            if vectors:
+                c.execute("DELETE FROM embedded")
+
+
+@contextlib.contextmanager
+def index_lock(directory: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Exclusive lock over the index directory. Yields False when busy and wait=False."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def vectors_available() -> bool:
+    try:
+        from paperfeed.index.vectors import VectorIndex  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_vectors(directory: Path, embedder: Any) -> Any:
+    from paperfeed.index.vectors import VectorIndex
+
+    return VectorIndex.open(directory, embedder.dim, embedder.name)
+
+
+def sync(
+    store: Any,
+    data_dir: Path,
+    progress: bool = False,
+    *,
+    embedder: Any = None,
+    vectors: bool = True,
+    rebuild: bool = False,
+    wait: bool = True,
+) -> SyncReport:
+    """Bring `<data>/index/` up to date with `store`: lexical first (fast), then vectors.
+
+    `rebuild` wipes both indexes and recreates them from the store. `vectors=False` only
+    catches up the lexical index (the dense side can follow later: it resumes where it stopped).
+    `wait=False` returns at once (skipped_busy=True) if another process is syncing.
+    """
+    t0 = time.perf_counter()
+    report = SyncReport()
+    root = index_dir(data_dir)
+    with index_lock(root, wait=wait) as got:
+        if not got:
+            report.skipped_busy = True
+            return report
+        state = IndexState(root)
+        try:
+            _check_identity(store, root, state, report, force=rebuild)
+            lex = LexicalIndex(root / LEXICAL_DIR)
+            _sync_lexical(store, lex, state, report, progress)
+            if vectors and not vectors_available():
+                log.warning("the vector index is not available in this build: lexical index only")
+                vectors = False
+            if vectors:
+                from paperfeed.embed import get_embedder
+
+                emb = embedder or get_embedder()
+                if state.get("embedder") not in (None, emb.name):
+                    # Vectors of two models are not comparable: start the dense side over.
+                    log.info("embedder changed (%s -> %s): re-embedding", state.get("embedder"), emb.name)
+                    _wipe_vectors(root, state)
+                    report.rebuilt.append("vectors")
+                vec = open_vectors(root / VECTORS_DIR, emb)
+                state.set(embedder=emb.name)
+                _sync_vectors(store, vec, emb, state, report, progress)
+            report.lex_seq = state.get_int("lex_seq")
+            report.vec_seq = state.get_int("vec_seq")
+        finally:
+            state.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def rebuild(store: Any, data_dir: Path, progress: bool = True, *, embedder: Any = None) -> SyncReport:
+    return sync(store, data_dir, progress, embedder=embedder, rebuild=True)
+
+
+def status(store: Any, data_dir: Path) -> dict[str, Any]:
+    """How far behind the store each index is (for `paperfeed index --status` and /healthz)."""
+    root = index_dir(data_dir)
+    state = IndexState(root)
+    try:
+        max_seq = store.max_seq()
+        lex_seq, vec_seq = state.get_int("lex_seq"), state.get_int("vec_seq")
+        pending = {
+            name: store.conn.execute("SELECT COUNT(*) FROM papers WHERE seq > ?", (s,)).fetchone()[0]
+            for name, s in (("lexical", lex_seq), ("vectors", vec_seq))
+        }
+        return {
+            "store_seq": max_seq,
+            "lex_seq": lex_seq,
+            "vec_seq": vec_seq,
+            "lexical_pending": pending["lexical"],
+            "vectors_pending": pending["vectors"],
+            "embedder": state.get("embedder"),
+            "embedded": state.conn.execute("SELECT COUNT(*) FROM embedded").fetchone()[0],
+        }
+    finally:
+        state.close()
+
+
+# ---- internals ----------------------------------------------------------------
+
+
+def _wipe_vectors(root: Path, state: IndexState) -> None:
+    import shutil
+
+    shutil.rmtree(root / VECTORS_DIR, ignore_errors=True)
+    with state.tx() as c:
+        c.execute("DELETE FROM embedded")
+        c.execute("DELETE FROM meta WHERE key IN ('vec_seq', 'embedder')")
+
+
+def _check_identity(store: Any, root: Path, state: IndexState, report: SyncReport, *, force: bool) -> None:
+    """Start over when the indexes do not belong to this store (a new or replaced database),
+    when the lexical schema changed, or when asked to."""
+    token = store.meta_get(STORE_TOKEN_KEY)
+    mine = state.get("store_token")
+    stale = force or token is None or token != mine
+    if not stale and state.get_int("lex_seq") > store.max_seq():
+        stale = True  # the store went back in time (restored from a backup): trust nothing
+    if stale:
+        LexicalIndex.wipe(root / LEXICAL_DIR)
+        _wipe_vectors(root, state)
+        state.reset()
+        if token is None or force:
+            token = secrets.token_hex(8)
+            store.meta_set(STORE_TOKEN_KEY, token)
+        state.set(store_token=token, schema=SCHEMA_VERSION, lex_seq=0, vec_seq=0)
+        report.rebuilt += ["lexical", "vectors"]
+        return
+    if state.get_int("schema") != SCHEMA_VERSION:
+        LexicalIndex.wipe(root / LEXICAL_DIR)
+        state.set(schema=SCHEMA_VERSION, lex_seq=0)
+        report.rebuilt.append("lexical")
+
+
+def _pending(store: Any, since: int) -> int:
+    return store.conn.execute("SELECT COUNT(*) FROM papers WHERE seq > ?", (since,)).fetchone()[0]
+
+
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="paper", disable=not progress or total == 0, leave=True)
+
+
+def _sync_lexical(store: Any, lex: LexicalIndex, state: IndexState, report: SyncReport, progress: bool) -> None:
+    since = state.get_int("lex_seq")
+    total = _pending(store, since)
+    if total == 0:
+        return
+    batches = store.iter_changed(since, batch=2000)
+    with _bar(progress, total, "lexical index") as bar:
+        done = False
+        while not done:
+            last_seq = None
+            n = 0
+            with lex.writer() as w:
+                for batch in batches:
+                    shown = [p for p in batch if not p.hidden]
+                    hidden = [p.rowid for p in batch if p.hidden]
+                    report.lexical_indexed += w.upsert(shown)
+                    if hidden:
+                        w.remove(hidden)
+                        report.lexical_removed += len(hidden)
+                    last_seq = batch[-1].seq
+                    n += len(batch)
+                    bar.update(len(batch))
+                    if n >= LEX_COMMIT_EVERY:
+                        break
+                else:
+                    done = True
+            if last_seq is not None:
+                state.set(lex_seq=last_seq)  # after the commit: a crash in between replays the batch
+
+
+def _sync_vectors(
+    store: Any, vec: Any, emb: Any, state: IndexState, report: SyncReport, progress: bool
+) -> None:
+    since = state.get_int("vec_seq")
+    total = _pending(store, since)
+    if total == 0:
+        return
+    last_save = time.monotonic()
+    pending_hashes: dict[int, str] = {}
+    pending_removed: list[int] = []
+    last_seq = since
+    dirty = False
+
+    def checkpoint() -> None:
+        nonlocal pending_hashes, pending_removed, dirty
+        if dirty:
+            vec.save()
+        with state.tx() as c:
+            c.executemany(
+                "INSERT INTO embedded(rowid, hash) VALUES (?, ?) ON CONFLICT(rowid) DO UPDATE SET hash = excluded.hash",
+                list(pending_hashes.items()),
+            )
+            c.executemany("DELETE FROM embedded WHERE rowid = ?", [(r,) for r in pending_removed])
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES ('vec_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(last_seq),),
+            )
+        pending_hashes, pending_removed, dirty = {}, [], False
+
+    with _bar(progress, total, "embedding") as bar:
+        for batch in store.iter_changed(since, batch=512):
+            hidden = [p.rowid for p in batch if p.hidden]
+            shown = [p for p in batch if not p.hidden]
+            if hidden:
+                present = [r for r, h in zip(hidden, vec.has(hidden), strict=True) if h]
+                if present:
+                    vec.remove(present)
+                    dirty = True
+                pending_removed += hidden
+                report.vectors_removed += len(present)
+            known = state.hashes([p.rowid for p in shown])
+            texts = {p.rowid: embed_text(p) for p in shown}
+            hashes = {r: text_hash(t) for r, t in texts.items()}
+            have = dict(zip([p.rowid for p in shown], vec.has([p.rowid for p in shown]), strict=True)) if shown else {}
+            todo = [p.rowid for p in shown if known.get(p.rowid) != hashes[p.rowid] or not have.get(p.rowid)]
+            report.embed_skipped += len(shown) - len(todo)
+            if todo:
+                vecs = emb.encode([texts[r] for r in todo], batch_size=64)
+                vec.upsert(todo, vecs)
+                dirty = True
+                pending_hashes.update({r: hashes[r] for r in todo})
+                report.embedded += len(todo)
+            last_seq = batch[-1].seq
+            bar.update(len(batch))
+            if time.monotonic() - last_save >= VEC_SAVE_SECONDS:
+                checkpoint()
+                last_save = time.monotonic()
+    checkpoint()
