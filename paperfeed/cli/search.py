@@ -34,7 +34,9 @@ def _progress(flag: bool | None) -> bool:
 @click.option("--category", help="Only papers in this arXiv category, e.g. cs.CL (comma-separated: any of).")
 @click.option("--author", help="Only papers with an author matching this name.")
 @click.option("--source", help="Only papers from this source, e.g. hf-page:000_8dc835357653a6ba.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits (id, title, score, snippet, ...).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list of hits (id, title, score, snippet, ...)."
+)
 @click.pass_context
 def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, offset: int, since: str | None,
            until: str | None, category: str | None, author: str | None, source: str | None,
@@ -78,7 +80,9 @@ def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, of
 
 @click.command()
 @click.option("--rebuild", is_flag=True, help="Delete the indexes and recreate them from the store.")
-@click.option("--status", "show_status", is_flag=True, help="Only say how far behind the store the indexes are.")
+@click.option(
+    "--status", "show_status", is_flag=True, help="Only say how far behind the store the indexes are."
+)
 @click.option("--no-vectors", is_flag=True, help="Only the lexical index (embed later: it resumes).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True)
@@ -93,12 +97,16 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
     with open_store(data_dir) as store:
         if show_status:
             out = status(store, data_dir)
-            click.echo(orjson.dumps(out).decode() if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+            click.echo(
+                orjson.dumps(out).decode() if as_json else "\n".join(f"{k}: {v}" for k, v in out.items())
+            )
             return
         try:
             report = sync(store, data_dir, _progress(progress), vectors=not no_vectors, rebuild=rebuild)
         except KeyboardInterrupt:
-            raise click.ClickException("stopped; run `paperfeed index` again to resume where it left off") from None
+            raise click.ClickException(
+                "stopped; run `paperfeed index` again to resume where it left off"
+            ) from None
     if as_json:
         click.echo(orjson.dumps(report.to_dict()).decode())
     else:
@@ -113,7 +121,9 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
 @click.command(name="eval")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--mode", type=MODE_CHOICE, default="best", show_default=True)
-@click.option("--compare", "compare_modes", help="Two modes M1,M2: both runs plus a paired significance test.")
+@click.option(
+    "--compare", "compare_modes", help="Two modes M1,M2: both runs plus a paired significance test."
+)
 @click.option("--all-modes", is_flag=True, help="Evaluate every mode.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)

@@ -137,7 +137,8 @@ def run_mode(coll: Collection, data_dir: Path, mode: str, *, searcher: Any = Non
         ext = {
             r: e
             for r, e in store.conn.execute(
-                "SELECT paper_rowid, ext_id FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL", (src,)
+                "SELECT paper_rowid, ext_id FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
+                (src,),
             )
         }
         run: dict[str, dict[str, float]] = {}

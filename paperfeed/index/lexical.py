@@ -91,8 +91,10 @@ def _text_analyzer(stopwords: Iterable[str] | None) -> tantivy.TextAnalyzer:
         .filter(tantivy.Filter.remove_long(MAX_TOKEN_LEN))
         .filter(tantivy.Filter.lowercase())
     )
-    b = b.filter(tantivy.Filter.stopword("english")) if stopwords is None else b.filter(
-        tantivy.Filter.custom_stopword(sorted(stopwords))
+    b = (
+        b.filter(tantivy.Filter.stopword("english"))
+        if stopwords is None
+        else b.filter(tantivy.Filter.custom_stopword(sorted(stopwords)))
     )
     return b.filter(tantivy.Filter.stemmer("english")).build()
 
@@ -245,7 +247,10 @@ class LexicalIndex:
             return set()
         q = tantivy.Query.boolean_query(
             [
-                (tantivy.Occur.Must, tantivy.Query.term_set_query(self.schema, F_RID, [int(r) for r in rids])),
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.term_set_query(self.schema, F_RID, [int(r) for r in rids]),
+                ),
                 (tantivy.Occur.Must, constraint),
             ]
         )
@@ -267,17 +272,26 @@ class LexicalIndex:
         for term, w in weighted_terms.items():
             if w <= 0:
                 continue
-            subs.append((tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_TITLE, term), TITLE_BOOST * w)))
             subs.append(
-                (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_ABSTRACT, term), ABSTRACT_BOOST * w))
+                (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_TITLE, term), TITLE_BOOST * w))
+            )
+            subs.append(
+                (
+                    tantivy.Occur.Should,
+                    _boost(tantivy.Query.term_query(s, F_ABSTRACT, term), ABSTRACT_BOOST * w),
+                )
             )
         for word in exact_words:
-            subs.append((tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_EXACT, word), EXACT_BOOST)))
+            subs.append(
+                (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_EXACT, word), EXACT_BOOST))
+            )
         for t1, t2, gap in pairs[:MAX_PAIRS]:
             pq = tantivy.Query.phrase_query(s, F_EXACT, [(0, t1), (gap, t2)])
             subs.append((tantivy.Occur.Should, _boost(pq, PAIR_BOOST)))
         for word in dict.fromkeys(name_words):
-            subs.append((tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_AUTHORS, word), AUTHORS_BOOST)))
+            subs.append(
+                (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_AUTHORS, word), AUTHORS_BOOST))
+            )
         if not subs:
             return None
         return tantivy.Query.boolean_query(subs)
@@ -298,7 +312,10 @@ class LexicalIndex:
             )
         return tantivy.Query.boolean_query(
             [
-                (tantivy.Occur.Should, _boost(tantivy.Query.phrase_query(self.schema, F_TITLE, toks), TITLE_BOOST)),
+                (
+                    tantivy.Occur.Should,
+                    _boost(tantivy.Query.phrase_query(self.schema, F_TITLE, toks), TITLE_BOOST),
+                ),
                 (tantivy.Occur.Should, tantivy.Query.phrase_query(self.schema, F_ABSTRACT, toks)),
             ]
         )
@@ -424,9 +441,7 @@ _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 def exact_words(text: str) -> list[str]:
     """Lower-cased, unstemmed content words of a query, for the exact field."""
-    return list(
-        dict.fromkeys(w for w in EXACT_ANALYZER.analyze(text) if w not in QUERY_STOPWORDS)
-    )
+    return list(dict.fromkeys(w for w in EXACT_ANALYZER.analyze(text) if w not in QUERY_STOPWORDS))
 
 
 def query_pairs(text: str) -> list[tuple[str, str, int]]:

@@ -96,7 +96,9 @@ class IndexState:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS embedded (rowid INTEGER PRIMARY KEY, hash TEXT NOT NULL)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS embedded (rowid INTEGER PRIMARY KEY, hash TEXT NOT NULL)"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -133,7 +135,9 @@ class IndexState:
         for i in range(0, len(ids), 900):
             chunk = ids[i : i + 900]
             q = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(f"SELECT rowid, hash FROM embedded WHERE rowid IN ({q})", chunk).fetchall())
+            out.update(
+                self.conn.execute(f"SELECT rowid, hash FROM embedded WHERE rowid IN ({q})", chunk).fetchall()
+            )
         return out
 
     def reset(self, *, vectors: bool = True) -> None:
@@ -301,7 +305,9 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="paper", disable=not progress or total == 0, leave=True)
 
 
-def _sync_lexical(store: Any, lex: LexicalIndex, state: IndexState, report: SyncReport, progress: bool) -> None:
+def _sync_lexical(
+    store: Any, lex: LexicalIndex, state: IndexState, report: SyncReport, progress: bool
+) -> None:
     since = state.get_int("lex_seq")
     total = _pending(store, since)
     if total == 0:
@@ -374,7 +380,11 @@ def _sync_vectors(
             known = state.hashes([p.rowid for p in shown])
             texts = {p.rowid: embed_text(p) for p in shown}
             hashes = {r: text_hash(t) for r, t in texts.items()}
-            have = dict(zip([p.rowid for p in shown], vec.has([p.rowid for p in shown]), strict=True)) if shown else {}
+            have = (
+                dict(zip([p.rowid for p in shown], vec.has([p.rowid for p in shown]), strict=True))
+                if shown
+                else {}
+            )
             todo = [p.rowid for p in shown if known.get(p.rowid) != hashes[p.rowid] or not have.get(p.rowid)]
             report.embed_skipped += len(shown) - len(todo)
             if todo:

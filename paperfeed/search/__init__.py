@@ -1,11 +1,11 @@
 """Search: query parsing, hybrid retrieval, fusion, feedback reranking, filters, snippets.
 
-    from paperfeed.search import open_searcher, search, QueryError
-    searcher = open_searcher(data_dir, store)          # hold it warm (one per process)
-    res = searcher.search("effective rank", store=store, mode="best", limit=10, offset=0,
-                          since="2024-01", category="cs.LG")
-    res.hits[0].paper, res.hits[0].score, res.hits[0].snippet (safe HTML with <mark>)
-    searcher.similar(paper.rowid, k=8, store=store)    # dense nearest neighbours
+from paperfeed.search import open_searcher, search, QueryError
+searcher = open_searcher(data_dir, store)          # hold it warm (one per process)
+res = searcher.search("effective rank", store=store, mode="best", limit=10, offset=0,
+                      since="2024-01", category="cs.LG")
+res.hits[0].paper, res.hits[0].score, res.hits[0].snippet (safe HTML with <mark>)
+searcher.similar(paper.rowid, k=8, store=store)    # dense nearest neighbours
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def search(
     **filter_args: Any,
 ) -> SearchResults:
     """Module-level form of `Searcher.search` (filter_args: since, until, category, author, source)."""
-    return searcher.search(query, store=store, mode=mode, limit=limit, offset=offset, filters=filters, **filter_args)
+    return searcher.search(
+        query, store=store, mode=mode, limit=limit, offset=offset, filters=filters, **filter_args
+    )
 
 
 __all__ = [

@@ -43,9 +43,7 @@ def fuse(
     za = dict(zip(ids_a, zscores(sc_a), strict=True))
     zb = dict(zip(ids_b, zscores(sc_b), strict=True))
     floor_a, floor_b = min(za.values()), min(zb.values())
-    fused = {
-        d: weight_a * za.get(d, floor_a) + (1 - weight_a) * zb.get(d, floor_b) for d in {**za, **zb}
-    }
+    fused = {d: weight_a * za.get(d, floor_a) + (1 - weight_a) * zb.get(d, floor_b) for d in {**za, **zb}}
     ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
     return [d for d, _ in ranked], [s for _, s in ranked]
 

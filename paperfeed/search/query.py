@@ -35,7 +35,13 @@ MAX_PHRASES = 8
 MAX_DENSE_CHARS = 2_000
 
 MODES = ("best", "hybrid", "lexical", "dense")
-MODE_ALIASES = {"default": "best", "rerank": "best", "bm25": "lexical", "semantic": "dense", "vector": "dense"}
+MODE_ALIASES = {
+    "default": "best",
+    "rerank": "best",
+    "bm25": "lexical",
+    "semantic": "dense",
+    "vector": "dense",
+}
 
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
 _PHRASE_RE = re.compile(r'(?:(?<=\s)|^)(-?)"([^"]*)"')
@@ -165,7 +171,9 @@ def parse_date(value: str, name: str, *, end: bool) -> int:
         else:
             d = dt.date.fromisoformat(v)
     except ValueError:
-        raise QueryError(f"{name}: expected a date as {_DATE_FORMS} (e.g. 2024-05-07), got {value!r}") from None
+        raise QueryError(
+            f"{name}: expected a date as {_DATE_FORMS} (e.g. 2024-05-07), got {value!r}"
+        ) from None
     return d.year * 10000 + d.month * 100 + d.day
 
 
@@ -248,7 +256,9 @@ def resolve_source(value: str, known: Iterable[str] | None) -> str:
     if not names:
         raise QueryError(f"source: no sources yet, so {v!r} cannot match; ingest some papers first")
     if len(cands) > 1:
-        raise QueryError(f"source: {v!r} matches several sources ({', '.join(cands[:10])}); give the full name")
+        raise QueryError(
+            f"source: {v!r} matches several sources ({', '.join(cands[:10])}); give the full name"
+        )
     raise QueryError(f"source: unknown source {v!r}; expected one of: {shown}")
 
 

@@ -171,7 +171,9 @@ class Searcher:
                 self.lexical.reload()
             if self.vectors is None or seen[1] != self._seen[1]:
                 vdir = self.root / VECTORS_DIR
-                self.vectors = open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
+                self.vectors = (
+                    open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
+                )
             self._seen = seen
             self._rcache.clear()
 
@@ -367,7 +369,9 @@ class Searcher:
         res = lex.search(q, k)
         return Ranking(res.rids, res.scores, res.total)
 
-    def _dense(self, qv: np.ndarray, constraint: tantivy.Query | None, k: int) -> tuple[list[int], list[float]]:
+    def _dense(
+        self, qv: np.ndarray, constraint: tantivy.Query | None, k: int
+    ) -> tuple[list[int], list[float]]:
         vec = self.vectors
         if vec is None or len(vec) == 0:
             return [], []
@@ -405,7 +409,9 @@ class Searcher:
         # RM3 on the lexical side, from the fused top documents' text. The index keeps no text
         # (the store is the system of record), so it is read back from the store: 10 rows by key.
         texts = _texts(store, fb_ids[:FB_DOCS])
-        fb_pairs = [(texts[r], w) for r, w in zip(fb_ids[:FB_DOCS], fb_w[:FB_DOCS], strict=True) if r in texts]
+        fb_pairs = [
+            (texts[r], w) for r, w in zip(fb_ids[:FB_DOCS], fb_w[:FB_DOCS], strict=True) if r in texts
+        ]
         terms2 = lex.rm3_terms(pq.terms, fb_pairs, n_terms=FB_TERMS, original_weight=FB_ORIGINAL)
         lex1 = self._lexical(terms2, pq, constraint, k)
         # Rocchio on the dense side: move the query towards the score-weighted feedback centroid.
@@ -415,7 +421,9 @@ class Searcher:
             have = vec.has(vids)
             vids = [r for r, h in zip(vids, have, strict=True) if h]
             if vids:
-                w = np.asarray(softmax_weights([scores[ids.index(r)] for r in vids], FB_TEMPERATURE), np.float32)
+                w = np.asarray(
+                    softmax_weights([scores[ids.index(r)] for r in vids], FB_TEMPERATURE), np.float32
+                )
                 cen = (np.asarray(vec.get(vids), dtype=np.float32) * w[:, None]).sum(0)
                 q2 = qv + FB_VEC_BETA * cen
                 q2 /= max(float(np.linalg.norm(q2)), 1e-9)

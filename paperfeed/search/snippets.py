@@ -34,7 +34,9 @@ def highlight(text: str, terms: Iterable[str]) -> str:
     return _render(text, spans, stems, terms, 0, len(spans), 0, len(text))
 
 
-def snippet(text: str, terms: Iterable[str], *, window: int = WINDOW_WORDS, max_chars: int = MAX_CHARS) -> str:
+def snippet(
+    text: str, terms: Iterable[str], *, window: int = WINDOW_WORDS, max_chars: int = MAX_CHARS
+) -> str:
     """The window of about `window` words with the most distinct query terms, escaped and marked."""
     terms = set(terms)
     text = text or ""
@@ -73,7 +75,14 @@ def snippet(text: str, terms: Iterable[str], *, window: int = WINDOW_WORDS, max_
 
 
 def _render(
-    text: str, spans: list[re.Match[str]], stems: list[str], terms: set[str], i0: int, i1: int, c0: int, c1: int
+    text: str,
+    spans: list[re.Match[str]],
+    stems: list[str],
+    terms: set[str],
+    i0: int,
+    i1: int,
+    c0: int,
+    c1: int,
 ) -> str:
     parts: list[str] = []
     pos = c0
