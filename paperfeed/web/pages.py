@@ -274,8 +274,8 @@ def paper_page(
         similar = service.similar(store, p, k=8)
     except Exception as exc:  # noqa: BLE001 - a missing vector must not take the page down
         note = f"Similar papers are not available right now ({type(exc).__name__})."
-    if not similar and service.status().get("engine") == "fallback":
-        note = "Similar papers appear once the search index is built (paperfeed index)."
+    if not similar and not service.status().get("dense"):
+        note = "Similar papers appear once the dense search index is built (paperfeed index)."
     votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
     voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
     ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,

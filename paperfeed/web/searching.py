@@ -40,6 +40,7 @@ class Hit:
     score: float
     snippet: Markup
     votes: int = 0
+    title_html: Markup | None = None  # the title with matched words marked, when the engine gives it
 
 
 @dataclass
@@ -167,9 +168,22 @@ class SearchService:
         finally:
             self.pool.release(store)
 
+    @staticmethod
+    def _ready(searcher: Any) -> bool:
+        ready = getattr(searcher, "ready", None)
+        if not callable(ready):
+            return True
+        try:
+            return bool(ready())
+        except Exception:  # noqa: BLE001 - an index that cannot say is not ready
+            return False
+
     def status(self) -> dict[str, Any]:
         searcher = self._searcher
-        info: dict[str, Any] = {"loaded": self._loaded, "engine": "hybrid" if searcher else "fallback"}
+        engine = "hybrid" if searcher is not None and self._ready(searcher) else "fallback"
+        info: dict[str, Any] = {"loaded": self._loaded, "engine": engine}
+        # similar papers need the dense (vector) index, which may lag the lexical one
+        info["dense"] = searcher is not None and getattr(searcher, "vectors", True) is not None
         if self.load_error:
             info["error"] = self.load_error
         ready = getattr(searcher, "ready", None) if searcher is not None else None
@@ -205,7 +219,7 @@ class SearchService:
         if "\x00" in q:
             raise QueryProblem("The query contains a NUL character.")
         searcher = self.ensure_loaded()
-        if searcher is None:
+        if searcher is None or not self._ready(searcher):
             return self._fallback(store, q, limit, offset, since, until, category, author)
         filters = {"since": since, "until": until, "category": category, "author": author}
         wanted = {"query": q, "q": q, "limit": limit, "k": limit, "offset": offset, "store": store, **filters}
@@ -226,8 +240,11 @@ class SearchService:
             if paper is None or paper.hidden:
                 continue
             snippet = getattr(h, "snippet", None) or str(escape(paper.abstract[:320]))
-            hits.append(Hit(paper=paper, score=float(getattr(h, "score", 0.0)), snippet=safe_snippet(snippet)))
-        return SearchPage(q, hits, total, limit, offset, engine="hybrid")
+            title_html = getattr(h, "title_html", None)
+            hits.append(Hit(paper=paper, score=float(getattr(h, "score", 0.0)), snippet=safe_snippet(snippet),
+                            title_html=safe_snippet(title_html) if title_html else None))  # fmt: skip
+        notes = [str(n) for n in getattr(result, "notes", []) or []]
+        return SearchPage(q, hits, total, limit, offset, engine="hybrid", notes=notes)
 
     def _fallback(
         self, store: Store, q: str, limit: int, offset: int,
