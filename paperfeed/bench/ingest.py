@@ -43,7 +43,8 @@ def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool
            "--format", fmt, "--json", "--no-progress"]  # fmt: skip
     if not index:
         cmd.append("--no-index")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = usage0.ru_maxrss
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     peak = [0]
@@ -56,12 +57,16 @@ def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool
     poller.join()
     # ru_maxrss of RUSAGE_CHILDREN is the largest child so far (KiB on Linux);
     # it is exact only if this child is the largest, so take the poll too
-    maxrss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    maxrss_kib = usage1.ru_maxrss
+    # CPU of the importer and its parser process: on a busy machine wall time
+    # stretches, CPU time much less, so it tells contention from slowness
+    cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"ingest failed (exit {proc.returncode}): {err.decode(errors='replace')[-2000:]}")
     report = orjson.loads(out.splitlines()[-1])
     rss = max(peak[0] / 2**20, maxrss_kib / 1024 if maxrss_kib > before else 0.0)
-    return {"report": report, "wall_s": wall, "peak_rss_mb": rss}
+    return {"report": report, "wall_s": wall, "peak_rss_mb": rss, "cpu_s": cpu}
 
 
 def bench_ingest(
@@ -96,6 +101,9 @@ def bench_ingest(
             "records_per_s": round(n / rep["seconds"]) if rep["seconds"] else None,
             "wall_records_per_s": round(n / run["wall_s"]) if run["wall_s"] else None,
             "peak_rss_mb": round(run["peak_rss_mb"], 1),
+            "cpu_s": round(run["cpu_s"], 2),
+            "records_per_cpu_s": round(n / run["cpu_s"]) if run["cpu_s"] else None,
             "db_bytes": _dir_bytes(data_dir),
             "cpu_count": os.cpu_count(),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
         }
