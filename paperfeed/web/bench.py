@@ -54,26 +54,27 @@ def _server_ms(r: httpx.Response) -> float | None:
 
 def _prepare_demo(root: Path) -> Path:
     data = root / "data"
-    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "ingest", "--demo", "--no-progress"]
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "ingest", "--demo", "--no-index", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise click.ClickException(f"demo ingest failed: {r.stderr[-2000:]}")
     return data
 
 
-def _start_server(data: Path, port: int, workers: int) -> subprocess.Popen:
+def _start_server(data: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers)]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    # the server's log goes to a file: an unread pipe would fill up and stall the server
+    with log_path.open("w") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 300) -> dict[str, Any]:
+def _wait_ready(base: str, proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise click.ClickException(f"server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+            raise click.ClickException(f"server exited: {log_path.read_text()[-2000:]}")
         try:
             last = httpx.get(f"{base}/healthz", timeout=5).json()
             if last.get("index", {}).get("loaded"):
@@ -165,18 +166,18 @@ async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dic
 @click.pass_obj
 def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
     """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
-    tmp = None
+    tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-web-"))
+    log_path = tmp / "server.log"
     if use_data:
         data = Path(obj.data_dir)
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-web-"))
-        click.echo("preparing the demo corpus (ingest + index)...", err=True)
+        click.echo("preparing the demo corpus (ingest; serve builds the index)...", err=True)
         data = _prepare_demo(tmp)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start_server(data, port, workers)
+    proc = _start_server(data, port, workers, log_path)
     try:
-        health = _wait_ready(base, proc)
+        health = _wait_ready(base, proc, log_path)
         with httpx.Client(base_url=base, timeout=30) as c:
             feed = c.get("/api/papers", params={"limit": 20}).json()
             paper_ids = [p["id"] for p in feed["papers"]] or ["none"]
@@ -205,8 +206,11 @@ def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, wo
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        warnings = [line for line in log_path.read_text(errors="replace").splitlines() if "WARNING" in line]
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["server_warnings"] = len(warnings)
+    if warnings:
+        click.echo(f"server logged {len(warnings)} warnings, the first: {warnings[0][:300]}", err=True)
     if as_json:
         click.echo(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
     else:
