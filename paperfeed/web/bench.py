@@ -190,6 +190,7 @@ def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, wo
             results: dict[str, Any] = {
                 "corpus_papers": health.get("store", {}).get("papers"),
                 "search_engine": health.get("index", {}).get("engine"),
+                "dense_index": health.get("index", {}).get("dense"),
                 "workers": workers,
                 "daily_page": _measure(c, daily, n),
                 "search_page": _measure(c, searches, n),
@@ -214,8 +215,8 @@ def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, wo
     if as_json:
         click.echo(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(f"corpus: {results['corpus_papers']} papers, search engine: {results['search_engine']}, "
-                   f"workers: {workers}")  # fmt: skip
+        click.echo(f"corpus: {results['corpus_papers']} papers, search engine: {results['search_engine']} "
+                   f"(dense index: {results['dense_index']}), workers: {workers}")  # fmt: skip
         for name in ("daily_page", "search_page", "paper_page"):
             r = results[name]
             click.echo(f"{name:12s} server p50 {r['server_p50_ms']:7.2f} ms  p95 {r['server_p95_ms']:7.2f} ms   "

@@ -92,7 +92,7 @@ def atom(
 def daily_feed(request: Request, date: DateQ = None, store: Store = Depends(get_store)) -> Response:
     """The papers of one day (default: the latest day with papers), most voted first."""
     day = date.isoformat() if date else acc.latest_feed_date(store)
-    papers = [p for p, _ in acc.list_range(store, day, day, limit=500)] if day else []
+    papers = [p for p, _ in acc.list_range(store, day, day, limit=200)] if day else []
     return atom(request, f"Daily Papers{' · ' + day if day else ''}", "/feeds/daily.atom" + (f"?date={day}" if date else ""),
                 "/" + (f"?date={day}" if day else ""), papers)  # fmt: skip
 
