@@ -113,9 +113,11 @@ def digest() -> None:
                    "(confirmations, retries) are sent either way.")  # fmt: skip
 @click.option("--dry-run", "dry_run", type=click.Path(file_okay=False, path_type=Path),
               help="Write the mails to this folder as .eml files; send and record nothing.")  # fmt: skip
+@click.option("--connections", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="SMTP connections to send over in parallel.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def send_cmd(obj, period, dry_run, as_json) -> None:  # noqa: ANN001
+def send_cmd(obj, period, dry_run, connections, as_json) -> None:  # noqa: ANN001
     """Compose the digests due for this period and send everything due.
 
     Safe from cron at any frequency: each subscription gets one mail per period,
@@ -127,7 +129,7 @@ def send_cmd(obj, period, dry_run, as_json) -> None:  # noqa: ANN001
 
     settings = obj.settings()
     with open_store(obj.data_dir) as store:
-        report = send_digests(store, settings, period=period, dry_run=dry_run)
+        report = send_digests(store, settings, period=period, dry_run=dry_run, connections=connections)
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_dict()).decode() + "\n")
     elif report.locked:

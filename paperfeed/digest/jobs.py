@@ -30,6 +30,8 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ MAX_ATTEMPTS = 10  # about a day of backoff
 CONFIRM_RESEND = dt.timedelta(minutes=10)  # one confirmation mail per subscription per 10 min
 CONFIRMS_PER_HOUR = 5  # confirmation mails to one address, whatever the subscriptions
 KEEP_BODIES = dt.timedelta(days=30)
+SMTP_CONNECTIONS = 4  # parallel connections: a remote relay costs round trips per mail
 
 
 @dataclass
@@ -302,51 +305,140 @@ def _backoff(attempts: int) -> dt.timedelta:
     return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
 
 
+class _SendRun:
+    """What the sending threads of one run share: the report, the attempt budget,
+    and a stop flag raised when the server cannot be reached."""
+
+    def __init__(self, now: dt.datetime, report: RunReport, limit: int | None,
+                 on_sent: Callable[[int], None] | None) -> None:  # fmt: skip
+        self.now = now
+        self.report = report
+        self.limit = limit
+        self.on_sent = on_sent
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.attempts = 0
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.stop.is_set() or (self.limit is not None and self.attempts >= self.limit):
+                return False
+            self.attempts += 1
+            return True
+
+    def handle(self, store: Store, sender: SmtpSender, row_id: int) -> None:
+        """Claim (committed), send, record: the three steps of the module docstring."""
+        row = ob.claim(store, row_id, iso(utcnow()))
+        if row is None or row.message is None:
+            return
+        outcome = sender.send(row.recipient, row.message)
+        stamp = iso(utcnow())
+        if outcome.status == "sent":
+            ob.mark_sent(store, row.id, outcome.code, stamp)
+            with self.lock:
+                self.report.sent += 1
+                if self.on_sent:
+                    self.on_sent(row.id)
+        elif outcome.status == "retry" and row.attempts < MAX_ATTEMPTS:
+            ob.mark_retry(store, row.id, outcome.code, outcome.error, iso(self.now + _backoff(row.attempts)), stamp)
+            log.warning("mail %s to %s deferred: %s", row.id, row.recipient, outcome.error)
+            with self.lock:
+                self.report.retry += 1
+                if outcome.connection:
+                    self.report.errors.append(outcome.error)
+                    # the server is unreachable or refusing us: the rest would fail the same way
+                    self.stop.set()
+        else:
+            permanent = outcome.status == "failed"
+            error = outcome.error if permanent else f"gave up after {row.attempts} attempts: {outcome.error}"
+            ob.mark_failed(
+                store, row.id, outcome.code, error, stamp,
+                suppress_key=row.recipient.lower() if permanent else None,
+            )  # fmt: skip
+            log.warning("mail %s to %s failed: %s", row.id, row.recipient, error)
+            with self.lock:
+                self.report.failed += 1
+
+
 def _send_due(
     store: Store,
     settings: Settings,
     now: dt.datetime,
     report: RunReport,
-    sender: SmtpSender,
     limit: int | None,
     on_sent: Callable[[int], None] | None,
+    connections: int = 1,
 ) -> None:
+    """Send every due row, over up to `connections` SMTP connections at once.
+
+    Parallel connections matter with a remote relay, where each mail costs several
+    round trips; each thread has its own SMTP connection and its own Store.
+    """
+    run = _SendRun(now, report, limit, on_sent)
     tried: set[int] = set()
-    while True:
+    while not run.stop.is_set():
         ids = [i for i in ob.due_ids(store, iso(now)) if i not in tried]
         if not ids:
             return
-        for row_id in ids:
-            if limit is not None and report.sent + report.retry + report.failed >= limit:
-                return
-            tried.add(row_id)
-            row = ob.claim(store, row_id, iso(utcnow()))
-            if row is None or row.message is None:
+        tried.update(ids)
+        if limit is not None and run.attempts >= limit:
+            return
+        # The first mail goes on this thread: if the server is down, that one mail
+        # takes the failure (and its backoff) and no other connection is tried.
+        first = SmtpSender(settings)
+        try:
+            if run.take():
+                run.handle(store, first, ids[0])
+            rest = ids[1:]
+            n = max(1, min(connections, len(rest)))
+            if run.stop.is_set() or not rest:
                 continue
-            outcome = sender.send(row.recipient, row.message)
-            stamp = iso(utcnow())
-            if outcome.status == "sent":
-                ob.mark_sent(store, row.id, outcome.code, stamp)
-                report.sent += 1
-                if on_sent:
-                    on_sent(row.id)
-            elif outcome.status == "retry" and row.attempts < MAX_ATTEMPTS:
-                ob.mark_retry(store, row.id, outcome.code, outcome.error, iso(now + _backoff(row.attempts)), stamp)
-                report.retry += 1
-                log.warning("mail %s to %s deferred: %s", row.id, row.recipient, outcome.error)
-                if outcome.connection:
-                    report.errors.append(outcome.error)
-                    # the server is unreachable or refusing us: the rest would fail the same way
-                    return
-            else:
-                permanent = outcome.status == "failed"
-                error = outcome.error if permanent else f"gave up after {row.attempts} attempts: {outcome.error}"
-                ob.mark_failed(
-                    store, row.id, outcome.code, error, stamp,
-                    suppress_key=row.recipient.lower() if permanent else None,
-                )  # fmt: skip
-                report.failed += 1
-                log.warning("mail %s to %s failed: %s", row.id, row.recipient, error)
+            if n == 1:
+                for row_id in rest:
+                    if not run.take():
+                        break
+                    run.handle(store, first, row_id)
+                continue
+            work: queue.SimpleQueue[int] = queue.SimpleQueue()
+            for row_id in rest:
+                work.put(row_id)
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_worker, args=(run, store.data_dir, settings, work, errors,
+                                                       first if i == 0 else None),
+                                 name=f"digest-smtp-{i}", daemon=True)
+                for i in range(n)
+            ]  # fmt: skip
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+        finally:
+            first.close()
+
+
+def _worker(run: _SendRun, data_dir: Path, settings: Settings, work: queue.SimpleQueue[int],
+            errors: list[BaseException], sender: SmtpSender | None) -> None:  # fmt: skip
+    """One sending thread: its own Store (sqlite3 connections are per thread) and SMTP connection."""
+    own = Store(data_dir)
+    sender = sender or SmtpSender(settings)
+    try:
+        while True:
+            try:
+                row_id = work.get_nowait()
+            except queue.Empty:
+                return
+            if not run.take():
+                return
+            run.handle(own, sender, row_id)
+    except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+        errors.append(exc)
+        run.stop.set()
+    finally:
+        sender.close()
+        own.close()
 
 
 def send_digests(
@@ -358,6 +450,7 @@ def send_digests(
     now: dt.datetime | None = None,
     limit: int | None = None,
     on_sent: Callable[[int], None] | None = None,
+    connections: int = SMTP_CONNECTIONS,
 ) -> RunReport:
     """Compose what is due for this period and send everything due in the outbox.
 
@@ -365,6 +458,7 @@ def send_digests(
     finds another one holding the lock returns at once with `locked=True`.
     With `dry_run`, mails are written to that folder as .eml and nothing is
     recorded or sent. `limit` caps the number of send attempts (tests, benches).
+    `connections` SMTP connections send in parallel.
     """
     now = now or utcnow()
     periods = [clean_period(period)] if period else ["daily", "weekly"]
@@ -382,11 +476,7 @@ def send_digests(
                 return report
             for p in periods:
                 _compose_period(store, settings, p, now, report, None)
-            sender = SmtpSender(settings)
-            try:
-                _send_due(store, settings, now, report, sender, limit, on_sent)
-            finally:
-                sender.close()
+            _send_due(store, settings, now, report, limit, on_sent, connections)
             _prune(store, now)
             report.waiting = ob.waiting(store, iso(now))
     except Locked:
@@ -400,11 +490,7 @@ def flush_outbox(store: Store, settings: Settings, now: dt.datetime | None = Non
     report = RunReport()
     try:
         with send_lock(Path(settings.data_dir)):
-            sender = SmtpSender(settings)
-            try:
-                _send_due(store, settings, now, report, sender, None, None)
-            finally:
-                sender.close()
+            _send_due(store, settings, now, report, None, None)
     except Locked:
         report.locked = True
     return report
