@@ -23,11 +23,14 @@ import click
 import orjson
 
 SINK_CODE = r"""
-import socket, sys
+import asyncio, socket, sys
 from aiosmtpd.controller import Controller
+DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
 class H:
     n = 0
     async def handle_DATA(self, server, session, envelope):
+        if DELAY:
+            await asyncio.sleep(DELAY)  # a remote relay's round trip and queueing
         H.n += 1
         return "250 OK"
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
@@ -47,8 +50,8 @@ QUERIES = [
 
 
 class Sink:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE], stdin=subprocess.PIPE,
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(delay_s)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -127,7 +130,7 @@ def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, s
             )
 
 
-def _child(data_dir: str, port: int, out: mp.Queue) -> None:
+def _child(data_dir: str, port: int, connections: int, out: mp.Queue) -> None:
     from paperfeed.config import Settings
     from paperfeed.digest import send_digests
     from paperfeed.store import open_store
@@ -138,7 +141,7 @@ def _child(data_dir: str, port: int, out: mp.Queue) -> None:
         t0 = time.perf_counter()
         composed = send_digests(store, settings, limit=0)  # compose everything, send nothing
         t1 = time.perf_counter()
-        sent = send_digests(store, settings)
+        sent = send_digests(store, settings, connections=connections)
         t2 = time.perf_counter()
     out.put({
         "composed": composed.composed, "empty": composed.empty, "sent": sent.sent,
@@ -147,7 +150,7 @@ def _child(data_dir: str, port: int, out: mp.Queue) -> None:
     })  # fmt: skip
 
 
-def run_scenario(n_mails: int, n_papers: int, new_window: int, keep: Path | None = None) -> dict:
+def run_scenario(n_mails: int, n_papers: int, new_window: int, connections: int = 4, sink_delay_ms: float = 0.0) -> dict:
     root = Path(tempfile.mkdtemp(prefix="paperfeed-bench-mail-"))
     data = root / "data"
     try:
@@ -155,11 +158,11 @@ def run_scenario(n_mails: int, n_papers: int, new_window: int, keep: Path | None
         _fill_store(data, n_papers)
         _add_votes_and_subscriptions(data, n_mails, new_window)
         setup_s = time.perf_counter() - t
-        sink = Sink()
+        sink = Sink(sink_delay_ms / 1000)
         try:
             ctx = mp.get_context("spawn")
             q: mp.Queue = ctx.Queue()
-            proc = ctx.Process(target=_child, args=(str(data), sink.port, q))
+            proc = ctx.Process(target=_child, args=(str(data), sink.port, connections, q))
             proc.start()
             result = q.get(timeout=3600)
             proc.join()
@@ -172,7 +175,7 @@ def run_scenario(n_mails: int, n_papers: int, new_window: int, keep: Path | None
             outbox_bytes = store.conn.execute("SELECT COALESCE(SUM(LENGTH(message)), 0) FROM outbox").fetchone()[0]
         total = result["compose_s"] + result["send_s"]
         result.update({
-            "papers": papers, "subscriptions": n_mails, "received_by_sink": received, "setup_s": round(setup_s, 1),
+            "papers": papers, "subscriptions": n_mails, "connections": connections, "sink_delay_ms": sink_delay_ms, "received_by_sink": received, "setup_s": round(setup_s, 1),
             "total_s": round(total, 2), "mails_per_s": round(result["sent"] / total, 1) if total else 0.0,
             "send_only_mails_per_s": round(result["sent"] / result["send_s"], 1) if result["send_s"] else 0.0,
             "outbox_mb": round(outbox_bytes / 1e6, 1),
@@ -181,8 +184,6 @@ def run_scenario(n_mails: int, n_papers: int, new_window: int, keep: Path | None
         })  # fmt: skip
         return result
     finally:
-        if keep is not None:
-            shutil.copytree(root, keep / f"papers-{n_papers}", dirs_exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -192,8 +193,13 @@ def run_scenario(n_mails: int, n_papers: int, new_window: int, keep: Path | None
               help="Store sizes to run at, comma-separated (402 = just the seed pages).")  # fmt: skip
 @click.option("--new", "new_window", default=2000, show_default=True,
               help="Papers that are new for every alert (the last day's ingest).")  # fmt: skip
+@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel SMTP connections, as `digest send --connections`.")  # fmt: skip
+@click.option("--sink-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 10_000),
+              help="Delay the sink's answer to each mail, like a remote relay.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def bench_mail(mails: int, paper_counts: str, new_window: int, as_json: bool) -> None:
+def bench_mail(mails: int, paper_counts: str, new_window: int, connections: int, sink_delay_ms: float,
+               as_json: bool) -> None:  # fmt: skip
     """Compose and send N digests to a local aiosmtpd sink: mails/s, peak RSS, and
     how mail time changes with the size of the store."""
     try:
@@ -206,7 +212,7 @@ def bench_mail(mails: int, paper_counts: str, new_window: int, as_json: bool) ->
     for n in sizes:
         if not as_json:
             click.echo(f"store of ~{n:,} papers, {mails:,} subscriptions ...", err=True)
-        results.append(run_scenario(mails, n, new_window))
+        results.append(run_scenario(mails, n, new_window, connections, sink_delay_ms))
     if as_json:
         sys.stdout.write(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
