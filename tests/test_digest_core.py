@@ -280,6 +280,7 @@ def test_alert_lists_matching_seed_papers_via_cli(tmp_path: Path, smtp: SmtpSink
     assert r.returncode == 0, r.stderr
     r = run_cli("digest", "send", "--json", data=data, env=env)
     assert r.returncode == 0, r.stderr
+    assert '"composed":1' in r.stdout and '"empty":1' in r.stdout
     mails = smtp.received[2:]
     assert [m.rcpt_tos for m in mails] == [["alerts@example.org"]]  # the empty alert is not sent
     text, _ = parts(mails[0].msg)
@@ -303,6 +304,11 @@ def test_alert_lists_matching_seed_papers_via_cli(tmp_path: Path, smtp: SmtpSink
 
     listed = json.loads(r.stdout)
     assert {s["email"]: s["status"] for s in listed} == {"alerts@example.org": "active", "nothing@example.org": "active"}
+    # an unsubscribe request that came by mail, handled by the operator
+    r = run_cli("subscriptions", "unsubscribe", "Nothing@Example.org", data=data, env=env)
+    assert r.returncode == 0 and "unsubscribed" in r.stdout
+    r = run_cli("subscriptions", "list", "--status", "active", data=data, env=env)
+    assert "alerts@example.org" in r.stdout and "nothing@example.org" not in r.stdout
 
 
 def test_trending_digest_lists_voted_papers(tmp_path: Path, smtp: SmtpSink) -> None:

@@ -102,6 +102,30 @@ def confirm_cmd(obj, email) -> None:  # noqa: ANN001
         click.echo(f"confirmed {s.id}: {s.describe()}")
 
 
+@subscriptions.command("unsubscribe")
+@click.argument("email")
+@click.pass_obj
+def unsubscribe_cmd(obj, email) -> None:  # noqa: ANN001
+    """Stop every subscription of EMAIL (for unsubscribe requests that arrive by mail,
+    through the List-Unsubscribe mailto address)."""
+    from paperfeed.digest import SubscriptionError
+    from paperfeed.digest.validate import clean_email
+    from paperfeed.store import subscriptions as subs
+
+    try:
+        addr = clean_email(email)
+    except SubscriptionError as exc:
+        raise _fail(exc) from None
+    with open_store(obj.data_dir) as store:
+        live = [s for s in subs.list_subscriptions(store, email=addr) if s.status != "unsubscribed"]
+        for s in live:
+            subs.unsubscribe(store, s.id, subs.now_iso())
+    if not live:
+        click.echo(f"{addr} has no active or pending subscription")
+    for s in live:
+        click.echo(f"unsubscribed {s.id}: {s.describe()}")
+
+
 @click.group()
 def digest() -> None:
     """Compose and send digests and alerts."""
