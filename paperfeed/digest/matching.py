@@ -70,8 +70,8 @@ def _analyzers() -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]
         from paperfeed.index.lexical import analyze_index, analyze_query
 
         return analyze_query, analyze_index
-    except ImportError:
-        pass
+    except Exception as exc:  # noqa: BLE001 - mail must go out even if the search stack is broken
+        log.info("alerts use their own analyser: %s", exc)
     try:
         import Stemmer
 
@@ -99,14 +99,23 @@ class AlertQuery:
     excluded: tuple[tuple[str, ...], ...] = ()
 
 
+@functools.lru_cache(maxsize=1)
+def _search_parser() -> Callable | None:
+    try:
+        from paperfeed.search import parse_query
+    except Exception as exc:  # noqa: BLE001 - as above: fall back rather than not mail
+        log.info("alerts parse queries themselves: %s", exc)
+        return None
+    return parse_query
+
+
 @functools.lru_cache(maxsize=4096)
 def compile_query(query: str) -> AlertQuery:
     """Parse `query` with the site's search syntax ("exact phrase", -word) when the
     search package is installed, so an alert means what the same search on the site
     means. Raises ValueError (the search package's QueryError) for a query it refuses."""
-    try:
-        from paperfeed.search import parse_query
-    except ImportError:
+    parse_query = _search_parser()
+    if parse_query is None:
         return AlertQuery(tuple(dict.fromkeys(_query_terms(query))))
     pq = parse_query(query)
     phrases = tuple(t for t in (tuple(_doc_terms(ph)) for ph in pq.phrases) if len(t) > 1)
