@@ -26,13 +26,29 @@ def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _poll_rss(pid: int, peak: list[int], stop: threading.Event) -> None:
-    """Peak RSS of the child and its descendants, sampled; a cross-check of ru_maxrss."""
+def _hwm_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
+    """Peak memory of the child and its descendants (the parser process): the largest sampled
+    sum of their RSS, or the largest single high-water mark (VmHWM) if that is higher.
+
+    Not ru_maxrss: Linux carries it over exec from the forking parent, so the child would
+    report this bench process's own size."""
     try:
         proc = psutil.Process(pid)
-        while not stop.wait(0.1):
+        while not stop.wait(0.05):
             procs = [proc, *proc.children(recursive=True)]
-            peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()))
+            total = sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+            peak[0] = max(peak[0], total, *(_hwm_mb(p.pid) for p in procs))
     except psutil.Error:
         return
 
@@ -44,10 +60,9 @@ def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool
     if not index:
         cmd.append("--no-index")
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before = usage0.ru_maxrss
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
-    peak = [0]
+    peak = [0.0]
     stop = threading.Event()
     poller = threading.Thread(target=_poll_rss, args=(proc.pid, peak, stop), daemon=True)
     poller.start()
@@ -55,18 +70,14 @@ def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool
     wall = time.monotonic() - started
     stop.set()
     poller.join()
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far (KiB on Linux);
-    # it is exact only if this child is the largest, so take the poll too
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    maxrss_kib = usage1.ru_maxrss
     # CPU of the importer and its parser process: on a busy machine wall time
     # stretches, CPU time much less, so it tells contention from slowness
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"ingest failed (exit {proc.returncode}): {err.decode(errors='replace')[-2000:]}")
     report = orjson.loads(out.splitlines()[-1])
-    rss = max(peak[0] / 2**20, maxrss_kib / 1024 if maxrss_kib > before else 0.0)
-    return {"report": report, "wall_s": wall, "peak_rss_mb": rss, "cpu_s": cpu}
+    return {"report": report, "wall_s": wall, "peak_rss_mb": peak[0], "cpu_s": cpu}
 
 
 def bench_ingest(

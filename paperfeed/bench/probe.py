@@ -34,6 +34,14 @@ K = 10
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from
+    the forking parent, so a child started by a big bench process would report its size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -119,10 +127,16 @@ def _info(searcher: Any) -> dict:
     info: dict[str, Any] = {"searcher": type(searcher).__name__}
     if vec is not None:
         info["vector_index"] = type(vec).__name__
-        for attr in ("kind", "backend", "dtype", "quantization", "ann", "exact"):
+        for attr in ("uses_ann", "ann_threshold", "kind", "dtype"):
             v = getattr(vec, attr, None)
+            if callable(v):
+                try:
+                    v = v()
+                except TypeError:
+                    continue
             if isinstance(v, str | int | float | bool):
                 info[f"vector_{attr}"] = v
+        info["vectors"] = len(vec)
     return info
 
 

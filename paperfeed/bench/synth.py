@@ -270,6 +270,14 @@ class SyntheticCorpus:
         nprng = np.random.default_rng(self.seed + 4)
         month_counter: Counter = Counter()
         novel = 0
+        # The snapshot lists papers by id, i.e. by submission date; so do we (it matters
+        # to the importer: date and id indexes grow at the end instead of at random).
+        years = nprng.choice(self._years, size=self.n, p=self._year_p)
+        days = np.sort(
+            np.fromiter((dt.date(int(y), 1, 1).toordinal() for y in years), dtype=np.int64, count=self.n)
+            + nprng.integers(0, 365, size=self.n)
+        )
+        del years
         # a few retries keep titles distinct like real ones (arXiv repeats well under 1%)
         seen_titles: set[int] = set()
         for start in range(0, self.n, chunk):
@@ -279,8 +287,6 @@ class SyntheticCorpus:
             self.subtopic[start : start + k] = subs
             n_auth = np.minimum(1 + nprng.geometric(0.28, size=k), 25)
             auth = np.searchsorted(self._author_cdf, nprng.random(int(n_auth.sum())))
-            years = nprng.choice(self._years, size=k, p=self._year_p)
-            doy = nprng.integers(0, 365, size=k)
             secs = nprng.integers(0, 86400, size=k)
             ai = 0
             for j in range(k):
@@ -317,7 +323,7 @@ class SyntheticCorpus:
                 seen_titles.add(h)
                 if i_global % self._title_every == 0:
                     self.title_sample.append(title)
-                day = dt.date(int(years[j]), 1, 1) + dt.timedelta(days=int(doy[j]))
+                day = dt.date.fromordinal(int(days[i_global]))
                 yymm = f"{day.year % 100:02d}{day.month:02d}"
                 month_counter[yymm] += 1
                 arxiv_id = f"{yymm}.{month_counter[yymm]:05d}"
