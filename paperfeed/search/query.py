@@ -128,6 +128,10 @@ def parse_query(raw: str | None) -> ParsedQuery:
         words += phrases[MAX_PHRASES:]
         phrases = phrases[:MAX_PHRASES]
 
+    if not phrases and not words:
+        if excluded:
+            raise QueryError("nothing to search for: add words to find, not only words to exclude (-word)")
+        raise QueryError("the query has only operators: type a few words to search for")
     positive_text = " ".join([*phrases, *words])
     counts: Counter[str] = Counter()
     for chunk in (*phrases, *words):

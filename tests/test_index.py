@@ -1,0 +1,159 @@
+"""The indexes follow the store: catch-up by seq, crash healing, no re-embedding, hiding, rebuild."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paperfeed.index import rebuild, status, sync
+from paperfeed.index.sync import IndexState, index_dir
+from paperfeed.ingest import ingest_paths
+from paperfeed.search import open_searcher
+from paperfeed.store import open_store
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _papers(n: int, start: int = 0, topic: str = "turbulent boundary layers") -> list[dict]:
+    return [
+        {
+            "title": f"Paper {i} on {topic}",
+            "abstract": f"We study {topic} in setting number {i}. The zeta{i} method is introduced.",
+            "authors": [f"Author {i}", "Ada Lovelace"],
+            "categories": ["physics.flu-dyn"],
+            "published": f"2024-01-{(i % 28) + 1:02d}",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path):
+    data = tmp_path / "data"
+    store = open_store(data)
+    yield data, store, tmp_path
+    store.close()
+
+
+def test_lexical_catch_up_is_incremental_and_idempotent(store_dir):
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(20))])
+    r1 = sync(store, data, vectors=False)
+    assert r1.lexical_indexed == 20
+    assert sync(store, data, vectors=False).lexical_indexed == 0  # nothing new
+    ingest_paths(store, [_write_jsonl(tmp / "b.jsonl", _papers(5, start=20))])
+    assert sync(store, data, vectors=False).lexical_indexed == 5
+    s = open_searcher(data, store, auto_sync=False)
+    assert len(s.lexical) == 25
+    assert s.rank("zeta22", mode="lexical").rids == [store.conn.execute(
+        "SELECT rowid FROM papers WHERE title = 'Paper 22 on turbulent boundary layers'").fetchone()[0]]  # fmt: skip
+
+
+def test_crash_between_index_commit_and_state_replays_without_duplicates(store_dir):
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(30))])
+    sync(store, data, vectors=False)
+    # Simulate a crash after the tantivy commit but before the seq was recorded.
+    st = IndexState(index_dir(data))
+    st.set(lex_seq=0)
+    st.close()
+    assert sync(store, data, vectors=False).lexical_indexed == 30
+    s = open_searcher(data, store, auto_sync=False)
+    assert len(s.lexical) == 30  # replayed, not duplicated
+    assert len(s.rank("zeta7", mode="lexical").rids) == 1
+
+
+def test_search_heals_a_store_commit_the_index_never_saw(store_dir):
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(10))])
+    sync(store, data, vectors=False)
+    s = open_searcher(data, store)
+    # Papers committed to the store without an index update (a crash, or ingest --no-index).
+    ingest_paths(store, [_write_jsonl(tmp / "b.jsonl", _papers(3, start=100, topic="hypersonic flutter"))])
+    res = s.search("hypersonic flutter", store=store, mode="lexical", limit=10)
+    assert len(res.hits) == 3
+    assert status(store, data)["lexical_pending"] == 0
+
+
+def test_hidden_papers_leave_the_index_and_come_back(store_dir):
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(10))])
+    s = open_searcher(data, store)
+    target = store.list_papers(limit=100)[0]
+    word = f"zeta{target.title.split()[1]}"
+    assert s.search(word, store=store, mode="lexical").hits
+    assert store.set_hidden(target.id, True)
+    assert s.search(word, store=store, mode="lexical").hits == []
+    assert store.set_hidden(target.id, False)
+    assert [h.paper.id for h in s.search(word, store=store, mode="lexical").hits] == [target.id]
+
+
+def test_replaced_store_rebuilds_the_index(tmp_path: Path):
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        ingest_paths(store, [_write_jsonl(tmp_path / "a.jsonl", _papers(8))])
+        sync(store, data, vectors=False)
+    (data / "paperfeed.db").unlink()
+    for extra in data.glob("paperfeed.db-*"):
+        extra.unlink()
+    with open_store(data) as store:
+        ingest_paths(store, [_write_jsonl(tmp_path / "b.jsonl", _papers(2, start=50, topic="shock waves"))])
+        report = sync(store, data, vectors=False)
+        assert "lexical" in report.rebuilt
+        s = open_searcher(data, store, auto_sync=False)
+        assert len(s.lexical) == 2  # nothing left over from the old database
+        assert s.search("turbulent", store=store, mode="lexical").hits == []
+
+
+def test_vectors_are_computed_once_per_text(store_dir):
+    pytest.importorskip("paperfeed.index.vectors")
+    data, store, tmp = store_dir
+    rows = _papers(12)
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", rows)])
+    r1 = sync(store, data)
+    assert r1.embedded == 12
+    # Same papers again from another file: a new source bumps seq, but the text is unchanged.
+    ingest_paths(store, [_write_jsonl(tmp / "again.jsonl", rows)], source_name="mirror")
+    r2 = sync(store, data)
+    assert r2.embedded == 0
+    assert r2.lexical_indexed == 12 and r2.embed_skipped == 12
+    # A changed abstract is re-embedded, only that one.
+    changed = dict(rows[3], abstract="A completely different abstract about laminar separation bubbles.")
+    ingest_paths(store, [_write_jsonl(tmp / "changed.jsonl", [changed])])
+    assert sync(store, data).embedded == 1
+    s = open_searcher(data, store)
+    res = s.search("laminar separation bubbles", store=store, mode="dense", limit=1)
+    assert res.hits[0].paper.title == changed["title"]
+
+
+def test_rebuild_recreates_everything(store_dir):
+    pytest.importorskip("paperfeed.index.vectors")
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(6))])
+    sync(store, data)
+    report = rebuild(store, data, progress=False)
+    assert report.lexical_indexed == 6 and report.embedded == 6
+    assert {"lexical", "vectors"} <= set(report.rebuilt)
+    st = status(store, data)
+    assert st["lexical_pending"] == 0 and st["vectors_pending"] == 0 and st["embedded"] == 6
+
+
+def test_index_cli_status_and_rebuild(store_dir):
+    from click.testing import CliRunner
+
+    from paperfeed.cli.main import cli
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(4))])
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--data", str(data), "index", "--status", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lexical_pending"] == 4
+    r = runner.invoke(cli, ["--data", str(data), "index", "--rebuild", "--no-vectors", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lexical_indexed"] == 4

@@ -1,0 +1,189 @@
+"""Search on the seed corpus (402 papers): sanity queries, operators, filters, snippets, bad input.
+
+One data directory is built per module (ingest + full index sync with the real model) and shared
+by the read-only tests; tests that write use their own directories.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from paperfeed.index import sync
+from paperfeed.ingest import ingest_paths
+from paperfeed.search import QueryError, open_searcher
+from paperfeed.store import open_store
+
+SEEDS = sorted((Path(__file__).resolve().parent.parent / "paperfeed" / "demo" / "seeds").glob("*.txt"))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("paperfeed.index.vectors")
+    data = tmp_path_factory.mktemp("seeded")
+    store = open_store(data)
+    ingest_paths(store, SEEDS)
+    report = sync(store, data)
+    assert report.lexical_indexed == 402
+    assert report.embedded == 402
+    searcher = open_searcher(data, store)
+    yield data, store, searcher
+    store.close()
+
+
+def _text(p) -> str:  # noqa: ANN001
+    return f"{p.title} {p.abstract}".lower()
+
+
+@pytest.mark.parametrize("mode", ["best", "hybrid", "lexical"])
+def test_effective_rank_finds_papers_about_effective_rank(seeded, mode):
+    _, store, s = seeded
+    res = s.search("effective rank", store=store, mode=mode, limit=10)
+    about = [h for h in res.hits if "effective rank" in _text(h.paper)]
+    assert len(about) >= 3, [h.paper.title for h in res.hits]
+
+
+@pytest.mark.parametrize("mode", ["best", "hybrid", "lexical", "dense"])
+def test_weighting_vectors_titles_in_top_3(seeded, mode):
+    _, store, s = seeded
+    want = {p.title for p in store.list_papers(limit=1000) if "weighting vectors" in p.title.lower()}
+    assert len(want) == 2
+    res = s.search("weighting vectors", store=store, mode=mode, limit=3)
+    assert want <= {h.paper.title for h in res.hits}
+
+
+def test_phrase_and_exclusion(seeded):
+    _, store, s = seeded
+    res = s.search('"weighting vectors"', store=store, mode="best", limit=20)
+    assert res.hits
+    assert all(re.search(r"weighting\W+vectors?", _text(h.paper)) for h in res.hits)
+    excl = s.search('"weighting vectors" -magnitude', store=store, mode="best", limit=20)
+    assert all("magnitude" not in _text(h.paper) for h in excl.hits)
+    assert len(excl.hits) < len(res.hits)
+
+
+def test_snippets_are_marked_and_escaped(seeded):
+    _, store, s = seeded
+    res = s.search("weighting vectors", store=store, limit=5)
+    top = res.hits[0]
+    assert "<mark>" in top.snippet and "</mark>" in top.snippet
+    assert "<mark>" in top.title_html
+    for h in res.hits:
+        bare = h.snippet.replace("<mark>", "").replace("</mark>", "")
+        assert "<" not in bare and ">" not in bare
+        # unescaping gives back the paper's own text
+        assert html.unescape(bare).strip(" …")[:30] in h.paper.abstract
+
+
+def test_pagination_is_consistent(seeded):
+    _, store, s = seeded
+    full = s.search("language model reasoning", store=store, limit=10)
+    page2 = s.search("language model reasoning", store=store, limit=5, offset=5)
+    assert [h.paper.id for h in page2.hits] == [h.paper.id for h in full.hits[5:10]]
+    assert [h.rank for h in page2.hits] == [6, 7, 8, 9, 10]
+    assert full.total >= 10
+
+
+def test_source_and_date_filters(seeded):
+    _, store, s = seeded
+    src = "hf-page:002_2de9d8276f5bb2b3"
+    res = s.search("ranking", store=store, source="002_2de9d8276f5bb2b3", limit=20)
+    assert res.hits and all(src in h.paper.sources for h in res.hits)
+    other = s.search("ranking", store=store, source="000_8dc835357653a6ba", limit=20)
+    assert {h.paper.id for h in other.hits} != {h.paper.id for h in res.hits}
+    dated = [p for p in store.list_papers(limit=1000) if p.feed_date]
+    day = sorted(p.feed_date for p in dated)[len(dated) // 2]
+    res = s.search("learning", store=store, since=day, limit=50)
+    assert res.hits
+    assert all((h.paper.published or h.paper.feed_date) >= day for h in res.hits)
+
+
+def test_similar_papers(seeded):
+    _, store, s = seeded
+    p = next(p for p in store.list_papers(limit=1000) if "weighting vectors" in p.title.lower())
+    sims = s.similar(p.rowid, k=5, store=store)
+    assert len(sims) == 5
+    assert p.rowid not in {h.paper.rowid for h in sims}
+    assert any("weighting vectors" in h.paper.title.lower() for h in sims)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\x00", '"""', "-- ((( ))) AND OR"])
+def test_empty_queries_give_a_clear_error(seeded, query):
+    _, store, s = seeded
+    with pytest.raises(QueryError) as e:
+        s.search(query, store=store)
+    assert "type" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"effective rank',
+        'effective" rank',
+        "effective AND (rank OR",
+        "rank -",
+        '+"weighting vectors" NOT',
+        "a" * 50,
+    ],
+)
+def test_unbalanced_operators_still_search(seeded, query):
+    _, store, s = seeded
+    res = s.search(query, store=store, limit=5)
+    assert isinstance(res.total, int)
+    if "rank" in query or "weighting" in query:
+        assert res.hits
+
+
+def test_ten_thousand_character_query(seeded):
+    _, store, s = seeded
+    abstract = store.list_papers(limit=1)[0].abstract
+    q = (abstract + " ") * (10_000 // (len(abstract) + 1) + 1)
+    q = q[:10_000]
+    res = s.search(q, store=store, mode="best", limit=5)
+    assert res.hits
+    assert res.took_ms < 5_000
+    res = s.search("x" * 20_000, store=store, limit=5)  # longer than the cap: cut, with a note
+    assert any("cut" in n for n in res.notes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expect"),
+    [
+        ({"since": "last week"}, "YYYY-MM-DD"),
+        ({"until": "2024-13-01"}, "YYYY-MM-DD"),
+        ({"since": "2025-01-01", "until": "2024-01-01"}, "after"),
+        ({"category": "not a category!"}, "cs.CL"),
+        ({"source": "no-such-page"}, "hf-page:000_8dc835357653a6ba"),
+        ({"author": "!!!"}, "name"),
+        ({"mode": "turbo"}, "lexical"),
+        ({"limit": 0}, "limit"),
+    ],
+)
+def test_bad_filters_list_the_valid_form(seeded, kwargs, expect):
+    _, store, s = seeded
+    with pytest.raises(QueryError) as e:
+        s.search("ranking", store=store, **kwargs)
+    assert expect in str(e.value)
+
+
+def test_cli_search_json_and_errors(seeded):
+    from paperfeed.cli.main import cli
+
+    data, _, _ = seeded
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--data", str(data), "search", "--json", "--limit", "3", "weighting", "vectors"])
+    assert r.exit_code == 0, r.output
+    hits = orjson.loads(r.stdout)
+    assert len(hits) == 3
+    assert {"id", "title", "score", "snippet"} <= set(hits[0])
+    assert "weighting vectors" in hits[0]["title"].lower()
+    r = runner.invoke(cli, ["--data", str(data), "search", "--since", "yesterday", "ranking"])
+    assert r.exit_code == 2
+    assert "YYYY-MM-DD" in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["--data", str(data), "search", '"'])
+    assert r.exit_code == 2 and "Traceback" not in r.output
