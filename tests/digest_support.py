@@ -154,22 +154,54 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
 
 
+_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def _mail_template() -> Path:
+    """The seed corpus, stored and indexed, built once per test process and copied
+    for each site: the index build (embedding every paper) is the slow part, and
+    the paper pages a mail links to use the index."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            from paperfeed.cli.ingest import demo_paths
+            from paperfeed.ingest import ingest_paths
+            from paperfeed.store import open_store
+
+            root = Path(tempfile.mkdtemp(prefix="paperfeed-mail-template-"))
+            atexit.register(shutil.rmtree, root, True)
+            data = root / "data"
+            with open_store(data) as store:
+                ingest_paths(store, demo_paths())
+                try:
+                    from paperfeed.index import sync
+                except ImportError:
+                    sync = None
+                if sync is not None:
+                    sync(store, data, progress=False)
+            _template = data
+        return _template
+
+
 def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, Settings)
     """A real uvicorn server on the seed corpus whose mails go to `sink` and whose
     links point at itself. Returns (server, settings); stop the server after use."""
+    import shutil
+
     from webserver import start_server
 
-    from paperfeed.cli.ingest import demo_paths
     from paperfeed.config import Settings
-    from paperfeed.ingest import ingest_paths
-    from paperfeed.store import open_store
 
+    shutil.copytree(_mail_template(), data)
     settings = Settings.load(data)
     settings.smtp_port = sink.port
     settings.mail_from = "paperfeed <digest@paperfeed.test>"
-    with open_store(data) as store:
-        ingest_paths(store, demo_paths())
-    srv = start_server(data, settings=settings, warm_search=False, rate_limit_scale=1000.0)
+    srv = start_server(data, settings=settings, warm_search=True, rate_limit_scale=1000.0)
     # the port is known only now; the app holds this same Settings object
     settings.base_url = srv.url
     return srv, settings

@@ -56,6 +56,7 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(
     srv, settings = site
     email = f"browser-{'js' if javascript else 'nojs'}@example.org"
     context = browser.new_context(base_url=srv.url, java_script_enabled=javascript)  # type: ignore[attr-defined]
+    context.set_default_timeout(120_000)  # a loaded 2-core machine; the site may be indexing new papers
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -103,7 +103,9 @@ def test_subscribe_confirm_mail_links_and_one_click_unsubscribe(
     links = set(re.findall(r"http://[^\s\"<>]+", text)) | {h for h in hrefs(html) if h.startswith("http")}
     unsubscribe_url = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])[0]
     assert unsubscribe_url in links
-    with httpx.Client(timeout=30, follow_redirects=True) as fresh:
+    # generous timeout: the first paper page may wait for the search index to take
+    # in the papers added above
+    with httpx.Client(timeout=180, follow_redirects=True) as fresh:
         for url in sorted(links):
             assert url.startswith(srv.url), url
             r = fresh.get(url)

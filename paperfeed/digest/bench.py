@@ -99,6 +99,19 @@ def _fill_store(data_dir: Path, n_papers: int, seed: int = 7) -> None:
             store.upsert_papers(batch)
 
 
+def _queries(store, rng: random.Random) -> list[str]:  # noqa: ANN001
+    """Saved searches as people type them: a fixed list of topics plus two-word
+    phrases from the seed titles (several hundred distinct ones)."""
+    out = list(QUERIES)
+    titles = [r[0] for r in store.conn.execute("SELECT title FROM papers WHERE rowid <= 402")]
+    for t in titles:
+        words = [w.lower() for w in re.findall(r"[A-Za-z]{4,}", t)]
+        if len(words) >= 2:
+            i = rng.randrange(len(words) - 1)
+            out.append(f"{words[i]} {words[i + 1]}")
+    return list(dict.fromkeys(out))
+
+
 def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, seed: int = 11) -> None:
     """Voters for the trending digest, and N active subscriptions, written in bulk
     (set-up only: the double opt-in path is what the tests exercise)."""
@@ -113,6 +126,7 @@ def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, s
             for u in rng.sample(users, rng.randint(1, len(users))):
                 acc.vote(store, u.id, p.rowid)
         watermark = max(0, store.max_seq() - new_window)
+        queries = _queries(store, rng)
         now = "2025-01-01T00:00:00Z"
         rows = []
         for i in range(n_subs):
@@ -120,7 +134,7 @@ def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, s
             if i % 2 == 0:
                 rows.append((email, email, "trending", "daily", "", "{}", "active", 0, now, now, now))
             else:
-                rows.append((email, email, "alert", "daily", rng.choice(QUERIES), "{}", "active", watermark,
+                rows.append((email, email, "alert", "daily", rng.choice(queries), "{}", "active", watermark,
                              now, now, now))  # fmt: skip
         with store.write() as c:
             c.executemany(

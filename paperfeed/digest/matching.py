@@ -10,9 +10,12 @@ import functools
 import logging
 import math
 import re
+from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from paperfeed.models import Paper
 from paperfeed.store.papers import Store
@@ -44,9 +47,9 @@ def trending_papers(store: Store, period: str, limit: int) -> list[tuple[Paper, 
 MAX_WINDOW = 20_000
 
 
-def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[str, str]) -> list[Paper]:
+def iter_candidates(store: Store, after_seq: int, upto_seq: int, filters: dict[str, str]) -> Iterator[Paper]:
     """Visible papers first stored in (after_seq, upto_seq], narrowed by the filters
-    (the newest MAX_WINDOW of them)."""
+    (the newest MAX_WINDOW of them), read in chunks so a big window is never all in memory."""
     sql = "SELECT p.rowid FROM papers p WHERE p.added_seq > ? AND p.added_seq <= ? AND p.hidden = 0"
     args: list = [after_seq, upto_seq]
     if filters.get("source"):
@@ -54,13 +57,19 @@ def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[
         args.append(filters["source"])
     sql += " ORDER BY p.added_seq DESC LIMIT ?"
     rowids = [r[0] for r in store.conn.execute(sql, [*args, MAX_WINDOW])][::-1]
-    papers = store.get_by_rowids(rowids)
-    if cat := filters.get("category"):
-        papers = [p for p in papers if cat.lower() in (c.lower() for c in p.categories)]
-    if author := filters.get("author"):
-        needle = author.casefold()
-        papers = [p for p in papers if any(needle in a.casefold() for a in p.authors)]
-    return papers
+    cat = (filters.get("category") or "").lower()
+    author = (filters.get("author") or "").casefold()
+    for start in range(0, len(rowids), 1000):
+        for p in store.get_by_rowids(rowids[start : start + 1000]):
+            if cat and cat not in (c.lower() for c in p.categories):
+                continue
+            if author and not any(author in a.casefold() for a in p.authors):
+                continue
+            yield p
+
+
+def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[str, str]) -> list[Paper]:
+    return list(iter_candidates(store, after_seq, upto_seq, filters))
 
 
 def _analyzers() -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]]:
@@ -137,27 +146,50 @@ def _contains(seq: Sequence[str], sub: Sequence[str]) -> bool:
 
 
 class Window:
-    """The candidate papers of one alert window, with a small inverted index.
+    """The candidate papers of one alert window, as a compact inverted index.
 
     Most alerts of a run share the same window (their watermarks all moved to the
-    same seq at the previous run), so the candidates are read and tokenised once
-    per run, and each query only walks the postings of its own terms.
+    same seq at the previous run), so its papers are read and tokenised once per
+    run; each query then intersects the postings of its own terms with NumPy. Only
+    ids, lengths and postings are kept (a few bytes per term occurrence), and
+    papers are read back from the store for the ones a mail lists.
     """
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
-        self.papers = list(papers)
-        self.postings: dict[str, dict[int, int]] = {}
-        self.lengths: list[int] = []
-        for i, p in enumerate(self.papers):
+    def __init__(self, papers: Iterable[Paper], fetch: Callable[[list[int]], list[Paper]]) -> None:
+        self._fetch = fetch
+        idx: dict[str, array] = {}
+        tfs: dict[str, array] = {}
+        rowids: list[int] = []
+        lengths: list[int] = []
+        for p in papers:
+            i = len(rowids)
             # the title counts twice: a query word in the title matters more
             terms = Counter(_doc_terms(f"{p.title} {p.title} {p.abstract}"))
-            self.lengths.append(sum(terms.values()))
+            rowids.append(p.rowid)
+            lengths.append(sum(terms.values()))
             for t, tf in terms.items():
-                self.postings.setdefault(t, {})[i] = tf
-        self.avg = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+                a = idx.get(t)
+                if a is None:
+                    a = idx[t] = array("i")
+                    tfs[t] = array("f")
+                a.append(i)
+                tfs[t].append(tf)
+        self._idx, self._tfs = idx, tfs
+        self.rowids = np.asarray(rowids, dtype=np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.float32)
+        self.avg = float(self.lengths.mean()) if len(lengths) else 1.0
 
-    def rank(self, query: str) -> list[Paper]:
-        """BM25 over the window; a paper matches when it has every query term.
+    def __len__(self) -> int:
+        return len(self.rowids)
+
+    def _post(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        a = self._idx.get(term)
+        if a is None:
+            return None
+        return np.frombuffer(a, dtype=np.int32), np.frombuffer(self._tfs[term], dtype=np.float32)
+
+    def rank(self, query: str, limit: int) -> list[Paper]:
+        """The best `limit` papers by BM25; a paper matches when it has every query term.
 
         Requiring all terms (after stemming) is what a reader expects of an alert
         for "importance reweighting": papers about both, not every paper on importance.
@@ -166,53 +198,63 @@ class Window:
             aq = compile_query(query)
         except ValueError:
             return []
-        q = aq.terms
-        if not q or not self.papers:
+        if not aq.terms or not len(self) or limit <= 0:
             return []
-        posts = [self.postings.get(t) for t in q]
-        if any(not p for p in posts):
+        posts = [self._post(t) for t in aq.terms]
+        if any(p is None for p in posts):
             return []
-        docs = set(min(posts, key=len))
+        docs = min((p[0] for p in posts), key=len)  # type: ignore[index]
         for p in posts:
-            docs &= p.keys()
+            docs = np.intersect1d(docs, p[0], assume_unique=True)  # type: ignore[index]
         for ex in aq.excluded:
-            if len(ex) == 1:
-                docs -= self.postings.get(ex[0], {}).keys()
-        if aq.phrases or any(len(ex) > 1 for ex in aq.excluded):
-            docs = {i for i in docs if self._phrases_ok(i, aq)}
-        n = len(self.papers)
-        scored = []
-        for i in docs:
-            s = 0.0
-            for post in posts:
-                df, tf = len(post), post[i]
-                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-                s += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * self.lengths[i] / self.avg))
-            scored.append((s, i))
-        scored.sort(key=lambda si: (-si[0], self.papers[si[1]].rowid))
-        return [self.papers[i] for _, i in scored]
+            ep = self._post(ex[0]) if len(ex) == 1 else None
+            if ep is not None:
+                docs = np.setdiff1d(docs, ep[0], assume_unique=True)
+        if not len(docs):
+            return []
+        n = len(self)
+        scores = np.zeros(len(docs), dtype=np.float64)
+        norm = 1.2 * (0.25 + 0.75 * self.lengths[docs] / self.avg)
+        for pidx, ptf in posts:  # type: ignore[misc]
+            df = len(pidx)
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            tf = ptf[np.searchsorted(pidx, docs)]
+            scores += idf * tf * 2.2 / (tf + norm)
+        order = np.lexsort((self.rowids[docs], -scores))
+        ranked = [int(r) for r in self.rowids[docs[order]]]
+        if not aq.phrases and not any(len(ex) > 1 for ex in aq.excluded):
+            return self._fetch(ranked[:limit])
+        out: list[Paper] = []
+        for start in range(0, len(ranked), 200):  # read texts only as far as needed
+            out += [p for p in self._fetch(ranked[start : start + 200]) if _phrases_ok(p, aq)]
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
 
-    def _phrases_ok(self, i: int, aq: AlertQuery) -> bool:
-        p = self.papers[i]
-        # title and abstract apart, so a phrase cannot run from one into the other
-        fields = (_doc_terms(p.title), _doc_terms(p.abstract))
-        if not all(any(_contains(f, ph) for f in fields) for ph in aq.phrases):
-            return False
-        return not any(len(ex) > 1 and any(_contains(f, ex) for f in fields) for ex in aq.excluded)
+def _phrases_ok(p: Paper, aq: AlertQuery) -> bool:
+    # title and abstract apart, so a phrase cannot run from one into the other
+    fields = (_doc_terms(p.title), _doc_terms(p.abstract))
+    if not all(any(_contains(f, ph) for f in fields) for ph in aq.phrases):
+        return False
+    return not any(len(ex) > 1 and any(_contains(f, ex) for f in fields) for ex in aq.excluded)
 
 
-def lexical_rank(query: str, papers: Sequence[Paper]) -> list[Paper]:
-    return Window(papers).rank(query)
+def lexical_rank(query: str, papers: Sequence[Paper], limit: int = 1000) -> list[Paper]:
+    """Rank an in-memory list of papers as an alert would."""
+    by_rowid = {p.rowid: p for p in papers}
+    return Window(papers, lambda ids: [by_rowid[i] for i in ids]).rank(query, limit)
 
 
 class AlertMatcher:
-    """Matches alerts for one run; windows are cached by (after, upto, filters)."""
+    """Matches alerts for one run; windows are cached by (after, upto, filters), and
+    the result of a query over a window too (many people save the same search)."""
 
-    def __init__(self, store: Store, max_windows: int = 8) -> None:
+    def __init__(self, store: Store, max_windows: int = 4) -> None:
         self.store = store
         self.max_windows = max_windows
         self._windows: dict[tuple, Window] = {}
+        self._results: dict[tuple, list[Paper]] = {}
 
     def window(self, after_seq: int, upto_seq: int, filters: dict[str, str]) -> Window:
         key = (after_seq, upto_seq, tuple(sorted(filters.items())))
@@ -220,8 +262,10 @@ class AlertMatcher:
         if w is None:
             if len(self._windows) >= self.max_windows:
                 # bounded memory: windows of one-off watermarks are not worth keeping
-                self._windows.pop(next(iter(self._windows)))
-            w = Window(candidate_papers(self.store, after_seq, upto_seq, filters))
+                old = next(iter(self._windows))
+                self._windows.pop(old)
+                self._results = {k: v for k, v in self._results.items() if k[0] != old}
+            w = Window(iter_candidates(self.store, after_seq, upto_seq, filters), self.store.get_by_rowids)
             self._windows[key] = w
         return w
 
@@ -229,7 +273,15 @@ class AlertMatcher:
         """New papers (first stored in (after_seq, upto_seq]) that match `query`, best first."""
         if after_seq >= upto_seq:
             return []
-        return self.window(after_seq, upto_seq, filters).rank(query)[:limit]
+        wkey = (after_seq, upto_seq, tuple(sorted(filters.items())))
+        rkey = (wkey, query, limit)
+        hit = self._results.get(rkey)
+        if hit is None:
+            hit = self.window(after_seq, upto_seq, filters).rank(query, limit)
+            if len(self._results) > 20_000:
+                self._results.clear()
+            self._results[rkey] = hit
+        return hit
 
 
 def alert_papers(store: Store, query: str, filters: dict[str, str], after_seq: int, upto_seq: int, limit: int) -> list[Paper]:
