@@ -105,8 +105,11 @@ class EvalRun:
         return d
 
 
-def build(coll: Collection, data_dir: Path, *, progress: bool = False) -> dict[str, Any]:
-    """Ingest the corpus into `data_dir` and index it. Returns the ingest report as a dict."""
+def build(
+    coll: Collection, data_dir: Path, *, progress: bool = False, vectors: bool = True
+) -> dict[str, Any]:
+    """Ingest the corpus into `data_dir` and index it (vectors only when a mode needs them).
+    Returns the ingest report as a dict."""
     from paperfeed.index import sync
     from paperfeed.ingest import ingest_paths
     from paperfeed.store import open_store
@@ -114,7 +117,7 @@ def build(coll: Collection, data_dir: Path, *, progress: bool = False) -> dict[s
     t0 = time.perf_counter()
     with open_store(data_dir) as store:
         report = ingest_paths(store, [coll.corpus], "beir", progress=progress, source_name=_source(coll))
-        sync(store, data_dir, progress=progress)
+        sync(store, data_dir, progress=progress, vectors=vectors)
     out = report.to_dict()
     out["index_seconds"] = round(time.perf_counter() - t0, 2)
     return out
@@ -199,7 +202,8 @@ def evaluate_dir(
     coll = load_collection(root)
     with tempfile.TemporaryDirectory(prefix="paperfeed-eval-") as tmp:
         data_dir = keep or Path(tmp)
-        ingest = build(coll, data_dir, progress=progress)
+        modes = [normalize_mode(m) for m in modes]
+        ingest = build(coll, data_dir, progress=progress, vectors=any(m != "lexical" for m in modes))
         from paperfeed.search import Searcher
 
         s = Searcher(data_dir, auto_sync=False)
