@@ -563,3 +563,19 @@ def test_alerts_follow_the_site_query_syntax(tmp_path: Path, smtp: SmtpSink) -> 
         text, _ = parts(smtp.received[0].msg)
         listed = set(re.findall(r"^\d+\. (.+)$", text, flags=re.M))
         assert listed == {titles["1"][0], titles["4"][0]}
+
+
+def test_unsubscribing_after_compose_stops_the_mail(tmp_path: Path, smtp: SmtpSink) -> None:
+    settings = make_settings(tmp_path, smtp)
+    with open_store(tmp_path) as store:
+        sub = active(store, settings, "late@example.org", query="graph")
+        store.upsert_papers([Paper(title="Graph", abstract="graph", sources=["x"], ext_ids={"x": "1"})])
+        send_digests(store, settings, limit=0)  # composed, not sent
+        [row] = [r for r in ob.list_rows(store, subscription_id=sub.id) if r.kind == "alert"]
+        # the row is already being handled when the click arrives (as in a concurrent run)
+        store.conn.execute("UPDATE outbox SET status = 'sending' WHERE id = ?", (row.id,))
+        store.conn.execute("UPDATE subscriptions SET status = 'unsubscribed' WHERE id = ?", (sub.id,))
+        smtp.reset()
+        r = send_digests(store, settings)
+        assert r.sent == 0 and smtp.received == []
+        assert ob.get(store, row.id).status == "cancelled"

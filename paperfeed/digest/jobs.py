@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 from paperfeed.config import Settings
 from paperfeed.digest import compose, matching, tokens
@@ -268,8 +269,6 @@ def _compose_period(
                 more = None
                 if len(papers) > ALERT_SIZE:
                     papers = papers[:ALERT_SIZE]
-                    from urllib.parse import urlencode
-
                     more = f"{settings.base_url}/search?{urlencode({'q': sub.query})}"
                 block_key = (tuple(p.rowid for p in papers), more)
                 block = blocks.get(block_key)

@@ -154,6 +154,12 @@ def waiting(store: Store, now: str) -> int:
 def claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
     """Mark a row 'sending' and count the attempt, committed before any SMTP traffic."""
     with store.write() as c:
+        # someone who unsubscribed after this mail was composed does not get it
+        c.execute(
+            "UPDATE outbox SET status='cancelled', updated_at=? WHERE id=? AND status IN ('pending', 'sending') "
+            "AND (SELECT status FROM subscriptions s WHERE s.id = outbox.subscription_id) = 'unsubscribed'",
+            (now, row_id),
+        )
         cur = c.execute(
             "UPDATE outbox SET status='sending', attempts=attempts+1, updated_at=? "
             "WHERE id=? AND status IN ('pending', 'sending')",
