@@ -210,7 +210,10 @@ class OnnxEmbedder:
         if not is_exported(d):
             log.info("minilm-onnx: no export in %s yet, making it now from the packaged weights", d)
             export(d)
-        self.name = "minilm-onnx-int8" if quantized else "minilm-onnx"
+        self.name = "minilm-onnx-int8" if quantized else "minilm-onnx-fp32"
+        if MAX_TOKENS != 256:
+            # vectors of differently truncated texts must not be mixed in one index
+            self.name += f"-t{MAX_TOKENS}"
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or default_threads()
         so.inter_op_num_threads = 1
