@@ -240,3 +240,13 @@ def test_trending_and_empty_states(tab: Tab) -> None:
     page.goto("/search?q=qqqzzzxxj&since=1990-01-01&until=1990-01-31")
     assert "No results for" in page.locator("main").inner_text()
     tab.shot("empty-search")
+
+
+def test_api_docs_render_offline(tab: Tab) -> None:
+    # Swagger UI is served from the package, not a CDN: the page must render
+    # its operations with no network beyond the site itself.
+    page = tab.page
+    page.goto("/docs")
+    page.wait_for_selector(".opblock", timeout=15_000)
+    assert "/api/search" in page.locator("body").inner_text()
+    tab.shot("api-docs")

@@ -31,12 +31,12 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# FastAPI's /docs and /redoc pages load Swagger UI from a CDN with an inline
-# bootstrap script; they get a policy that allows exactly that.
+# /docs serves Swagger UI from the fastapi-offline package (no CDN: a
+# self-hosted instance may have no internet); its page bootstraps with one
+# inline script, so it alone gets a policy that allows inline script.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
@@ -110,6 +110,25 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "Invalid request."
 
 
+def _mount_docs(app: FastAPI) -> None:
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    # fastapi-offline ships Swagger UI 5 (OpenAPI 3.1, which FastAPI emits); we use only its files
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="paperfeed API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
 def create_app(
     data_dir: Path,
     settings: Settings | None = None,
@@ -137,6 +156,8 @@ def create_app(
         "Errors are JSON objects `{\"detail\": message}` with a 4xx status.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.data_dir = data_dir
@@ -149,6 +170,7 @@ def create_app(
     app.state.secure_cookies = secure
     app.add_middleware(SiteMiddleware, secure_cookies=secure)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _mount_docs(app)
 
     from paperfeed.web import api, auth, feeds, pages
 
