@@ -129,6 +129,7 @@ class Searcher:
         self._embedder = embedder
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # the LRU caches are shared by request threads
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._rcache: OrderedDict[tuple, Ranking] = OrderedDict()
         self._seen: tuple[int, int] = (-1, -1)  # (lex_seq, vec_seq) the open indexes reflect
@@ -175,7 +176,8 @@ class Searcher:
                     open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
                 )
             self._seen = seen
-            self._rcache.clear()
+            with self._cache_lock:
+                self._rcache.clear()
 
     def ready(self) -> bool:
         return self.lexical is not None and len(self.lexical) > 0
@@ -296,10 +298,11 @@ class Searcher:
         filters = filters or Filters()
         k = max(CANDIDATES, min(depth, MAX_DEPTH))
         key = (pq.raw, mode, filters.key(), k, self._seen)
-        hit = self._rcache.get(key)
-        if hit is not None:
-            self._rcache.move_to_end(key)
-            return hit
+        with self._cache_lock:
+            hit = self._rcache.get(key)
+            if hit is not None:
+                self._rcache.move_to_end(key)
+                return hit
         constraint = self._constraint(pq, filters)
         if mode == "lexical":
             out = self._lexical(pq.terms, pq, constraint, k)
@@ -308,20 +311,21 @@ class Searcher:
             out = Ranking(rids, scores, len(rids))
         else:
             out = self._hybrid(pq, constraint, k, feedback=(mode == "best"), store=store)
-        self._rcache[key] = out
-        if len(self._rcache) > 256:
-            self._rcache.popitem(last=False)
+        with self._cache_lock:
+            self._rcache[key] = out
+            if len(self._rcache) > 256:
+                self._rcache.popitem(last=False)
         return out
 
     def _qvec(self, text: str) -> np.ndarray:
-        v = self._qcache.get(text)
+        with self._cache_lock:
+            v = self._qcache.get(text)
         if v is None:
             v = np.asarray(self.embedder.encode_query(text), dtype=np.float32).reshape(-1)
-            self._qcache[text] = v
-            if len(self._qcache) > 512:
-                self._qcache.popitem(last=False)
-        else:
-            self._qcache.move_to_end(text)
+            with self._cache_lock:
+                self._qcache[text] = v
+                if len(self._qcache) > 512:
+                    self._qcache.popitem(last=False)
         return v
 
     def _constraint(self, pq: ParsedQuery, f: Filters) -> tantivy.Query | None:
