@@ -53,8 +53,8 @@ class BenchOptions:
 
 
 def _log(opts: BenchOptions, msg: str) -> None:
-    if opts.progress:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+    # phase lines always: a long run in the background is followed through its log
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def _self_peak_mb() -> float:
