@@ -7,6 +7,7 @@ memory stays flat on multi-GB files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -166,7 +167,8 @@ def ingest_paths(
     total = sum(p.stat().st_size for p in paths if p.is_file())
     bar = _Progress(total, progress)
     done_bytes = 0
-    try:
+    with store.bulk(), contextlib.ExitStack() as cleanup:
+        cleanup.callback(bar.close)
         for path in paths:
             size = path.stat().st_size if path.is_file() else 0
             seen = 0
@@ -192,8 +194,6 @@ def ingest_paths(
                 _flush(store, batch, report)
             done_bytes += size
             bar.update_to(done_bytes, report)
-    finally:
-        bar.close()
     report.seconds = time.monotonic() - started
     return report
 
