@@ -61,6 +61,8 @@ class Paper:
     content_hash: str = ""
     created_at: str = ""
     updated_at: str = ""
+    # title_key(title), when a parser process computed it already (see ingest.pipeline)
+    key: str = ""
 
     def compute_hash(self) -> str:
         """Hash of what the indexes see; an unchanged hash means no re-embedding."""

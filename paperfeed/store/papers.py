@@ -256,7 +256,7 @@ class Store:
         with self.write() as c:
             seq = self.max_seq()
             now = _now()
-            keys = [title_key(p.title) for p in papers]
+            keys = [p.key or title_key(p.title) for p in papers]
             existing = _Lookup(c, papers, keys)
             for incoming, key in zip(papers, keys, strict=True):
                 old = existing.find(incoming, key)
@@ -340,7 +340,7 @@ def _prepare_new(p: Paper, key: str, seq: int, now: str) -> Paper:
         p.id = stable_id(f"src:{src}", ext)
     else:
         p.id = stable_id("title", key)
-    p.content_hash = p.compute_hash()
+    p.content_hash = p.content_hash or p.compute_hash()
     p.seq = p.added_seq = seq
     p.created_at = p.updated_at = now
     return p
