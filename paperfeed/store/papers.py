@@ -98,9 +98,12 @@ class Store:
         WAL may grow to ~128 MB meanwhile, and is checkpointed at the end.
         """
         self.conn.execute("PRAGMA wal_autocheckpoint = 8192")
+        # the random-key indexes (id, title_key) outgrow the default cache past ~500k papers
+        self.conn.execute("PRAGMA cache_size = -196608")
         try:
             yield
         finally:
+            self.conn.execute("PRAGMA cache_size = -65536")
             self.conn.execute("PRAGMA wal_autocheckpoint = 1000")
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
