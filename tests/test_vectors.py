@@ -206,3 +206,23 @@ def test_crash_during_save_leaves_a_consistent_index(tmp_path: Path) -> None:
             assert idx.uses_ann and idx._ann is not None and len(idx._ann) == n
             got, _ = idx.search(idx.get(ids[-1:])[0], 5)
             assert np.all(got // 500 == ids[-1] // 500)
+
+
+def test_ann_index_then_onnx_embedder_in_one_process(tmp_path: Path) -> None:
+    # Regression: importing onnxruntime after usearch segfaults the process, which
+    # a server that opens its vector index before its embedder would hit.
+    code = f"""
+import numpy as np
+from pathlib import Path
+from paperfeed.index.vectors import VectorIndex
+idx = VectorIndex.open(Path({str(tmp_path / 'v')!r}), 8, "t", ann_threshold=1)
+x = np.random.default_rng(0).standard_normal((50, 8)).astype("float32")
+idx.upsert(np.arange(50), x / np.linalg.norm(x, axis=1, keepdims=True))
+assert len(idx.search(x[0], 5)[0]) == 5
+from paperfeed.embed import get_embedder
+v = get_embedder("minilm-onnx-int8").encode(["effective rank"])
+print("ok", v.shape)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ok (1, 384)" in r.stdout

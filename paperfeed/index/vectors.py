@@ -73,6 +73,21 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 META = "meta.json"
+def _usearch_index_class() -> Any:
+    """usearch's Index class, imported after onnxruntime.
+
+    Importing onnxruntime after usearch (whose SIMD module is loaded on import)
+    segfaults the process: `python -c "import usearch.index; import onnxruntime"`
+    crashes with onnxruntime 1.31 and usearch 2.26 here. So onnxruntime, when
+    installed, is always loaded first.
+    """
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
+    from usearch.index import Index
+
+    return Index
+
+
 DEFAULT_ANN_THRESHOLD = int(os.environ.get("PAPERFEED_ANN_THRESHOLD", "50000"))
 # HNSW parameters (see the table above): M=16 keeps the graph small, efConstruction=128 buys
 # recall at build time, efSearch adapts to the number of candidates asked for.
@@ -208,7 +223,7 @@ class VectorIndex:
         ann_file = meta.get("ann")
         if ann_file and self._count >= self.ann_threshold:
             try:
-                from usearch.index import Index
+                Index = _usearch_index_class()
 
                 ann = Index.restore(str(self.directory / ann_file))
                 if ann is None or len(ann) != self._count or ann.ndim != self.dim:
@@ -442,7 +457,7 @@ class VectorIndex:
     # -- ANN -------------------------------------------------------------------------------------
     def _ensure_ann(self) -> Any:
         if self._ann is None:
-            from usearch.index import Index
+            Index = _usearch_index_class()
 
             t0 = time.perf_counter()
             # The graph is fed our int8 codes directly. usearch's own float->int8 conversion uses a
