@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
-
-from paperfeed.ingest.files import numbered_lines
+from paperfeed.ingest.files import json_lines
 from paperfeed.ingest.records import Rejection, check_text
 from paperfeed.models import Paper
 
@@ -88,16 +86,4 @@ def to_paper(obj: dict) -> Paper:
 
 
 def parse(path: Path, **_: object) -> Iterator[Paper | Rejection]:
-    for n, raw in numbered_lines(path):
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            msg = "invalid UTF-8" if "utf-8" in str(e).lower() else f"broken JSON ({e})"
-            yield Rejection(str(path), n, msg)
-            continue
-        try:
-            yield to_paper(obj)
-        except ValueError as e:
-            yield Rejection(str(path), n, str(e))
+    return json_lines(path, to_paper)

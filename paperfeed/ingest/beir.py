@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
-
-from paperfeed.ingest.files import numbered_lines
+from paperfeed.ingest.files import json_lines
 from paperfeed.ingest.records import Rejection, check_list, check_text
 from paperfeed.models import Paper
 
@@ -60,16 +58,4 @@ def to_paper(obj: dict, source: str) -> Paper:
 
 def parse(path: Path, *, source: str | None = None, **_: object) -> Iterator[Paper | Rejection]:
     source = source or source_name(path)
-    for n, raw in numbered_lines(path):
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            msg = "invalid UTF-8" if "utf-8" in str(e).lower() else f"broken JSON ({e})"
-            yield Rejection(str(path), n, msg)
-            continue
-        try:
-            yield to_paper(obj, source)
-        except ValueError as e:
-            yield Rejection(str(path), n, str(e))
+    return json_lines(path, lambda obj: to_paper(obj, source))

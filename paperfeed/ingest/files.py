@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from paperfeed.ingest.records import InputError
+import orjson
+
+from paperfeed.ingest.records import InputError, Rejection
+from paperfeed.models import Paper
 
 _CONTROL_BYTES = [b for b in range(32) if b not in (9, 10, 13)] + [127]
 
@@ -34,3 +37,21 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb", buffering=1 << 20) as f:
         for n, raw in enumerate(f, 1):
             yield n, raw.rstrip(b"\r\n")
+
+
+def json_lines(path: Path, convert: Callable[[object], Paper]) -> Iterator[Paper | Rejection]:
+    """Parse a JSON-lines file: one Paper per line via `convert` (which raises
+    ValueError with a message for the user), or a Rejection naming the line."""
+    for n, raw in numbered_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            msg = "invalid UTF-8" if "utf-8" in str(e).lower() else f"broken JSON ({e})"
+            yield Rejection(str(path), n, msg)
+            continue
+        try:
+            yield convert(obj)
+        except ValueError as e:
+            yield Rejection(str(path), n, str(e))

@@ -130,22 +130,7 @@ class Store:
 
     def _papers_from_rows(self, rows: Sequence[sqlite3.Row]) -> list[Paper]:
         papers = [_row_to_paper(r) for r in rows]
-        if not papers:
-            return papers
-        by_rowid = {p.rowid: p for p in papers}
-        for chunk in _chunks(list(by_rowid)):
-            q = ",".join("?" * len(chunk))
-            for r in self.conn.execute(
-                f"SELECT paper_rowid, source, ext_id, position FROM paper_sources "
-                f"WHERE paper_rowid IN ({q}) ORDER BY paper_rowid, source",
-                chunk,
-            ):
-                p = by_rowid[r[0]]
-                p.sources.append(r[1])
-                if r[2] is not None:
-                    p.ext_ids[r[1]] = r[2]
-                if r[3] is not None:
-                    p.positions[r[1]] = r[3]
+        _attach_sources(self.conn, papers)
         return papers
 
     def get_paper(self, paper_id: str) -> Paper | None:
@@ -313,6 +298,24 @@ def _rank_of(p: Paper) -> int:
     return max((source_rank(s) for s in p.sources), default=0)
 
 
+def _attach_sources(c: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+    """Fill each paper's sources, external ids and page positions from paper_sources."""
+    by_rowid = {p.rowid: p for p in papers}
+    for chunk in _chunks(list(by_rowid)):
+        q = ",".join("?" * len(chunk))
+        for r in c.execute(
+            f"SELECT paper_rowid, source, ext_id, position FROM paper_sources "
+            f"WHERE paper_rowid IN ({q}) ORDER BY paper_rowid, source",
+            chunk,
+        ):
+            p = by_rowid[r[0]]
+            p.sources.append(r[1])
+            if r[2] is not None:
+                p.ext_ids[r[1]] = r[2]
+            if r[3] is not None:
+                p.positions[r[1]] = r[3]
+
+
 def _row_to_paper(r: sqlite3.Row) -> Paper:
     return Paper(
         rowid=r[0],
@@ -438,19 +441,7 @@ class _Lookup:
                 q = ",".join("?" * len(chunk))
                 store_rows += c.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid IN ({q})", chunk).fetchall()
             papers_found = [_row_to_paper(r) for r in store_rows]
-            by_rowid = {p.rowid: p for p in papers_found}
-            for chunk in _chunks(list(by_rowid)):
-                q = ",".join("?" * len(chunk))
-                for r in c.execute(
-                    f"SELECT paper_rowid, source, ext_id, position FROM paper_sources WHERE paper_rowid IN ({q})",
-                    chunk,
-                ):
-                    p = by_rowid[r[0]]
-                    p.sources.append(r[1])
-                    if r[2] is not None:
-                        p.ext_ids[r[1]] = r[2]
-                    if r[3] is not None:
-                        p.positions[r[1]] = r[3]
+            _attach_sources(c, papers_found)
             for p in papers_found:
                 self.remember(p, title_key(p.title))
 
