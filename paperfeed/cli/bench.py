@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 import click
 import orjson
+
+from paperfeed.cli.main import load_lazy
 
 # subcommands owned by other concerns, imported only when asked for
 EXTERNAL: dict[str, str] = {
@@ -32,17 +33,7 @@ class BenchGroup(click.Group):
         target = EXTERNAL.get(name)
         if target is None:
             return None
-        module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            reason = str(exc)
-
-            @click.command(name=name, help=EXTERNAL_HELP.get(name, ""))
-            def unavailable() -> None:
-                raise click.ClickException(f"'bench {name}' is not available in this build ({reason})")
-
-            return unavailable
+        return load_lazy(name, target, EXTERNAL_HELP.get(name, ""), f"bench {name}")
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, self.commands[n].get_short_help_str() if n in self.commands else EXTERNAL_HELP.get(n, ""))

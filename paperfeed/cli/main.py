@@ -57,6 +57,22 @@ class AppContext:
         return Settings.load(self.data_dir)
 
 
+def load_lazy(name: str, target: str, help_text: str, label: str | None = None) -> click.Command:
+    """Import the command at "module:attr"; a concern not built yet gives a command
+    that says so instead of breaking the rest of the CLI."""
+    module, attr = target.split(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        reason = str(exc)
+
+        @click.command(name=name, help=help_text)
+        def unavailable() -> None:
+            raise click.ClickException(f"'{label or name}' is not available in this build ({reason})")
+
+        return unavailable
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -65,18 +81,7 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(name)
         if target is None:
             return None
-        module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            # A concern not built yet must not break the rest of the CLI.
-            reason = str(exc)
-
-            @click.command(name=name, help=HELP.get(name, ""))
-            def unavailable() -> None:
-                raise click.ClickException(f"'{name}' is not available in this build ({reason})")
-
-            return unavailable
+        return load_lazy(name, target, HELP.get(name, ""))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help must not import every subcommand (and torch with it).
