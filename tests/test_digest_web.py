@@ -185,15 +185,19 @@ def test_account_page_manages_own_subscriptions_only(
     anon = client.get("/account/subscriptions")
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
     email = "owner@example.org"
-    signup_page = client.get("/signup").text
-    r = client.post("/signup", data={"email": email, "password": "correct horse 1", "next": "/",
-                                     "csrf_token": csrf_from(signup_page)})  # fmt: skip
-    assert r.status_code == 303
+    sink.reset()
+    signup(client, email, "correct horse 1")
     with open_store(srv.data_dir) as store:
         mine = subscribe(store, settings, email, trending="daily").subscription
         subscribe(store, settings, email, query="effective rank", every="weekly")
         confirm_email(store, email)
         theirs = subscribe(store, settings, "someone-else@example.org", query="secret topic").subscription
+    # the owner proves the address with the mailed link, opened while logged in
+    verify_url = verification_link(sink, email)
+    page = client.get(verify_url)
+    assert page.status_code == 200 and "Confirm my address" in page.text
+    r = client.post(verify_url, data={"csrf_token": csrf_from(page.text)})
+    assert r.status_code == 303 and r.headers["location"].startswith("/account/subscriptions")
     page = client.get("/account/subscriptions")
     assert page.status_code == 200
     assert "Trending papers, daily" in page.text and "effective rank" in htmlmod.unescape(page.text)
@@ -230,9 +234,91 @@ def test_account_page_manages_own_subscriptions_only(
     assert client.get("/account/subscriptions").text.count("Resend the confirmation mail") >= 1
 
 
+def signup(c: httpx.Client, email: str, password: str) -> None:
+    r = c.post("/signup", data={"email": email, "password": password, "next": "/",
+                                "csrf_token": csrf_from(c.get("/signup").text)})  # fmt: skip
+    assert r.status_code == 303, r.text[:300]
+
+
+def verification_link(sink: SmtpSink, email: str) -> str:
+    """The link in the account verification mail to `email` (sent after the sign-up response)."""
+    [mail] = [m for m in sink.wait_to(email) if "Confirm your email address" in m.msg["Subject"]]
+    assert mail.msg["List-Unsubscribe"] is None  # one mail per sign-up, not a list
+    text, html = parts(mail.msg)
+    [url] = [u for u in re.findall(r"http://\S+", text) if "/account/verify/" in u]
+    assert url in hrefs(html)
+    return url
+
+
+def message_of(page: str) -> str:
+    """The first paragraph of a message page: what it tells the visitor."""
+    main = page.split('<main id="main"', 1)[1]
+    return htmlmod.unescape(re.search(r"<h1>(.*?)</h1>\s*<p>(.*?)</p>", main, re.S).group(0))
+
+
+def test_someone_who_registers_an_address_does_not_see_its_subscriptions(
+    site: tuple[LiveServer, Settings], sink: SmtpSink
+) -> None:
+    srv, settings = site
+    victim = "victim@example.org"
+    with open_store(srv.data_dir) as store:
+        subscribe(store, settings, victim, query="secret topic alpha", every="daily")
+        subscribe(store, settings, victim, trending="weekly")
+        secret, weekly = confirm_email(store, victim)
+    sink.reset()
+    with httpx.Client(base_url=srv.url, timeout=30) as squatter, httpx.Client(base_url=srv.url, timeout=30) as owner:
+        signup(squatter, victim, "squatter pass 1")
+        page = squatter.get("/account/subscriptions")
+        assert page.status_code == 200 and "Send the link again" in page.text
+        assert "secret topic" not in page.text and "Trending papers, weekly" not in page.text
+        token = csrf_from(page.text)
+        for action, form in [("unsubscribe", {}), ("period", {"period": "weekly"}), ("resume", {})]:
+            r = squatter.post(f"/account/subscriptions/{secret.id}/{action}", data={**form, "csrf_token": token})
+            assert r.status_code == 404, action
+        # the subscribe form answers the same for a subscription the address has and one it has not
+        form = {"email": victim, "kind": "alert", "every": "daily", "csrf_token": csrf_from(squatter.get("/subscribe").text)}
+        has = squatter.post("/subscribe", data={**form, "query": "secret topic alpha"})
+        new = squatter.post("/subscribe", data={**form, "query": "unrelated topic beta"})
+        assert has.status_code == new.status_code == 200
+        assert message_of(has.text) == message_of(new.text) and "Already" not in has.text
+        with open_store(srv.data_dir) as store:
+            assert [s.status for s in (subs.get_subscription(store, secret.id), subs.get_subscription(store, weekly.id))] == ["active"] * 2
+            assert store.conn.execute("SELECT email_verified_at FROM users WHERE email_key = ?", (victim,)).fetchone()[0] is None
+
+        # the verification link reached only the mailbox; its owner, not logged in,
+        # cannot verify the squatter's account by clicking it...
+        url = verification_link(sink, victim)
+        shown = owner.get(url)
+        assert shown.status_code == 200 and "Take over the account" in shown.text
+        r = owner.post(url, data={"csrf_token": csrf_from(shown.text)})
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        assert "secret topic" not in squatter.get("/account/subscriptions").text
+        # ...and tampered links are refused
+        for bad in (url[:-3] + "abc", url.rsplit("/", 1)[0] + "/garbage"):
+            assert owner.get(bad).status_code == 400
+            assert owner.post(bad + "/claim", data={"password": "x" * 12, "csrf_token": csrf_from(shown.text)}).status_code == 400
+        # but proving the address lets the owner take the account over and see the subscriptions
+        r = owner.post(url + "/claim", data={"password": "owner password 1", "csrf_token": csrf_from(shown.text)})
+        assert r.status_code == 303
+        mine = owner.get(r.headers["location"])
+        assert mine.status_code == 200 and "Address confirmed." in mine.text
+        assert "secret topic alpha" in htmlmod.unescape(mine.text) and "Trending papers, weekly" in mine.text
+        r = owner.post(f"/account/subscriptions/{weekly.id}/unsubscribe", data={"csrf_token": csrf_from(mine.text)})
+        assert r.status_code == 303
+        with open_store(srv.data_dir) as store:
+            assert subs.get_subscription(store, weekly.id).status == "unsubscribed"
+        # the squatter was logged out, and the link cannot take the account back
+        assert squatter.get("/account/subscriptions").status_code == 303
+        again = squatter.post(url + "/claim", data={"password": "squatter pass 2", "csrf_token": token})
+        assert again.status_code == 400 and "already confirmed" in again.text
+        login = squatter.post("/login", data={"email": victim, "password": "squatter pass 1", "csrf_token": token})
+        assert login.status_code == 400
+
+
 def test_no_server_errors_on_odd_requests(site: tuple[LiveServer, Settings], client: httpx.Client) -> None:
     odd = ["/unsubscribe/" + "A" * 5000, "/subscriptions/confirm/%00%0d%0a", "/unsubscribe/..%2f..%2f",
-           "/subscribe?q=" + "x" * 3000, "/account/subscriptions/abc/period"]  # fmt: skip
+           "/subscribe?q=" + "x" * 3000, "/account/subscriptions/abc/period", "/account/verify/" + "A" * 5000,
+           "/account/verify/%00%0d%0a/claim", "/account/verify"]  # fmt: skip
     for url in odd:
         for method in ("GET", "POST"):
             r = client.request(method, url)

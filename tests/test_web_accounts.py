@@ -115,3 +115,24 @@ def test_daily_navigation_helpers(store: Store) -> None:
     assert acc.next_feed_date(store, "2025-06-10") == "2025-06-14"
     assert acc.prev_feed_date(store, "2025-05-01") is None
     assert acc.count_range(store, "2025-06-01", "2025-06-30") == 3
+
+
+def test_email_verification_and_takeover_of_an_unverified_account(store: Store) -> None:
+    squatter = acc.create_user(store, "victim@example.org", "squatter-password")
+    assert not squatter.email_verified
+    token = acc.create_session(store, squatter.id)
+    # one verification mail per few minutes, none once verified
+    assert acc.note_verify_sent(store, squatter.id, now=NOW) is True
+    assert acc.note_verify_sent(store, squatter.id, now=NOW + dt.timedelta(minutes=1)) is False
+    assert acc.note_verify_sent(store, squatter.id, now=NOW + acc.VERIFY_RESEND + dt.timedelta(seconds=1)) is True
+    with pytest.raises(acc.AccountError, match="at least"):
+        acc.claim_unverified(store, squatter.id, "short")
+    owner = acc.claim_unverified(store, squatter.id, "owner-password")
+    assert owner.email_verified and acc.session_user(store, token) is None  # the squatter is logged out
+    assert acc.authenticate(store, "victim@example.org", "squatter-password") is None
+    assert acc.authenticate(store, "victim@example.org", "owner-password") == owner
+    # a verified address cannot be taken over again, and verifying twice keeps the first time
+    with pytest.raises(acc.AccountError, match="already confirmed"):
+        acc.claim_unverified(store, owner.id, "another-password")
+    assert acc.mark_email_verified(store, owner.id).email_verified_at == owner.email_verified_at
+    assert acc.note_verify_sent(store, owner.id, now=NOW + dt.timedelta(days=1)) is False

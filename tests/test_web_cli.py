@@ -27,6 +27,14 @@ def test_users_create_and_list(data_dir: Path) -> None:
     assert r.returncode == 0
     listed = run_cli("users", "list", data=data_dir).stdout.splitlines()
     assert [line.split("\t")[1:3] for line in listed] == [["Boss@Example.org", "admin"], ["reader@example.org", "user"]]
+    r = run_cli("users", "verify", "READER@example.org", data=data_dir)
+    assert r.returncode == 0 and "reader@example.org is verified" in r.stdout
+    assert run_cli("users", "verify", "nobody@example.org", data=data_dir).returncode == 1
+    from paperfeed.store import accounts as acc
+    from paperfeed.store import open_store
+
+    with open_store(data_dir) as store:
+        assert [u.email_verified for u in acc.list_users(store)] == [False, True]
 
 
 def test_serve_starts_and_answers(data_dir: Path) -> None:

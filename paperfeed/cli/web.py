@@ -134,3 +134,19 @@ def users_list(obj) -> None:  # noqa: ANN001
     with open_store(obj.data_dir) as store:
         for u in acc.list_users(store):
             click.echo(f"{u.id}\t{u.email}\t{'admin' if u.is_admin else 'user'}\t{u.created_at}")
+
+
+@users.command("verify")
+@click.argument("email")
+@click.pass_obj
+def users_verify(obj, email: str) -> None:  # noqa: ANN001
+    """Mark an account's address as proven (what the mailed link does), e.g. for an
+    account the operator created for someone."""
+    from paperfeed.store import accounts as acc
+
+    with open_store(obj.data_dir) as store:
+        user = acc.get_user_by_email(store, email)
+        if user is None:
+            raise click.ClickException(f"no account for {email}")
+        acc.mark_email_verified(store, user.id)
+    click.echo(f"{user.email} is verified")

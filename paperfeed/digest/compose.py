@@ -254,3 +254,37 @@ def compose_confirm(settings: Settings, sub: Subscription, period_key: str, now:
         f"{_footer_text(reason, links)}"
     )
     return subject, _build(settings, sub, period_key, subject, text, html, links, now)
+
+
+def compose_verify_email(settings: Settings, email: str, verify_url: str, now: dt.datetime) -> tuple[str, bytes]:
+    """The account verification mail. Not a list mail (no List-Unsubscribe): it
+    goes out once per sign-up or per click on "send the link again"."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    subject = "Confirm your email address for paperfeed"
+    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
+    reason = f"This mail was sent to {email} because the address was used to create a paperfeed account."
+    text = (
+        f"A paperfeed account was created with the address {email}.\n"
+        "Confirm that it is yours to see and manage the subscriptions of this address:\n\n"
+        f"{verify_url}\n\n"
+        "If you did not create this account, someone typed your address. Nothing of yours is\n"
+        "shown to them; the same link lets you take the account over.\n\n-- \n"
+        f"{reason}\n"
+    )
+    body = Markup(_env.get_template("verify.html").render(email=email, verify_url=verify_url))
+    html = _env.get_template("mail_base.html").render(
+        subject=subject, heading="Confirm your email address", intro="", body_html=body, reason=reason,
+        base_url=settings.base_url, manage_url="", unsubscribe_url="",
+    )  # fmt: skip
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = settings.mail_from
+    msg["To"] = email
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(now.timestamp(), usegmt=True)
+    msg["Message-ID"] = make_msgid("paperfeed.verify", domain=host)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    return subject, msg.as_bytes()

@@ -71,3 +71,28 @@ def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE) 
         raise TokenError("This confirmation link has expired; subscribe again to get a new one.") from None
     except BadData:
         raise TokenError("This confirmation link is not valid: it may have been cut short or altered.") from None
+
+
+# ---- account email verification ------------------------------------------------
+
+VERIFY_MAX_AGE = 3 * 24 * 3600
+
+
+def _verify(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="paperfeed.verify-email.v1")
+
+
+def verify_email_token(secret: str, user_id: int, email_key: str) -> str:
+    """Signs (account id, address digest): it proves only that its holder got the
+    mail sent to that address for that account."""
+    return _verify(secret).dumps([user_id, address_digest(email_key)])
+
+
+def read_verify_email_token(secret: str, token: str, max_age: int = VERIFY_MAX_AGE) -> tuple[int, str]:
+    """(account id, address digest), or TokenError; check the digest with same_address()."""
+    try:
+        return _check(_verify(secret).loads(token, max_age=max_age))
+    except SignatureExpired:
+        raise TokenError("This link has expired; log in and ask for a new one.") from None
+    except BadData:
+        raise TokenError("This link is not valid: it may have been cut short or altered.") from None

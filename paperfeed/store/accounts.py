@@ -66,6 +66,12 @@ class User:
     email: str
     is_admin: bool
     created_at: str
+    # set once a mailed link proved the account holder reads this address
+    email_verified_at: str | None = None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 def _now() -> dt.datetime:
@@ -79,7 +85,8 @@ def _ts(t: dt.datetime) -> str:
 def _user(row: sqlite3.Row | None) -> User | None:
     if row is None:
         return None
-    return User(id=row["id"], email=row["email"], is_admin=bool(row["is_admin"]), created_at=row["created_at"])
+    return User(id=row["id"], email=row["email"], is_admin=bool(row["is_admin"]), created_at=row["created_at"],
+                email_verified_at=row["email_verified_at"])
 
 
 def normalize_email(email: str) -> str:
@@ -97,12 +104,16 @@ def _email_key(email: str) -> str:
 # ---- users -----------------------------------------------------------------
 
 
-def create_user(store: Store, email: str, password: str, *, is_admin: bool = False) -> User:
-    email = normalize_email(email)
+def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"Choose a password of at least {MIN_PASSWORD} characters.")
     if len(password) > MAX_PASSWORD:
         raise AccountError(f"Choose a password of at most {MAX_PASSWORD} characters.")
+
+
+def create_user(store: Store, email: str, password: str, *, is_admin: bool = False) -> User:
+    email = normalize_email(email)
+    _check_password(password)
     pw_hash = _hasher.hash(password)
     try:
         with store.write() as c:
@@ -153,6 +164,62 @@ def authenticate(store: Store, email: str, password: str) -> User | None:
         with store.write() as c:
             c.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), row["id"]))
     return _user(row)
+
+
+# ---- email verification ------------------------------------------------------
+# Sign-up takes any address; only a signed link mailed to it proves the account
+# holder reads it (paperfeed.digest.verify sends it, paperfeed.web.auth checks it).
+
+VERIFY_RESEND = dt.timedelta(minutes=10)
+
+
+def mark_email_verified(store: Store, user_id: int) -> User | None:
+    """Record that the account's address is proven (idempotent: the first time stays)."""
+    with store.write() as c:
+        c.execute("UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) WHERE id = ?",
+                  (_ts(_now()), user_id))  # fmt: skip
+    return get_user(store, user_id)
+
+
+def claim_unverified(store: Store, user_id: int, password: str) -> User:
+    """The mailbox owner takes over an account someone registered with their address.
+
+    Allowed only while the address is unverified: whoever created the account never
+    proved it, and the caller holds a link that only reached that mailbox. Every
+    session of the account ends, so the person who registered it is logged out.
+    """
+    _check_password(password)
+    pw_hash = _hasher.hash(password)
+    with store.write() as c:
+        cur = c.execute(
+            "UPDATE users SET password_hash = ?, email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL",
+            (pw_hash, _ts(_now()), user_id),
+        )
+        if cur.rowcount == 0:
+            raise AccountError("This address is already confirmed; log in instead.")
+        c.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+    user = get_user(store, user_id)
+    assert user is not None
+    return user
+
+
+def note_verify_sent(store: Store, user_id: int, *, now: dt.datetime | None = None) -> bool:
+    """Reserve a verification mail for an unverified account; False when one went out
+    moments ago (so the resend button cannot flood an inbox) or it is verified."""
+    now = now or _now()
+    with store.write() as c:
+        cur = c.execute(
+            "UPDATE users SET verify_sent_at = ? WHERE id = ? AND email_verified_at IS NULL "
+            "AND (verify_sent_at IS NULL OR verify_sent_at < ?)",
+            (_ts(now), user_id, _ts(now - VERIFY_RESEND)),
+        )
+        return cur.rowcount > 0
+
+
+def forget_verify_sent(store: Store, user_id: int) -> None:
+    """The mail did not go out: let the user ask again at once."""
+    with store.write() as c:
+        c.execute("UPDATE users SET verify_sent_at = NULL WHERE id = ?", (user_id,))
 
 
 # ---- sessions --------------------------------------------------------------

@@ -1,17 +1,57 @@
-"""Sign-up, log-in and log-out (server-side sessions, see paperfeed.store.accounts)."""
+"""Sign-up, log-in, log-out (server-side sessions, see paperfeed.store.accounts),
+and proving the account's email address.
+
+Sign-up accepts any address, so an account proves nothing about the mailbox
+until its holder follows the signed link mailed there. Subscriptions are keyed
+by address, so only a verified account sees them (paperfeed.web.subscriptions).
+The link verifies the account only for someone signed in to it: the mailbox
+owner clicking a link they did not ask for must not hand their subscriptions to
+whoever registered their address. Someone who is not signed in is offered the
+alternative instead: the mailbox owner may take the account over by choosing a
+new password, which ends every other session (a password reset, allowed only
+while the address is unverified).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from paperfeed.store import Store
+from paperfeed.config import Settings
+from paperfeed.store import Store, open_store
 from paperfeed.store import accounts as acc
-from paperfeed.web.deps import SESSION_COOKIE, get_store, rate_limit, verify_csrf
+from paperfeed.web.deps import (
+    SESSION_COOKIE,
+    current_user,
+    get_settings,
+    get_store,
+    rate_limit,
+    require_user,
+    verify_csrf,
+)
 from paperfeed.web.pages import safe_next
 from paperfeed.web.templating import render
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(include_in_schema=False)
+
+
+def _send_verification(data_dir: Path, settings: Settings, user_id: int, reserved: bool) -> None:
+    """After the response, so a slow or absent mail server never delays sign-up."""
+    try:
+        from paperfeed.digest.verify import send_verification
+
+        with open_store(data_dir) as store:
+            user = acc.get_user(store, user_id)
+            if user is not None:
+                send_verification(store, settings, user, reserved=reserved)
+    except Exception:  # noqa: BLE001 - a background task has nobody to report to but the log
+        log.exception("sending the verification mail failed")
 
 
 def _login_response(request: Request, store: Store, user_id: int, target: str) -> Response:
@@ -62,15 +102,18 @@ def login(
 @router.post("/signup", dependencies=[Depends(verify_csrf), Depends(rate_limit("signup", 10))])
 def signup(
     request: Request,
+    background: BackgroundTasks,
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
     store: Store = Depends(get_store),
+    settings: Settings = Depends(get_settings),
 ) -> Response:
     try:
         user = acc.create_user(store, email, password)
     except acc.AccountError as exc:
         return _form(request, "signup", next, email[:254], str(exc), status_code=400)
+    background.add_task(_send_verification, request.app.state.data_dir, settings, user.id, False)
     return _login_response(request, store, user.id, safe_next(next))
 
 
@@ -81,3 +124,93 @@ def logout(request: Request, store: Store = Depends(get_store)) -> Response:
     resp = RedirectResponse("/", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
+
+
+# ---- proving the address ----------------------------------------------------
+
+
+def _verify_page(request: Request, ctx: dict, status_code: int = 200) -> Response:
+    return render(request, "verify.html", ctx, status_code=status_code)
+
+
+def _token_user(store: Store, settings: Settings, token: str) -> acc.User:
+    """The account a verification link is for; TokenError when it is not valid
+    for that account's current address."""
+    from paperfeed.digest.tokens import TokenError, read_verify_email_token, same_address
+
+    user_id, digest = read_verify_email_token(settings.secret_key, token)
+    user = acc.get_user(store, user_id)
+    if user is None or not same_address(user.email.casefold(), digest):
+        raise TokenError("This link is for an account that no longer exists.")
+    return user
+
+
+@router.get("/account/verify/{token}", response_class=HTMLResponse)
+def verify_page(request: Request, token: str, store: Store = Depends(get_store),
+                settings: Settings = Depends(get_settings),
+                user: acc.User | None = Depends(current_user)) -> Response:  # fmt: skip
+    """Shows a button only: mail scanners fetch links, and must not verify anything."""
+    from paperfeed.digest.tokens import TokenError
+
+    try:
+        owner = _token_user(store, settings, token)
+    except TokenError as exc:
+        return _verify_page(request, {"state": "invalid", "message": str(exc)}, status_code=400)
+    if owner.email_verified:
+        state = "done"
+    elif user is not None and user.id == owner.id:
+        state = "confirm"
+    else:
+        state = "claim"
+    return _verify_page(request, {"state": state, "email": owner.email, "token": token,
+                                  "login_url": f"/login?next={quote(f'/account/verify/{token}', safe='/')}",
+                                  "signed_in_other": user is not None and user.id != owner.id})  # fmt: skip
+
+
+@router.post("/account/verify/{token}", dependencies=[Depends(verify_csrf)])
+def verify_post(request: Request, token: str, store: Store = Depends(get_store),
+                settings: Settings = Depends(get_settings), user: acc.User = Depends(require_user)) -> Response:  # fmt: skip
+    from paperfeed.digest.tokens import TokenError
+
+    try:
+        owner = _token_user(store, settings, token)
+    except TokenError as exc:
+        return _verify_page(request, {"state": "invalid", "message": str(exc)}, status_code=400)
+    if owner.id != user.id:
+        return _verify_page(request, {"state": "invalid", "message": f"This link is for the account of {owner.email}; "
+                                      "log out and open it again."}, status_code=403)  # fmt: skip
+    acc.mark_email_verified(store, user.id)
+    return RedirectResponse(f"/account/subscriptions?flash={quote('Address confirmed.')}", status_code=303)
+
+
+@router.post("/account/verify/{token}/claim",
+             dependencies=[Depends(verify_csrf), Depends(rate_limit("login", 20))])  # fmt: skip
+def verify_claim(request: Request, token: str, password: str = Form(""), store: Store = Depends(get_store),
+                 settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
+    from paperfeed.digest.tokens import TokenError
+
+    try:
+        owner = _token_user(store, settings, token)
+    except TokenError as exc:
+        return _verify_page(request, {"state": "invalid", "message": str(exc)}, status_code=400)
+    try:
+        user = acc.claim_unverified(store, owner.id, password)
+    except acc.AccountError as exc:
+        ctx = {"state": "done" if owner.email_verified else "claim", "email": owner.email, "token": token,
+               "error": str(exc), "login_url": f"/login?next={quote(f'/account/verify/{token}', safe='/')}"}  # fmt: skip
+        return _verify_page(request, ctx, status_code=400)
+    request.state.user = None
+    return _login_response(request, store, user.id, f"/account/subscriptions?flash={quote('Address confirmed.')}")
+
+
+@router.post("/account/verify", dependencies=[Depends(verify_csrf), Depends(rate_limit("verify", 10))])
+def verify_resend(request: Request, background: BackgroundTasks, store: Store = Depends(get_store),
+                  settings: Settings = Depends(get_settings), user: acc.User = Depends(require_user)) -> Response:  # fmt: skip
+    if user.email_verified:
+        flash = "Address confirmed."
+    elif acc.note_verify_sent(store, user.id):
+        background.add_task(_send_verification, request.app.state.data_dir, settings, user.id, True)
+        flash = "Confirmation link sent: open it from your inbox while logged in."
+    else:
+        flash = "A confirmation link was sent a few minutes ago: click it."
+    return RedirectResponse(f"/account/subscriptions?flash={quote(flash)}", status_code=303)

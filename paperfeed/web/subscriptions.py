@@ -7,6 +7,13 @@ unsubscribing: mail clients send the RFC 8058 one-click POST
 (`List-Unsubscribe=One-Click`) with no cookie and no form of ours. GET only shows
 a button, because mail scanners fetch every link in a mail and must not confirm
 or cancel anything by doing so.
+
+Subscriptions are keyed by address, and anyone may type any address (into this
+form, or into the sign-up form). So nothing here tells a visitor what an address
+is subscribed to: the subscribe form answers the same whether or not the address
+already has that subscription, and /account/subscriptions lists an address's
+subscriptions only to an account that proved it reads that address
+(paperfeed.web.auth, email verification).
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ def subscribe_post(
     author: str = Form(""),
     store: Store = Depends(get_store),
     settings: Settings = Depends(get_settings),
+    user: User | None = Depends(current_user),
 ) -> Response:
     values = {"email": email, "kind": kind, "period": period, "query": query, "every": every,
               "category": category, "author": author}  # fmt: skip
@@ -122,14 +130,19 @@ def subscribe_post(
     if result.confirm_queued:
         background.add_task(_send_queued, request.app.state.data_dir, settings)
     sub = result.subscription
-    if sub.status == "active":
-        return _message(request, "Already subscribed", f"{sub.email} already receives: {sub.describe()}.")
-    if not result.confirm_queued:
-        return _message(request, "Check your inbox", result.message, detail=sub.describe())
+    if _proven_owner(user, sub.email_key):
+        if sub.status == "active":
+            return _message(request, "Already subscribed", f"{sub.email} already receives: {sub.describe()}.",
+                            manage=True)  # fmt: skip
+        if not result.confirm_queued:
+            return _message(request, "Check your inbox", result.message, detail=sub.describe())
+    # Anyone else gets one answer whatever the state, or the form would tell them
+    # what a stranger's address is subscribed to.
     return _message(
         request,
         "Check your inbox",
-        f"We sent a confirmation link to {sub.email}. Nothing else is sent until you click it.",
+        f"Unless {sub.email} already receives this, a confirmation link is on its way there "
+        "(at most one every few minutes). Nothing is sent until it is clicked.",
         detail=sub.describe(),
     )
 
@@ -186,9 +199,16 @@ def unsubscribe_post(request: Request, token: str, store: Store = Depends(get_st
 # ---- the signed-in user's page ---------------------------------------------
 
 
+def _proven_owner(user: User | None, email_key: str) -> bool:
+    """The signed-in account has proven it reads this address."""
+    return user is not None and user.email_verified and user.email.lower() == email_key
+
+
 def _own(store: Store, user: User, sub_id: int) -> subs.Subscription:
     sub = subs.get_subscription(store, sub_id)
-    if sub is None or sub.email_key != user.email.lower():
+    # an unverified account gets the same 404 as for a stranger's subscription,
+    # so it cannot probe which ids belong to its (claimed) address
+    if sub is None or not _proven_owner(user, sub.email_key):
         raise HTTPException(status_code=404, detail="No such subscription for your address.")
     return sub
 
@@ -196,20 +216,26 @@ def _own(store: Store, user: User, sub_id: int) -> subs.Subscription:
 @router.get("/account/subscriptions", response_class=HTMLResponse)
 def account_page(request: Request, user: User = Depends(require_user), store: Store = Depends(get_store),
                  flash: str = "") -> Response:  # fmt: skip
+    flash = flash[:200] if flash in _FLASHES else ""
+    if not user.email_verified:
+        return render(request, "subscriptions/account.html", {"verified": False, "rows": [], "email": user.email,
+                                                               "flash": flash})  # fmt: skip
     rows = []
     for s in subs.list_subscriptions(store, email=user.email):
         history = ob.list_rows(store, subscription_id=s.id, limit=10_000)
         last = next((r for r in reversed(history) if r.kind != "confirm" and r.status == "sent"), None)
         rows.append({"sub": s, "last_sent": last.sent_at[:10] if last and last.sent_at else None,
                      "sent": sum(1 for r in history if r.kind != "confirm" and r.status == "sent")})  # fmt: skip
-    ctx = {"rows": rows, "suppressed": subs.suppression(store, user.email), "email": user.email,
-           "flash": flash[:200] if flash in _FLASHES else ""}  # fmt: skip
+    ctx = {"verified": True, "rows": rows, "suppressed": subs.suppression(store, user.email), "email": user.email,
+           "flash": flash}  # fmt: skip
     return render(request, "subscriptions/account.html", ctx)
 
 
 _FLASHES = {"Unsubscribed.", "Updated.", "Confirmation mail sent: click its link to restart this subscription.",
             "That change would duplicate another of your subscriptions.",
-            "A confirmation mail was sent a few minutes ago: click its link."}  # fmt: skip
+            "A confirmation mail was sent a few minutes ago: click its link.", "Address confirmed.",
+            "Confirmation link sent: open it from your inbox while logged in.",
+            "A confirmation link was sent a few minutes ago: click it."}  # fmt: skip
 
 
 def _back(flash: str) -> Response:
