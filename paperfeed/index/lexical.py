@@ -275,7 +275,8 @@ class LexicalIndex:
         exact_words: Sequence[str] = (),
     ) -> tantivy.Query | None:
         """A disjunction over title/abstract (and authors) of stemmed terms with weights, plus a
-        proximity bonus for `pairs` (term, next term, distance) of adjacent query words."""
+        proximity bonus for `pairs` (term, next term, distance) of adjacent query words (search
+        passes no pairs here and adds `pair_bonus` to the top candidates instead: far cheaper)."""
         subs: list[tuple[tantivy.Occur, tantivy.Query]] = []
         s = self.schema
         for term, w in weighted_terms.items():
@@ -294,11 +295,7 @@ class LexicalIndex:
             subs.append(
                 (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_EXACT, word), EXACT_BOOST))
             )
-        # pairs come from the original query (n words give n-1 pairs), also in the RM3 pass
-        pair_boost = PAIR_BOOST_SHORT if len(pairs) < SHORT_QUERY_TERMS else PAIR_BOOST
-        for t1, t2, gap in pairs[:MAX_PAIRS]:
-            pq = tantivy.Query.phrase_query(s, F_EXACT, [(0, t1), (gap, t2)])
-            subs.append((tantivy.Occur.Should, _boost(pq, pair_boost)))
+        subs += [(tantivy.Occur.Should, q) for q in self._pair_queries(pairs)]
         for word in dict.fromkeys(name_words):
             subs.append(
                 (tantivy.Occur.Should, _boost(tantivy.Query.term_query(s, F_AUTHORS, word), AUTHORS_BOOST))
@@ -306,6 +303,40 @@ class LexicalIndex:
         if not subs:
             return None
         return tantivy.Query.boolean_query(subs)
+
+    def _pair_queries(self, pairs: Sequence[tuple[str, str, int]]) -> list[tantivy.Query]:
+        # pairs come from the original query (n words give n-1 pairs), also in the RM3 pass
+        pair_boost = PAIR_BOOST_SHORT if len(pairs) < SHORT_QUERY_TERMS else PAIR_BOOST
+        return [
+            _boost(tantivy.Query.phrase_query(self.schema, F_EXACT, [(0, t1), (gap, t2)]), pair_boost)
+            for t1, t2, gap in pairs[:MAX_PAIRS]
+        ]
+
+    def pair_bonus(self, rids: Sequence[int], pairs: Sequence[tuple[str, str, int]]) -> dict[int, float]:
+        """The proximity bonus of `pairs` for each of `rids` (only those with a non-zero bonus).
+
+        Scored over the given candidates only, with the collection's statistics, so adding it to
+        a first-stage score gives exactly the score the pair clauses would have added inside the
+        first-stage query. Asking for it there instead made every query evaluate phrase postings
+        over the whole collection, and disabled tantivy's pruning: at a million papers the lexical
+        p95 went from about 20 ms to 65 ms (`paperfeed bench`).
+        """
+        subs = self._pair_queries(pairs)
+        if not rids or not subs:
+            return {}
+        q = tantivy.Query.boolean_query(
+            [
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.const_score_query(
+                        tantivy.Query.term_set_query(self.schema, F_RID, [int(r) for r in rids]), 0.0
+                    ),
+                ),
+                (tantivy.Occur.Must, tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in subs])),
+            ]
+        )
+        res = self.search(q, len(rids), count=False)
+        return {r: s for r, s in zip(res.rids, res.scores, strict=True) if s > 0}
 
     def phrase_query(self, phrase: str) -> tantivy.Query | None:
         """The words exactly, in order, in the title or the abstract: matched on the unstemmed

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # Candidates per retriever. 100 is the depth the metrics look at; deeper pages fetch more.
 CANDIDATES = 100
+# The proximity bonus of adjacent query words is added to this many BM25 candidates (see
+# LexicalIndex.pair_bonus): a paper outside them would need a bonus larger than the score gap.
+PAIR_RESCORE_DEPTH = 300
 MAX_DEPTH = 1000
 # Fusion weight of the lexical side (z-scores make the two sides commensurable).
 LEXICAL_WEIGHT = 0.5
@@ -361,7 +364,7 @@ class Searcher:
     ) -> Ranking:
         lex = self.lexical
         assert lex is not None
-        scoring = lex.term_query(terms, pq.name_words, pq.pairs, pq.exact)
+        scoring = lex.term_query(terms, pq.name_words, (), pq.exact)
         if scoring is None:
             if constraint is None:
                 return Ranking([], [], 0)
@@ -370,8 +373,16 @@ class Searcher:
             q = scoring
         else:
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, scoring), (tantivy.Occur.Must, constraint)])
-        res = lex.search(q, k)
-        return Ranking(res.rids, res.scores, res.total)
+        if scoring is None or not pq.pairs:
+            res = lex.search(q, k)
+            return Ranking(res.rids, res.scores, res.total)
+        res = lex.search(q, max(k, PAIR_RESCORE_DEPTH))
+        bonus = lex.pair_bonus(res.rids, pq.pairs)
+        ranked = sorted(
+            ((s + bonus.get(r, 0.0), r) for r, s in zip(res.rids, res.scores, strict=True)),
+            key=lambda x: -x[0],
+        )[:k]
+        return Ranking([r for _, r in ranked], [s for s, _ in ranked], res.total)
 
     def _dense(
         self, qv: np.ndarray, constraint: tantivy.Query | None, k: int
