@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html as htmlmod
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +16,7 @@ from webserver import LiveServer
 
 from paperfeed.config import Settings
 from paperfeed.digest import send_digests, subscribe
-from paperfeed.digest.jobs import confirm_email
+from paperfeed.digest.jobs import confirm_email, send_lock
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
@@ -313,6 +314,22 @@ def test_someone_who_registers_an_address_does_not_see_its_subscriptions(
         assert again.status_code == 400 and "already confirmed" in again.text
         login = squatter.post("/login", data={"email": victim, "password": "squatter pass 1", "csrf_token": token})
         assert login.status_code == 400
+
+
+def test_confirmation_mail_waits_for_a_running_send_job(
+    site: tuple[LiveServer, Settings], sink: SmtpSink, client: httpx.Client
+) -> None:
+    srv, settings = site
+    sink.reset()
+    form = {"email": "queued@example.org", "kind": "trending", "period": "weekly",
+            "csrf_token": csrf_from(client.get("/subscribe").text)}  # fmt: skip
+    # a send job (the scheduler, or cron's `digest send`) holds the lock meanwhile
+    with send_lock(srv.data_dir):
+        assert client.post("/subscribe", data=form).status_code == 200
+        time.sleep(1.5)
+        assert sink.to("queued@example.org") == []
+    [mail] = sink.wait_to("queued@example.org", timeout=30)
+    assert "Confirm" in mail.msg["Subject"]
 
 
 def test_no_server_errors_on_odd_requests(site: tuple[LiveServer, Settings], client: httpx.Client) -> None:

@@ -33,25 +33,33 @@ def _sync_indexes(data_dir: Path) -> None:
     log.info("index catch-up done in %.1fs: %s", time.perf_counter() - t0, result)
 
 
-def _digest_loop(data_dir: Path, minutes: int, stop: threading.Event) -> None:
+def _digest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
+    """Run the digest job now, then every `seconds`, until `stop` is set.
+
+    The first run is at start-up rather than one interval later, so a server
+    restarted more often than its interval (a deploy, a crash loop) still sends.
+    It lives in the `serve` process itself, never in a web worker (uvicorn spawns
+    those afresh), so `--workers N` still has one scheduler; and the job's own
+    lock and the outbox's UNIQUE (subscription, period) keep a second scheduler,
+    or cron running `digest send` beside it, from sending anything twice.
+    """
     try:
         from paperfeed.digest import run_scheduled
     except ImportError:
-        try:
-            from paperfeed.digest.jobs import run_scheduled
-        except ImportError:
-            log.warning("digest_interval_minutes is set but the digest package is not installed")
-            return
+        log.warning("digest_interval_minutes is set but the digest package is not installed")
+        return
     from paperfeed.config import Settings
 
-    log.info("digest job scheduled every %d minutes", minutes)
-    while not stop.wait(minutes * 60):
+    log.info("digest job scheduled every %gs (pid %d)", seconds, os.getpid())
+    while not stop.is_set():
         try:
+            # reloaded every run, so an edited config.toml (SMTP password...) needs no restart
             settings = Settings.load(data_dir)
             with open_store(data_dir) as store:
                 run_scheduled(store, settings)
         except Exception:  # one failed run must not stop later ones
             log.exception("scheduled digest run failed")
+        stop.wait(seconds)
 
 
 @click.command()
@@ -60,9 +68,16 @@ def _digest_loop(data_dir: Path, minutes: int, stop: threading.Event) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes (they share nothing but the data directory).")
 @click.option("--no-sync", is_flag=True, help="Skip the index catch-up at start-up.")
+@click.option("--digest-every", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Run the digest job at start-up and then every SECONDS (0 = off); "
+                   "overrides digest_interval_minutes.")  # fmt: skip
 @click.pass_obj
-def serve(obj, host: str, port: int, workers: int, no_sync: bool) -> None:  # noqa: ANN001
-    """Serve the site, the JSON API (/docs) and the feeds."""
+def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: float | None) -> None:  # noqa: ANN001
+    """Serve the site, the JSON API (/docs) and the feeds.
+
+    With digest_interval_minutes (or --digest-every) set, this process also sends
+    the digests: `paperfeed digest send` on a timer, so no cron is needed.
+    """
     import uvicorn
 
     data_dir: Path = obj.data_dir
@@ -73,11 +88,10 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool) -> None:  # no
     if not no_sync:
         _sync_indexes(data_dir)
     stop = threading.Event()
-    if settings.digest_interval_minutes > 0:
-        threading.Thread(
-            target=_digest_loop, args=(data_dir, settings.digest_interval_minutes, stop), daemon=True,
-            name="digest-scheduler",
-        ).start()  # fmt: skip
+    interval = digest_every if digest_every is not None else settings.digest_interval_minutes * 60.0
+    if interval > 0:
+        threading.Thread(target=_digest_loop, args=(data_dir, interval, stop), daemon=True,
+                         name="digest-scheduler").start()  # fmt: skip
     os.environ["PAPERFEED_DATA"] = str(data_dir)
     try:
         uvicorn.run(

@@ -12,7 +12,9 @@ mail is absolute, from it; use the public https URL) and PAPERFEED_SECRET_KEY
     paperfeed subscriptions confirm reader@example.org     # what the mailed link does
     */10 * * * *  paperfeed --data /srv/paperfeed digest send   # cron: any frequency is safe
 
-or set digest_interval_minutes and `paperfeed serve` runs the same job. Daily
+or set digest_interval_minutes (or `serve --digest-every SECONDS`) and
+`paperfeed serve` runs the same job, at start-up and then on that interval, in
+the serve process only (one scheduler whatever --workers says). Daily
 digests belong to the UTC day, weekly ones to the ISO week; one mail per
 subscription per period. `digest send --dry-run DIR` writes the mails that would
 go out now as .eml files and changes nothing. Requests that reach the mailto

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
@@ -62,12 +63,24 @@ def stylesheet() -> Response:
     return Response(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
+LOCK_WAIT = 120.0  # seconds a confirmation mail waits for a running send job
+
+
 def _send_queued(data_dir: Path, settings: Settings) -> None:
     """After the response: try to deliver the confirmation mail now. If the mail
     server is down it stays in the outbox and the next `digest send` retries it."""
     try:
         with open_store(data_dir) as store:
             report = flush_outbox(store, settings)
+            # A send job (serve's scheduler, cron) holds the lock: it may have
+            # listed its due mails before this one was queued, and the next job
+            # can be an interval away, so wait for it and send then.
+            deadline = time.monotonic() + LOCK_WAIT
+            while report.locked and time.monotonic() < deadline:
+                time.sleep(0.5)
+                report = flush_outbox(store, settings)
+        if report.locked:
+            log.warning("confirmation mail waits for the next send job: another one held the lock")
         if report.errors:
             log.warning("confirmation mail deferred: %s", report.errors[0])
     except Exception:  # noqa: BLE001 - a background task has nobody to report to but the log
