@@ -37,6 +37,11 @@ def test_users_create_and_list(data_dir: Path) -> None:
         assert [u.email_verified for u in acc.list_users(store)] == [False, True]
 
 
+def test_serve_refuses_a_digest_interval_that_would_spin(data_dir: Path) -> None:
+    r = run_cli("serve", "--no-sync", "--digest-every", "0.01", data=data_dir)
+    assert r.returncode == 2 and "--digest-every" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_serve_starts_and_answers(data_dir: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -78,6 +78,8 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: 
     With digest_interval_minutes (or --digest-every) set, this process also sends
     the digests: `paperfeed digest send` on a timer, so no cron is needed.
     """
+    if digest_every is not None and 0 < digest_every < 0.1:
+        raise click.BadParameter("use 0 (off) or at least 0.1 seconds", param_hint="--digest-every")
     import uvicorn
 
     data_dir: Path = obj.data_dir
