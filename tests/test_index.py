@@ -157,3 +157,53 @@ def test_index_cli_status_and_rebuild(store_dir):
     r = runner.invoke(cli, ["--data", str(data), "index", "--rebuild", "--no-vectors", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["lexical_indexed"] == 4
+
+
+def test_adjacent_query_words_rank_a_paper_higher(store_dir):
+    # Both papers have both words once and the same length; only one has them side by side
+    # (across a stopword: "angle of attack"). The indexed word pairs must put it first.
+    data, store, tmp = store_dir
+    rows = [
+        {"title": "Wing study", "abstract": "The attack on the problem uses a new angle and wind tunnel data."},
+        {"title": "Wing study", "abstract": "The problem at high angle of attack uses new wind tunnel data."},
+    ]
+    rows[1]["title"] = "Wing study two"
+    rows[0]["title"] = "Wing study one"
+    ingest_paths(store, [_write_jsonl(tmp / "p.jsonl", rows)])
+    sync(store, data, vectors=False)
+    s = open_searcher(data, store, auto_sync=False)
+    for query in ("angle of attack", "angle attack"):
+        hits = s.search(query, store=store, mode="lexical").hits
+        assert [h.paper.title for h in hits] == ["Wing study two", "Wing study one"], query
+        assert hits[0].score > hits[1].score
+
+
+def test_index_of_an_older_schema_is_rebuilt(store_dir):
+    # An index written by an older release (another tantivy schema, older version in the state):
+    # opening a searcher must not fail; its catch-up rebuilds the index from the store.
+    import shutil
+
+    import tantivy
+
+    from paperfeed.index.sync import LEXICAL_DIR
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(5))])
+    sync(store, data, vectors=False)
+    lex_dir = index_dir(data) / LEXICAL_DIR
+    shutil.rmtree(lex_dir)
+    lex_dir.mkdir()
+    sb = tantivy.SchemaBuilder()
+    sb.add_integer_field("rid", stored=True, indexed=True, fast=True)
+    sb.add_text_field("title")
+    old = tantivy.Index(sb.build(), path=str(lex_dir))
+    w = old.writer(heap_size=15_000_000, num_threads=1)
+    w.add_document(tantivy.Document(rid=1, title="stale"))
+    w.commit()
+    w.wait_merging_threads()
+    st = IndexState(index_dir(data))
+    st.set(schema=1)
+    st.close()
+    s = open_searcher(data, store)
+    assert len(s.search("turbulent boundary", store=store, mode="lexical").hits) == 5
+    assert IndexState(index_dir(data)).get_int("schema") > 1

@@ -189,25 +189,3 @@ def test_cli_search_json_and_errors(seeded):
     assert "YYYY-MM-DD" in r.output and "Traceback" not in r.output
     r = runner.invoke(cli, ["--data", str(data), "search", '"'])
     assert r.exit_code == 2 and "Traceback" not in r.output
-
-
-@pytest.mark.parametrize("query", ["effective rank", "weighting vectors", "low rank adaptation of large language models"])
-def test_pair_rescoring_equals_pair_clauses_in_the_query(seeded, query):
-    # Search adds the proximity bonus of adjacent query words to the BM25 top candidates
-    # (cheap), instead of putting the pair clauses into the tantivy query (slow at scale). For the
-    # candidates both must give the same scores, so the rescoring changes cost, not ranking.
-    from paperfeed.search.query import parse_query
-
-    _, _, s = seeded
-    lex = s.lexical
-    pq = parse_query(query)
-    assert pq.pairs
-    plain = lex.search(lex.term_query(pq.terms, pq.name_words, (), pq.exact), 400)
-    joint = lex.search(lex.term_query(pq.terms, pq.name_words, pq.pairs, pq.exact), 400)
-    bonus = lex.pair_bonus(plain.rids, pq.pairs)
-    assert bonus, "no candidate has an adjacent query-word pair: the test would prove nothing"
-    rescored = {r: sc + bonus.get(r, 0.0) for r, sc in zip(plain.rids, plain.scores, strict=True)}
-    expected = dict(zip(joint.rids, joint.scores, strict=True))
-    assert set(rescored) == set(expected)
-    for r, sc in expected.items():
-        assert rescored[r] == pytest.approx(sc, rel=1e-4, abs=1e-4)

@@ -52,9 +52,6 @@ log = logging.getLogger(__name__)
 
 # Candidates per retriever. 100 is the depth the metrics look at; deeper pages fetch more.
 CANDIDATES = 100
-# The proximity bonus of adjacent query words is added to this many BM25 candidates (see
-# LexicalIndex.pair_bonus): a paper outside them would need a bonus larger than the score gap.
-PAIR_RESCORE_DEPTH = 300
 MAX_DEPTH = 1000
 # Fusion weight of the lexical side (z-scores make the two sides commensurable).
 LEXICAL_WEIGHT = 0.5
@@ -170,7 +167,15 @@ class Searcher:
         with self._lock:
             seen = self._state()
             if self.lexical is None:
-                self.lexical = LexicalIndex(self.root / LEXICAL_DIR)
+                try:
+                    self.lexical = LexicalIndex(self.root / LEXICAL_DIR)
+                except ValueError as exc:
+                    if "schema" not in str(exc).lower():
+                        raise
+                    # Written by another version of paperfeed: the next catch-up (`refresh`, or
+                    # `paperfeed index`) rebuilds it; until then this searcher is not ready.
+                    log.warning("the lexical index has an older schema and will be rebuilt: %s", exc)
+                    seen = (-1, seen[1])
             elif seen[0] != self._seen[0]:
                 self.lexical.reload()
             if self.vectors is None or seen[1] != self._seen[1]:
@@ -297,6 +302,8 @@ class Searcher:
         """Ranked rowids and scores for a query: what eval measures and search pages through."""
         if isinstance(pq, str):
             pq = parse_query(pq)
+        if self.lexical is None:
+            raise QueryError("the search index is being rebuilt (`paperfeed index`): try again shortly")
         mode = normalize_mode(mode)
         filters = filters or Filters()
         k = max(CANDIDATES, min(depth, MAX_DEPTH))
@@ -308,7 +315,7 @@ class Searcher:
                 return hit
         constraint = self._constraint(pq, filters)
         if mode == "lexical":
-            out = self._lexical(pq.terms, pq, constraint, k)
+            out = self._lexical(pq.terms, pq, constraint, k, count=True)
         elif mode == "dense":
             rids, scores = self._dense(self._qvec(pq.text), constraint, k)
             out = Ranking(rids, scores, len(rids))
@@ -360,11 +367,17 @@ class Searcher:
         return tantivy.Query.const_score_query(tantivy.Query.boolean_query(must), 0.0)
 
     def _lexical(
-        self, terms: dict[str, float], pq: ParsedQuery, constraint: tantivy.Query | None, k: int
+        self,
+        terms: dict[str, float],
+        pq: ParsedQuery,
+        constraint: tantivy.Query | None,
+        k: int,
+        *,
+        count: bool = False,
     ) -> Ranking:
         lex = self.lexical
         assert lex is not None
-        scoring = lex.term_query(terms, pq.name_words, (), pq.exact)
+        scoring = lex.term_query(terms, pq.name_words, pq.pairs, pq.exact)
         if scoring is None:
             if constraint is None:
                 return Ranking([], [], 0)
@@ -373,16 +386,9 @@ class Searcher:
             q = scoring
         else:
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, scoring), (tantivy.Occur.Must, constraint)])
-        if scoring is None or not pq.pairs:
-            res = lex.search(q, k)
-            return Ranking(res.rids, res.scores, res.total)
-        res = lex.search(q, max(k, PAIR_RESCORE_DEPTH))
-        bonus = lex.pair_bonus(res.rids, pq.pairs)
-        ranked = sorted(
-            ((s + bonus.get(r, 0.0), r) for r, s in zip(res.rids, res.scores, strict=True)),
-            key=lambda x: -x[0],
-        )[:k]
-        return Ranking([r for _, r in ranked], [s for s, _ in ranked], res.total)
+        # Counting every match disables tantivy's top-k pruning; only lexical mode reports it.
+        res = lex.search(q, k, count=count)
+        return Ranking(res.rids, res.scores, res.total)
 
     def _dense(
         self, qv: np.ndarray, constraint: tantivy.Query | None, k: int
