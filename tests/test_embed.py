@@ -123,3 +123,42 @@ def test_models_cli_list() -> None:
     assert out["default"] == "minilm-onnx-int8"
     assert {b["name"] for b in out["backends"]} >= {"minilm", "minilm-onnx", "static"}
     assert run_cli("models", "prepare", "--skip-static", timeout=120).returncode == 0  # idempotent, fast
+
+
+def test_onnx_parallel_sessions_match_one_session() -> None:
+    """Bulk encodes run whole batches on one single-thread session per core: same vectors as one
+    session doing every batch in turn, each text back in its own row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = _abstracts(24) + ["", "short", "word " * 400]
+    one = onnx_backend.OnnxEmbedder(threads=1)
+    two = onnx_backend.OnnxEmbedder(threads=2)
+    ref = one.encode(texts, batch_size=4)
+    np.testing.assert_allclose(two.encode(texts, batch_size=4), ref, atol=1e-5)
+    assert two._made == 2  # the second session really ran batches
+    # a small encode is still split into one batch per core (int8 activations are quantised per
+    # batch, so a text's vector depends slightly on its batch-mates: compare like with like)
+    np.testing.assert_allclose(two.encode(texts[:3]), one.encode(texts[:3], batch_size=2), atol=1e-5)
+    # token vectors: two batches of 3 against one of 6, so equal up to the per-batch quantisation
+    for a, b in zip(two.encode_tokens(texts[:6]), one.encode_tokens(texts[:6]), strict=True):
+        assert a.shape == b.shape
+        if len(a):
+            assert (a * b).sum(1).mean() > 0.98 and (a * b).sum(1).min() > 0.9
+    # concurrent callers (web threads) share the sessions: never more than one per core
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda i: two.encode(texts[i:i + 8], batch_size=2), range(8)))
+    for i, v in enumerate(outs):
+        np.testing.assert_allclose(v, one.encode(texts[i:i + 8], batch_size=2), atol=1e-5)
+    assert two._made == 2
+
+
+def test_int8_export_quantises_attention_projection() -> None:
+    """The recipe (EXPORT_VERSION 3): every dense MatMul and the fused attention's QKV projection
+    run in int8; the fp32 export keeps the fused float kernels."""
+    import onnx
+
+    d = onnx_backend.onnx_dir()
+    ops_int8 = {n.op_type for n in onnx.load(str(d / onnx_backend.INT8_FILE), load_external_data=False).graph.node}
+    ops_fp32 = {n.op_type for n in onnx.load(str(d / onnx_backend.FP32_FILE), load_external_data=False).graph.node}
+    assert "QAttention" in ops_int8 and "Attention" not in ops_int8 and "MatMul" not in ops_int8
+    assert {"Attention", "MatMul", "SkipLayerNormalization", "BiasGelu"} <= ops_fp32

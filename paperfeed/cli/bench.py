@@ -15,11 +15,13 @@ EXTERNAL: dict[str, str] = {
     "search": "paperfeed.cli.search:bench_search",
     "web": "paperfeed.web.bench:bench_web",
     "mail": "paperfeed.digest.bench:bench_mail",
+    "embed": "paperfeed.bench.embed:bench_embed_cmd",
 }
 EXTERNAL_HELP = {
     "search": "Search quality and latency benchmarks.",
     "web": "HTTP load benchmark of the site and API.",
     "mail": "Digest composition and sending benchmark.",
+    "embed": "Embedding docs/s, product embedder vs plain sentence-transformers.",
 }
 
 

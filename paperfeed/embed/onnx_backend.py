@@ -33,11 +33,15 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +50,7 @@ from paperfeed.embed.paths import default_threads, model_dir, packaged_model_pat
 log = logging.getLogger(__name__)
 
 # Bump when the export recipe changes: existing exports are then redone by `models prepare`.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 DEFAULT_VARIANT = "minilm-onnx-int8"
 MAX_TOKENS = int(os.environ.get("PAPERFEED_EMBED_MAX_TOKENS", "256"))
 # Characters kept before tokenising: 256 tokens never need more than this (word pieces average
@@ -185,9 +189,10 @@ def _export_into(out: Path, say: Callable[[str], None]) -> None:
     with _quiet_logs():
         quantize_dynamic(
             str(out / FP32_FILE), str(out / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True,
-            # the dense MatMuls only: quantising the fused Attention op too (its QKV projection)
-            # was 23% faster but cost 2% nDCG@10 on Cranfield; this keeps quality at the plain level
-            op_types_to_quantize=["MatMul"],
+            # the dense MatMuls and the fused Attention's QKV projection (-> QAttention): 18% less
+            # CPU than MatMuls alone, Cranfield nDCG@10 (best mode) -0.45% vs plain (see docstring).
+            # u8 weights (U8U8 kernels) were 1.8x slower than s8 here.
+            op_types_to_quantize=["MatMul", "Attention"],
             # fused contrib ops defeat the quantiser's shape inference; their outputs are float
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -220,7 +225,6 @@ class OnnxEmbedder:
     dim = HIDDEN
 
     def __init__(self, quantized: bool = True, directory: Path | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         d = directory or onnx_dir()
@@ -231,23 +235,41 @@ class OnnxEmbedder:
         if MAX_TOKENS != 256:
             # vectors of differently truncated texts must not be mixed in one index
             self.name += f"-t{MAX_TOKENS}"
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or default_threads()
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        path = d / (INT8_FILE if quantized else FP32_FILE)
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.path = d / (INT8_FILE if quantized else FP32_FILE)
+        self.threads = threads or default_threads()
+        # One single-threaded session per core, each running whole batches, rather than one
+        # session splitting every op over the cores: the many small ops of a batch (attention
+        # per head, LayerNorm, GELU) parallelise poorly, and on 2 cores the per-op hand-offs cost
+        # ~12% more CPU and ~15% more wall time (see the module docstring). The first session
+        # serves queries; the others are made on the first bulk encode, so a web worker that only
+        # embeds queries holds one copy of the weights.
+        self._sessions: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._made = 0
+        self._make_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.session = self._new_session()
+        self._sessions.put(self.session)
         self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
         # tokenizer.json ships with fixed padding to 128 and truncation at 128: padding is done
         # per batch below instead, and truncation follows the model's 256.
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        log.info("loaded %s from %s (%d threads)", self.name, path, so.intra_op_num_threads)
+        log.info("loaded %s from %s (%d single-thread sessions at most)", self.name, self.path, self.threads)
 
     # -- internals -------------------------------------------------------------------------------
+    def _new_session(self) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        self._made += 1
+        return ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch([t[:MAX_CHARS] for t in texts])]
 
@@ -267,7 +289,46 @@ class OnnxEmbedder:
             yield idx, input_ids, mask
 
     def _run(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        try:
+            sess = self._sessions.get_nowait()
+        except queue.Empty:
+            with self._make_lock:
+                sess = self._new_session() if self._made < self.threads else None
+            if sess is None:  # all in use (concurrent callers): wait, never more than one per core
+                sess = self._sessions.get()
+        try:
+            return sess.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        finally:
+            self._sessions.put(sess)
+
+    def _run_all(self, ids: list[list[int]], batch_size: int,
+                 each: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> Iterator[int]:
+        """Run every batch through the model, `each(positions, mask, hidden)` on the result; yields
+        batch sizes as they finish (for a progress bar). Several batches run at once, one per
+        core, when there is more than one batch."""
+        n_batches = -(-len(ids) // batch_size)
+        if self.threads == 1 or n_batches == 1:
+            for idx, input_ids, mask in self._batches(ids, batch_size):
+                each(idx, mask, self._run(input_ids, mask))
+                yield len(idx)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minilm-onnx")
+
+        def job(idx: np.ndarray, input_ids: np.ndarray, mask: np.ndarray) -> int:
+            each(idx, mask, self._run(input_ids, mask))
+            return len(idx)
+
+        # submitted longest first, so the short tail of batches evens out the cores at the end
+        futures = [self._pool.submit(job, *b) for b in self._batches(ids, batch_size)]
+        for f in as_completed(futures):
+            yield f.result()
+
+    def _batch_size(self, n: int, batch_size: int) -> int:
+        # a small bulk encode still gets one batch per core
+        if self.threads > 1 and n > 1:
+            return max(1, min(batch_size, -(-n // self.threads)))
+        return max(1, batch_size)
 
     # -- Embedder --------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -275,18 +336,19 @@ class OnnxEmbedder:
         if len(texts) == 0:
             return out
         ids = self._tokenize(texts)
+
+        def pool(idx: np.ndarray, mask: np.ndarray, hidden: np.ndarray) -> None:
+            m = mask.astype(np.float32)
+            out[idx] = np.einsum("btd,bt->bd", hidden, m) / m.sum(axis=1, keepdims=True)
+
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), unit="doc", desc=f"embedding ({self.name})")
-        for idx, input_ids, mask in self._batches(ids, batch_size):
-            hidden = self._run(input_ids, mask)
-            m = mask.astype(np.float32)
-            pooled = np.einsum("btd,bt->bd", hidden, m) / m.sum(axis=1, keepdims=True)
-            out[idx] = pooled
+        for done in self._run_all(ids, self._batch_size(len(texts), batch_size), pool):
             if bar is not None:
-                bar.update(len(idx))
+                bar.update(done)
         if bar is not None:
             bar.close()
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -300,9 +362,12 @@ class OnnxEmbedder:
         if len(texts) == 0:
             return res
         ids = self._tokenize(texts)
-        for idx, input_ids, mask in self._batches(ids, 32):
-            hidden = self._run(input_ids, mask)
+
+        def split(idx: np.ndarray, mask: np.ndarray, hidden: np.ndarray) -> None:
             for row, j in enumerate(idx):
                 v = hidden[row, 1:int(mask[row].sum()) - 1].astype(np.float32)  # drop [CLS], [SEP]
                 res[j] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+        for _ in self._run_all(ids, self._batch_size(len(texts), 32), split):
+            pass
         return res
