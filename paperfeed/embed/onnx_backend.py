@@ -6,24 +6,53 @@ How it is made (offline, from the packaged safetensors; `export()`):
    pooling is done here in NumPy so the same graph also serves encode_tokens).
 2. onnxruntime.transformers.optimizer (model_type="bert"): fuses embeddings+LayerNorm, the 6
    attention blocks, bias+GELU and skip+LayerNorm into single kernels -> "model-fp32.onnx".
-3. onnxruntime.quantization.quantize_dynamic, int8 weights *per channel*, the 18 dense MatMuls
-   (attention output, FFN in/out) -> "model-int8.onnx". Measured on 2,073 real abstracts and
-   Cranfield (1 thread, CPU time, same process; plain sentence-transformers = 1.00x, nDCG 0.359):
-       per-tensor int8, all ops         cosine to plain 0.933 mean                 (rejected)
-       per-channel int8, + Attention    1.92x   cosine 0.994 mean   nDCG 0.352 (-2.0%)
-       per-channel int8, MatMuls only   1.56x   cosine 0.996 mean   nDCG 0.362 (+0.8%)  <- used
-       fp32 fused                        0.96x   cosine 1.000
-   Truncating at 128 tokens would add ~1.8x more, but long abstracts then drift from the plain
-   model (mean cosine 0.93), so 256 is kept; PAPERFEED_EMBED_MAX_TOKENS changes it (and the name).
+3. onnxruntime.quantization.quantize_dynamic, int8 (s8) weights *per channel*, the 18 dense
+   MatMuls (attention output, FFN in/out) and the 6 fused Attention ops (their QKV projection ->
+   QAttention) -> "model-int8.onnx".
+
+Measured (EXPORT_VERSION 3; 2 cores shared with other jobs, load average 2-4; 2,000 real-text
+abstracts from the bench sample; plain sentence-transformers, 256 tokens, = 1.00x; Cranfield
+nDCG@10 plain: best mode 0.4453, dense 0.3802):
+    `paperfeed bench embed --docs 2000 --rounds 3`      product vs plain, alternating, same process
+        this backend                         2.6x wall    2.5x CPU    cosine to plain 0.992 mean, 0.985 min
+    `paperfeed eval /work/shared/ir/cranfield --all-modes`
+        this backend                         best 0.4452 (-0.0%)     dense 0.3780 (-0.6%)
+    scratch runs, 1 thread, CPU time, 300 abstracts (relative to the fp32-Attention int8 graph of
+    EXPORT_VERSION 2, which measured 2.0-2.1x plain wall in the same setting):
+        MatMuls only (v2)                    1.00x        cosine 0.994 mean   best 0.4435
+        + Attention -> QAttention (used)     1.18-1.21x   cosine 0.993 mean   best 0.4433-0.4452
+        + Attention, unfused to MultiHeadAttention + 3 int8 MatMuls   1.15x  (same quality)
+        + Attention, u8 weights              0.55x        (U8U8 kernels are slow here)
+        + GELU tanh approximation (FastGelu) 1.03x        (not worth a numeric change)
+        fp32 fused                           0.61x        cosine 1.000
+   Earlier, quantising the Attention op looked like -2% nDCG@10; re-measured on the current
+   pipeline it is within 0.5% in both modes (per-batch activation scales make +-0.4% noise).
+   Where the int8 time goes (ORT profiler, 1 thread): attention (scores/softmax/context, i.e. the
+   QAttention kernel minus its small int8 projection) ~40%, int8 MatMuls ~25%, SkipLayerNorm ~18%,
+   BiasGelu ~11%. The attention core is fp32 and quadratic in length, so it is what remains.
+
+Truncation is the one large lever left, and it changes the vectors (int8, 1 thread, 300 of the
+bench abstracts spread over all lengths; cosine to the plain model at 256 tokens):
+       max tokens   256      224      192      160      128
+       CPU time     1.00x    0.82x    0.71x    0.57x    0.45x
+       cosine mean  0.993    0.982    0.964    0.932    0.881
+       cosine min   0.987    0.916    0.764    0.684    0.628   (0.476 over all 2,000)
+   Cranfield documents are short, so Cranfield does not notice (t128: best 0.4483, dense 0.3795),
+   but 42% of the arXiv abstracts exceed 256 tokens and 87% exceed 128: their vectors would move
+   well away from the plain model's. Even at 128 tokens the measured ratio was 3.6x, not 4x. 256 is
+   kept; PAPERFEED_EMBED_MAX_TOKENS changes it (and the backend name, so indexes never mix).
 
 How it runs (`OnnxEmbedder`):
 - the Rust `tokenizers` fast tokenizer straight from tokenizer.json, batch-encoded in parallel;
 - texts sorted by token length and batched, each batch padded only to its own longest text, so
-  little work is spent on padding;
-- truncation at 256 tokens (the model's training length and sentence-transformers' setting; the
-  long tail of arXiv abstracts is above 128, and cutting there measurably lowered agreement);
-- intra-op threads = the cores this process may use; thread spinning off, so an idle pool does not
-  steal the CPU from the web server or the lexical indexer running beside it.
+  little work is spent on padding (batch 32/64/128 measured within noise of each other);
+- truncation at 256 tokens (the model's training length and sentence-transformers' setting);
+- one single-thread session per core, each running whole batches from a shared queue: measured
+  against one session with 2 intra-op threads on 400 abstracts, 3 runs each, ~15% less wall time
+  and ~12% less CPU (per-op thread hand-offs cost more than the small ops gain). Thread spinning
+  on was no faster and burns CPU the web server or the lexical indexer beside it need, so off.
+- int8 activations are quantised per batch (dynamic quantisation), so a text's vector depends very
+  slightly on its batch-mates (cosine ~0.999 between batchings); the plain model's does not.
 """
 
 from __future__ import annotations
