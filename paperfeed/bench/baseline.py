@@ -77,6 +77,7 @@ def plain_encoder() -> Callable[[Sequence[str]], np.ndarray]:
     model = SentenceTransformer(str(packaged_model_path()), device="cpu", local_files_only=True)
 
     def encode(texts: Sequence[str]) -> np.ndarray:
-        return model.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True)
+        # defaults, except the per-call progress bar: one per query would flood the terminal
+        return model.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
 
     return encode
