@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import ARXIV_SAMPLE, CRANFIELD, run_cli
 
-from paperfeed.embed import get_embedder, onnx_backend, resolve_name, static_backend
+from paperfeed.embed import bf16_backend, get_embedder, onnx_backend, resolve_name, static_backend
 
 
 def _abstracts(n: int) -> list[str]:
@@ -66,6 +66,19 @@ def test_onnx_int8_agrees_with_plain(plain: np.ndarray) -> None:
     assert float(emb.encode_query(q) @ get_embedder("minilm").encode_query(q)) > 0.98
 
 
+def test_bf16_matches_plain(plain: np.ndarray) -> None:
+    # Runs (slowly, emulated) on any CPU: correctness does not depend on the bf16 units.
+    emb = get_embedder("minilm-bf16")
+    assert emb.name == "minilm-bf16"
+    v = emb.encode(TEXTS, batch_size=64)
+    _check_unit(v, len(TEXTS), 384)
+    assert (v * plain).sum(1).min() > 0.999
+    q = "boundary layer heat transfer at hypersonic speed"
+    assert float(emb.encode_query(q) @ get_embedder("minilm").encode_query(q)) > 0.999
+    toks = emb.encode_tokens(["effective rank"])
+    assert toks[0].dtype == np.float32 and toks[0].shape[1] == 384
+
+
 def test_onnx_fp32_matches_plain(plain: np.ndarray) -> None:
     v = get_embedder("minilm-onnx-fp32").encode(TEXTS[:8])
     assert (v * plain[:8]).sum(1).min() > 0.9999
@@ -94,7 +107,9 @@ def test_hostile_inputs_give_unit_vectors() -> None:
 def test_default_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAPERFEED_EMBEDDER", raising=False)
     assert onnx_backend.is_exported(), "run `paperfeed models prepare` (make does it at install)"
-    assert resolve_name("default") == "minilm-onnx-int8"
+    # bf16 where the CPU multiplies bf16 natively (emulated bf16 is slower than fp32), else ONNX int8
+    expected = "minilm-bf16" if bf16_backend.cpu_has_bf16() else "minilm-onnx-int8"
+    assert resolve_name("default") == expected
     monkeypatch.setenv("PAPERFEED_EMBEDDER", "minilm")
     assert resolve_name("default") == "minilm"
     assert get_embedder().name == "minilm"
@@ -120,8 +135,8 @@ def test_models_cli_list() -> None:
     res = run_cli("models", "list", "--json", timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["default"] == "minilm-onnx-int8"
-    assert {b["name"] for b in out["backends"]} >= {"minilm", "minilm-onnx", "static"}
+    assert out["default"] == resolve_name("default")
+    assert {b["name"] for b in out["backends"]} >= {"minilm", "minilm-bf16", "minilm-onnx", "static"}
     assert run_cli("models", "prepare", "--skip-static", timeout=120).returncode == 0  # idempotent, fast
 
 

@@ -207,3 +207,26 @@ def test_index_of_an_older_schema_is_rebuilt(store_dir):
     s = open_searcher(data, store)
     assert len(s.search("turbulent boundary", store=store, mode="lexical").hits) == 5
     assert IndexState(index_dir(data)).get_int("schema") > 1
+
+
+def test_vectors_keep_the_backend_that_built_them(store_dir, monkeypatch: pytest.MonkeyPatch):
+    # A new default backend (an upgrade, or a CPU with other features) must not silently
+    # re-embed every paper, and queries must use the backend the vectors were made with.
+    from paperfeed.embed import resolve_name
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(6))])
+    monkeypatch.setenv("PAPERFEED_EMBEDDER", "static")
+    assert sync(store, data).embedded == 6
+    monkeypatch.delenv("PAPERFEED_EMBEDDER")
+    assert resolve_name("default") != "static"
+    ingest_paths(store, [_write_jsonl(tmp / "b.jsonl", _papers(2, start=10))])
+    report = sync(store, data)
+    assert report.embedded == 2 and "vectors" not in report.rebuilt
+    s = open_searcher(data, store)
+    assert s.embedder.name == "static"
+    assert len(s.search("turbulent boundary layers", store=store, mode="dense").hits) == 8
+    # asking for another backend explicitly does re-embed everything
+    monkeypatch.setenv("PAPERFEED_EMBEDDER", "minilm-onnx-int8")
+    report = sync(store, data)
+    assert report.embedded == 8 and "vectors" in report.rebuilt

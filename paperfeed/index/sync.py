@@ -179,6 +179,33 @@ def vectors_available() -> bool:
     return True
 
 
+def _embedder_named(built_with: str | None) -> Any:
+    """The embedder that built the vectors (`built_with`), while it is available and
+    $PAPERFEED_EMBEDDER does not ask for another: a new default (another backend, or a machine
+    with other CPU features) must not silently re-embed a million papers. Else the default."""
+    from paperfeed.embed import BACKENDS, get_embedder
+
+    if built_with in BACKENDS and not os.environ.get("PAPERFEED_EMBEDDER", "").strip():
+        try:
+            return get_embedder(built_with)
+        except Exception as exc:  # noqa: BLE001 - e.g. no bf16 on this CPU: re-embed with the default
+            log.warning("embedder %s unavailable here (%s): using the default", built_with, exc)
+    return get_embedder()
+
+
+def embedder_for(data_dir: Path) -> Any:
+    """The embedder for queries against this data directory's vectors (see _embedder_named)."""
+    root = index_dir(data_dir)
+    built_with = None
+    if (root / STATE_FILE).exists():
+        st = IndexState(root)
+        try:
+            built_with = st.get("embedder")
+        finally:
+            st.close()
+    return _embedder_named(built_with)
+
+
 def open_vectors(directory: Path, embedder: Any) -> Any:
     from paperfeed.index.vectors import VectorIndex
 
@@ -217,9 +244,7 @@ def sync(
                 log.warning("the vector index is not available in this build: lexical index only")
                 vectors = False
             if vectors:
-                from paperfeed.embed import get_embedder
-
-                emb = embedder or get_embedder()
+                emb = embedder or _embedder_named(state.get("embedder"))
                 if state.get("embedder") not in (None, emb.name):
                     # Vectors of two models are not comparable: start the dense side over.
                     log.info("embedder changed (%s -> %s): re-embedding", state.get("embedder"), emb.name)

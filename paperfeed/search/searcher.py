@@ -38,6 +38,7 @@ from paperfeed.index.sync import (
     LEXICAL_DIR,
     VECTORS_DIR,
     IndexState,
+    embedder_for,
     index_dir,
     open_vectors,
     sync,
@@ -127,6 +128,7 @@ class Searcher:
         self.root = index_dir(self.data_dir)
         self.auto_sync = auto_sync
         self._embedder = embedder
+        self._embedder_given = embedder is not None
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self._cache_lock = threading.Lock()  # the LRU caches are shared by request threads
@@ -149,9 +151,7 @@ class Searcher:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from paperfeed.embed import get_embedder
-
-            self._embedder = get_embedder()
+            self._embedder = embedder_for(self.data_dir)
         return self._embedder
 
     def _state(self) -> tuple[int, int]:
@@ -179,6 +179,13 @@ class Searcher:
             elif seen[0] != self._seen[0]:
                 self.lexical.reload()
             if self.vectors is None or seen[1] != self._seen[1]:
+                if not self._embedder_given and self._embedder is not None:
+                    # a rebuild may have switched backends: ask again, and forget its query vectors
+                    before = self._embedder.name
+                    self._embedder = embedder_for(self.data_dir)
+                    if self._embedder.name != before:
+                        with self._cache_lock:
+                            self._qcache.clear()
                 vdir = self.root / VECTORS_DIR
                 self.vectors = (
                     open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
