@@ -177,3 +177,19 @@ def test_int8_export_quantises_attention_projection() -> None:
     ops_fp32 = {n.op_type for n in onnx.load(str(d / onnx_backend.FP32_FILE), load_external_data=False).graph.node}
     assert "QAttention" in ops_int8 and "Attention" not in ops_int8 and "MatMul" not in ops_int8
     assert {"Attention", "MatMul", "SkipLayerNormalization", "BiasGelu"} <= ops_fp32
+
+
+def test_bf16_queries_do_not_load_torch() -> None:
+    # A web worker only embeds queries: with the bf16 backend it must not pay for torch
+    # (~0.45 GB of RSS); documents load it on the first bulk encode.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from paperfeed.embed import get_embedder; e = get_embedder('minilm-bf16');"
+        "q = e.encode_query('effective rank'); assert q.shape == (384,);"
+        "print('torch' in sys.modules); e.encode(['a paper']); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
