@@ -171,6 +171,12 @@ def test_search_effective_rank_finds_the_right_papers(client: httpx.Client, srv:
     # results look like the seed pages: the title comes before the abstract text
     first_card = re.sub(r"</?mark>", "", r.text[r.text.index(f'id="p-{ids[0]}"') :])
     assert first_card.index(html.escape(hits[0].title, quote=False)) < first_card.index('class="snippet"')
+    # a paper found on several saved pages shows its source kind once, not once per page
+    multi = [p for p in hits if sum(s.startswith("hf-page:") for s in p.sources) > 1 and not p.categories]
+    assert multi, "the seed corpus has papers on several pages"
+    card = r.text[r.text.index(f'id="p-{multi[0].id}"') :]
+    card = card[: card.index("</article>")] if "</article>" in card else card[:4000]
+    assert card.count('<span class="tag source">hf-page</span>') == 1
 
 
 def test_search_empty_results_and_empty_query_suggest_something(client: httpx.Client) -> None:
