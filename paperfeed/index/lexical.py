@@ -477,29 +477,25 @@ def pair_term(w1: str, w2: str) -> str:
     return f"{w1}_{w2}"
 
 
-def _content_positions(text: str) -> list[tuple[int, str]]:
-    out = []
+def _adjacent(text: str) -> Iterator[tuple[str, str, int]]:
+    """(word, next word, position gap) for neighbouring content words of `text`: lower-cased,
+    unstemmed, stopwords skipped but kept in the gap ("angle of attack" -> angle, attack, 2)."""
+    toks = []
     for pos, word in enumerate(_WORD_RE.findall(text)):
         w = word.lower()
         if len(w) <= MAX_TOKEN_LEN and w not in QUERY_STOPWORDS:
-            out.append((pos, w))
-    return out
+            toks.append((pos, w))
+    for (p1, t1), (p2, t2) in zip(toks, toks[1:], strict=False):
+        if t1 != t2 and p2 - p1 <= 3:
+            yield t1, t2, p2 - p1
 
 
 def doc_pairs(text: str) -> str:
     """The pair terms of a text, space-separated, repeated as often as they occur (for tf)."""
-    toks = _content_positions(text)
-    return " ".join(
-        f"{t1}_{t2}" for (p1, t1), (p2, t2) in zip(toks, toks[1:], strict=False) if t1 != t2 and p2 - p1 <= 3
-    )
+    return " ".join(pair_term(t1, t2) for t1, t2, _ in _adjacent(text))
 
 
 def query_pairs(text: str) -> list[tuple[str, str, int]]:
-    """Adjacent content words of a query as (word, next word, position gap), unstemmed, for the
-    proximity bonus on the exact field. The gap keeps stopwords in place ("angle of attack")."""
-    toks = _content_positions(text)
-    out = []
-    for (p1, t1), (p2, t2) in zip(toks, toks[1:], strict=False):
-        if t1 != t2 and p2 - p1 <= 3:
-            out.append((t1, t2, p2 - p1))
-    return list(dict.fromkeys(out))
+    """The distinct adjacent content-word pairs of a query, for the proximity bonus (the
+    "pairs" field indexes the same pairs of every paper)."""
+    return list(dict.fromkeys(_adjacent(text)))
