@@ -64,13 +64,22 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[int, str]:
         raise TokenError("This unsubscribe link is not valid: it may have been cut short or altered.") from None
 
 
-def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[int, str]:
+def _read_timed(serializer: URLSafeTimedSerializer, token: str, max_age: int, *, expired: str, invalid: str
+                ) -> tuple[int, str]:
     try:
-        return _check(_confirm(secret).loads(token, max_age=max_age))
+        return _check(serializer.loads(token, max_age=max_age))
     except SignatureExpired:
-        raise TokenError("This confirmation link has expired; subscribe again to get a new one.") from None
+        raise TokenError(expired) from None
     except BadData:
-        raise TokenError("This confirmation link is not valid: it may have been cut short or altered.") from None
+        raise TokenError(invalid) from None
+
+
+def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[int, str]:
+    return _read_timed(
+        _confirm(secret), token, max_age,
+        expired="This confirmation link has expired; subscribe again to get a new one.",
+        invalid="This confirmation link is not valid: it may have been cut short or altered.",
+    )  # fmt: skip
 
 
 # ---- account email verification ------------------------------------------------
@@ -90,9 +99,8 @@ def verify_email_token(secret: str, user_id: int, email_key: str) -> str:
 
 def read_verify_email_token(secret: str, token: str, max_age: int = VERIFY_MAX_AGE) -> tuple[int, str]:
     """(account id, address digest), or TokenError; check the digest with same_address()."""
-    try:
-        return _check(_verify(secret).loads(token, max_age=max_age))
-    except SignatureExpired:
-        raise TokenError("This link has expired; log in and ask for a new one.") from None
-    except BadData:
-        raise TokenError("This link is not valid: it may have been cut short or altered.") from None
+    return _read_timed(
+        _verify(secret), token, max_age,
+        expired="This link has expired; log in and ask for a new one.",
+        invalid="This link is not valid: it may have been cut short or altered.",
+    )  # fmt: skip
