@@ -20,6 +20,11 @@ def resolve_data_dir(value: str | os.PathLike | None = None) -> Path:
     return Path(value or os.environ.get("PAPERFEED_DATA") or DEFAULT_DATA_DIR)
 
 
+class ConfigError(ValueError):
+    """A setting (environment variable or config.toml) with a value paperfeed cannot use. The
+    message names the setting and what it accepts; the CLI prints it instead of a traceback."""
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=resolve_data_dir)
@@ -50,9 +55,14 @@ class Settings:
             raw = env if env is not None else file_values.get(f.name)
             if raw is None:
                 continue
-            setattr(s, f.name, int(raw) if f.type in ("int", int) else str(raw))
+            if f.type in ("int", int):
+                try:
+                    raw = int(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"PAPERFEED_{f.name.upper()} must be a whole number, not {raw!r}") from None
+            setattr(s, f.name, raw if f.type in ("int", int) else str(raw))
         if s.smtp_tls not in ("none", "starttls", "ssl"):
-            raise ValueError(f"PAPERFEED_SMTP_TLS must be none, starttls or ssl, not {s.smtp_tls!r}")
+            raise ConfigError(f"PAPERFEED_SMTP_TLS must be none, starttls or ssl, not {s.smtp_tls!r}")
         s.base_url = s.base_url.rstrip("/")
         if not s.secret_key:
             s.secret_key = _data_dir_secret(s.data_dir)

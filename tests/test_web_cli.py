@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import run_cli
 
 
@@ -67,3 +68,19 @@ def test_serve_starts_and_answers(data_dir: Path) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
     assert "serving" in proc.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "names"),
+    [
+        ({"PAPERFEED_EMBEDDER": "bogus"}, ["models", "list"], ["PAPERFEED_EMBEDDER", "minilm-bf16"]),
+        ({"PAPERFEED_SMTP_TLS": "bogus"}, ["digest", "send", "--period", "daily"], ["PAPERFEED_SMTP_TLS", "starttls"]),
+        ({"PAPERFEED_SMTP_PORT": "abc"}, ["digest", "send", "--period", "daily"], ["PAPERFEED_SMTP_PORT", "whole number"]),
+    ],
+)
+def test_bad_settings_are_named_not_a_traceback(tmp_path, env, args, names):
+    res = run_cli(*args, data=tmp_path / "data", env=env, timeout=120)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    for name in names:
+        assert name in res.stderr, res.stderr

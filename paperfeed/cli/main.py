@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
-from paperfeed.config import Settings, resolve_data_dir
+from paperfeed.config import ConfigError, Settings, resolve_data_dir
 
 # name -> "module:attribute"; each concern owns its own CLI module
 COMMANDS: dict[str, str] = {
@@ -116,4 +116,9 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="paperfeed")
+    try:
+        cli(prog_name="paperfeed")
+    except ConfigError as exc:
+        # a bad setting is the user's to fix: say which, not where in our code it was read
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

@@ -94,8 +94,12 @@ def resolve_name(name: str = "default") -> str:
     sentence-transformers model. (An existing vector index keeps the backend that built it: see
     `paperfeed.index.sync.embedder_for`.)
     """
+    from paperfeed.config import ConfigError
+
+    source = "embedder"
     if name == "default":
         name = os.environ.get("PAPERFEED_EMBEDDER", "").strip() or "default"
+        source = "PAPERFEED_EMBEDDER" if name != "default" else source
     if name == "default":
         from paperfeed.embed import bf16_backend, onnx_backend
 
@@ -107,7 +111,7 @@ def resolve_name(name: str = "default") -> str:
 
         return onnx_backend.DEFAULT_VARIANT
     if name not in BACKENDS:
-        raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(('default',) + BACKENDS)}")
+        raise ConfigError(f"unknown {source} {name!r}; choose one of {', '.join(('default',) + BACKENDS)}")
     return name
 
 
