@@ -119,20 +119,28 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
 
 
 @click.command(name="eval")
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directories", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--suite", type=click.Path(path_type=Path),
+              help="A folder of collections (e.g. ../shared/ir): evaluate every one in it.")  # fmt: skip
 @click.option("--mode", type=MODE_CHOICE, default="best", show_default=True)
 @click.option(
     "--compare", "compare_modes", help="Two modes M1,M2: both runs plus a paired significance test."
 )
 @click.option("--all-modes", is_flag=True, help="Evaluate every mode.")
+@click.option("--baseline", is_flag=True,
+              help="Also run the plain pipeline (bm25s, plain sentence-transformers, RRF and weighted-sum "
+                   "fusion) and compare every mode with its weighted sum, per collection.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)
-def eval_(directory: Path, mode: str, compare_modes: str | None, all_modes: bool, as_json: bool,
-          progress: bool | None) -> None:  # fmt: skip
-    """Measure retrieval quality on a BEIR-layout collection (corpus.jsonl, queries.jsonl,
-    qrels/test.tsv): nDCG@10, MAP@100, Recall@100, MRR@10. The corpus is ingested and indexed
-    into a throw-away data directory through the normal ingest and index path."""
-    from paperfeed.eval import METRICS, EvalError, compare, evaluate_dir
+def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_modes: str | None,
+          all_modes: bool, baseline: bool, as_json: bool, progress: bool | None) -> None:  # fmt: skip
+    """Measure retrieval quality on BEIR-layout collections (corpus.jsonl, queries.jsonl,
+    qrels/test.tsv): nDCG@10, MAP@100, Recall@100, MRR@10. Each corpus is ingested and indexed
+    into a throw-away data directory through the normal ingest and index path, and each query is
+    searched exactly as a user typed it. With several collections, the summary gives each
+    mode's nDCG@10 per collection and the mean; with --baseline, its ratio to the plain
+    pipeline's weighted sum per collection, the mean of those ratios, and a paired test."""
+    from paperfeed.eval import METRICS, EvalError, compare, evaluate_dir, suite_dirs, summarize
     from paperfeed.search.query import QueryError, normalize_mode
 
     try:
@@ -147,37 +155,85 @@ def eval_(directory: Path, mode: str, compare_modes: str | None, all_modes: bool
     except QueryError as e:
         raise click.BadParameter(str(e), param_hint="--compare") from None
     try:
-        coll, ingest, runs = evaluate_dir(directory, modes, progress=_progress(progress))
+        dirs = suite_dirs(list(directories), suite)
     except EvalError as e:
-        raise click.ClickException(str(e)) from None
-    rejected = ingest.get("rejected", 0)
-    if not as_json:
-        for err in coll.errors + ingest.get("errors", []):
-            click.echo(f"rejected: {err}", err=True)
-    out: dict[str, Any] = dict(runs[0].to_dict())
-    out.update(collection=str(directory), documents=ingest.get("added", 0), rejected=rejected,
-               index_seconds=ingest.get("index_seconds"))  # fmt: skip
-    if rejected or coll.errors:
-        out["errors"] = (coll.errors + ingest.get("errors", []))[:100]
-    if len(runs) > 1:
-        out["modes"] = {r.mode: r.to_dict() for r in runs}
-    if compare_modes:
-        out["compare"] = compare(runs[0], runs[1])
+        raise click.UsageError(str(e)) from None
+    results: dict[str, dict[str, Any]] = {}
+    all_runs: dict[str, list[Any]] = {}
+    for directory in dirs:
+        try:
+            coll, ingest, runs = evaluate_dir(directory, modes, progress=_progress(progress), baseline=baseline)
+        except EvalError as e:
+            raise click.ClickException(str(e)) from None
+        rejected = ingest.get("rejected", 0)
+        if not as_json:
+            for err in coll.errors + ingest.get("errors", []):
+                click.echo(f"rejected: {err}", err=True)
+        out: dict[str, Any] = dict(runs[0].to_dict())
+        out.update(collection=str(directory), documents=ingest.get("added", 0), rejected=rejected,
+                   index_seconds=ingest.get("index_seconds"))  # fmt: skip
+        if rejected or coll.errors:
+            out["errors"] = (coll.errors + ingest.get("errors", []))[:100]
+        if len(runs) > 1:
+            out["modes"] = {r.mode: r.to_dict() for r in runs}
+        if compare_modes:
+            out["compare"] = compare(runs[0], runs[1])
+        name = coll.name if coll.name not in results else str(directory)
+        results[name] = out
+        all_runs[name] = runs
+        if not as_json:
+            _print_collection(directory, out, runs, METRICS, bool(compare_modes))
+    summary = summarize(all_runs) if len(dirs) > 1 or baseline else None
     if as_json:
-        click.echo(orjson.dumps(out).decode())
+        if len(dirs) == 1:
+            single = next(iter(results.values()))
+            if summary is not None:
+                single["summary"] = summary
+            click.echo(orjson.dumps(single).decode())
+        else:
+            click.echo(orjson.dumps({"collections": results, "summary": summary}).decode())
         return
+    if summary is not None:
+        _print_summary(summary)
+
+
+def _print_collection(directory: Path, out: dict[str, Any], runs: list[Any], metrics: tuple[str, ...],
+                      compared: bool) -> None:  # fmt: skip
+    rejected = out["rejected"]
     click.echo(f"{directory}: {out['documents']} documents, {runs[0].queries} judged queries"
                + (f", {rejected} corpus lines rejected" if rejected else ""))  # fmt: skip
-    click.echo(f"{'mode':<9}" + "".join(f"{m:>12}" for m in METRICS))
+    click.echo(f"{'mode':<11}" + "".join(f"{m:>12}" for m in metrics))
     for r in runs:
-        click.echo(f"{r.mode:<9}" + "".join(f"{r.metrics[m]:>12.4f}" for m in METRICS))
-    if compare_modes:
-        a, b = runs
+        click.echo(f"{r.mode:<11}" + "".join(f"{r.metrics[m]:>12.4f}" for m in metrics))
+    if compared:
+        a, b = runs[:2]
         click.echo(f"\npaired tests, {b.mode} vs {a.mode} ({a.queries} queries):")
         for m, c in out["compare"].items():
             sig = "significant" if c["significant"] else "not significant"
             click.echo(f"  {m:<11} delta {c['delta']:+.4f}  t-test p={c['p_ttest']:.4g}  "
                        f"wilcoxon p={c['p_wilcoxon']:.4g}  ({sig} at 0.05; {c['wins']} wins, {c['losses']} losses)")  # fmt: skip
+    click.echo("")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    colls = list(dict.fromkeys(c for row in summary.values() for c in row["ndcg@10"]))
+    click.echo("nDCG@10" + (" (ratio to plain-wsum)" if any(r["ratio"] for r in summary.values()) else ""))
+    click.echo(f"{'mode':<11}" + "".join(f"{c[:12]:>16}" for c in colls) + f"{'mean':>10}{'mean ratio':>12}{'min':>8}")
+    for name, row in summary.items():
+        cells = []
+        for c in colls:
+            v = row["ndcg@10"].get(c)
+            r = row["ratio"].get(c)
+            cells.append(f"{'' if v is None else f'{v:.3f}'}{'' if r is None else f' ({r:.2f})'}".rjust(16))
+        mr = row.get("mean_ratio")
+        click.echo(f"{name:<11}" + "".join(cells) + f"{row['mean_ndcg@10']:>10.4f}"
+                   + (f"{mr:>12.3f}{row['min_ratio']:>8.3f}" if mr is not None else ""))  # fmt: skip
+    for name, row in summary.items():
+        tests = row["vs_reference"]
+        if not tests:
+            continue
+        click.echo(f"{name} vs plain-wsum, paired t-test p per collection: "
+                   + ", ".join(f"{c} {t['delta']:+.3f} p={t['p_ttest']:.3g}" for c, t in tests.items()))  # fmt: skip
 
 
 eval = eval_  # the main CLI loads "paperfeed.cli.search:eval"

@@ -128,8 +128,6 @@ def _source(coll: Collection) -> str:
 
 
 def run_mode(coll: Collection, data_dir: Path, mode: str, *, searcher: Any = None) -> EvalRun:
-    from ranx import Qrels, Run, evaluate
-
     from paperfeed.search import Searcher
     from paperfeed.store import open_store
 
@@ -158,12 +156,20 @@ def run_mode(coll: Collection, data_dir: Path, mode: str, *, searcher: Any = Non
                         docs[ext[r]] = float(sc)
             run[qid] = docs or {"__none__": 0.0}
         seconds = time.perf_counter() - t0
+    return score_run(coll, mode, run, seconds)
+
+
+def score_run(coll: Collection, name: str, run: dict[str, dict[str, float]], seconds: float = 0.0) -> EvalRun:
+    """Metrics of a run (query id -> document id -> score) against the collection's judgments."""
+    from ranx import Qrels, Run, evaluate
+
+    run = {q: (run.get(q) or {"__none__": 0.0}) for q in coll.queries}
     qrels = Qrels(coll.qrels)
     r = Run(run)
     metrics = {m: float(v) for m, v in evaluate(qrels, r, list(METRICS)).items()}
     # ranx keeps the per-query scores on the run after evaluate (metric -> query id -> score).
     per_query = {m: {q: float(v) for q, v in r.scores[m].items()} for m in METRICS}
-    return EvalRun(mode, metrics, per_query, run, len(coll.queries), seconds)
+    return EvalRun(name, metrics, per_query, run, len(coll.queries), seconds)
 
 
 def compare(a: EvalRun, b: EvalRun) -> dict[str, Any]:
@@ -197,8 +203,15 @@ def compare(a: EvalRun, b: EvalRun) -> dict[str, Any]:
 
 
 def evaluate_dir(
-    root: Path, modes: list[str], *, progress: bool = False, keep: Path | None = None
+    root: Path,
+    modes: list[str],
+    *,
+    progress: bool = False,
+    keep: Path | None = None,
+    baseline: bool = False,
 ) -> tuple[Collection, dict[str, Any], list[EvalRun]]:
+    """Ingest, index and evaluate one collection in each mode (and, with `baseline`, the plain
+    pipeline's four runs after them, named as in `plain.RUNS`)."""
     coll = load_collection(root)
     with tempfile.TemporaryDirectory(prefix="paperfeed-eval-") as tmp:
         data_dir = keep or Path(tmp)
@@ -208,4 +221,57 @@ def evaluate_dir(
 
         s = Searcher(data_dir, auto_sync=False)
         runs = [run_mode(coll, data_dir, m, searcher=s) for m in modes]
+    if baseline:
+        from paperfeed.eval.plain import plain_runs
+
+        t0 = time.perf_counter()
+        plain = plain_runs(str(coll.corpus), coll.queries)
+        seconds = time.perf_counter() - t0
+        runs += [score_run(coll, name, run, seconds) for name, run in plain.items()]
     return coll, ingest, runs
+
+
+def suite_dirs(paths: list[Path], suite: Path | None) -> list[Path]:
+    """The collections to evaluate: the directories given, plus every collection under `suite`
+    (a folder of BEIR-layout folders), in name order."""
+    out = [Path(p) for p in paths]
+    if suite is not None:
+        if not Path(suite).is_dir():
+            raise EvalError(f"--suite {suite}: not a directory")
+        found = sorted(d for d in Path(suite).iterdir() if (d / "corpus.jsonl").is_file())
+        if not found:
+            raise EvalError(f"--suite {suite}: no collections in it (folders with corpus.jsonl)")
+        out += found
+    if not out:
+        raise EvalError("name a collection directory, or a folder of them with --suite")
+    return list(dict.fromkeys(out))
+
+
+def summarize(per_collection: dict[str, list[EvalRun]], reference: str = "plain-wsum") -> dict[str, Any]:
+    """For every run name: nDCG@10 per collection, the mean, and, where the reference run is
+    there, the ratio to it per collection, their mean (the suite's figure of merit), the
+    worst ratio, and a paired test against it per collection."""
+    names = list(dict.fromkeys(r.mode for runs in per_collection.values() for r in runs))
+    out: dict[str, Any] = {}
+    for name in names:
+        row: dict[str, Any] = {"ndcg@10": {}, "ratio": {}, "vs_reference": {}}
+        for coll, runs in per_collection.items():
+            by_name = {r.mode: r for r in runs}
+            if name not in by_name:
+                continue
+            run = by_name[name]
+            row["ndcg@10"][coll] = round(run.metrics["ndcg@10"], 4)
+            ref = by_name.get(reference)
+            if ref is not None and ref.metrics["ndcg@10"] > 0:
+                row["ratio"][coll] = round(run.metrics["ndcg@10"] / ref.metrics["ndcg@10"], 4)
+                if name != reference:
+                    c = compare(ref, run)["ndcg@10"]
+                    row["vs_reference"][coll] = {k: c[k] for k in ("delta", "p_ttest", "p_wilcoxon", "wins", "losses")}
+        vals = list(row["ndcg@10"].values())
+        row["mean_ndcg@10"] = round(sum(vals) / len(vals), 4) if vals else None
+        ratios = list(row["ratio"].values())
+        if ratios:
+            row["mean_ratio"] = round(sum(ratios) / len(ratios), 4)
+            row["min_ratio"] = min(ratios)
+        out[name] = row
+    return out

