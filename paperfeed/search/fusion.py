@@ -20,11 +20,17 @@ import math
 from collections.abc import Sequence
 
 
-def minmax(scores: Sequence[float]) -> list[float]:
-    """Scores mapped onto [0, 1] (all 1.0 when they are equal)."""
+def minmax(scores: Sequence[float], depth: int = 0) -> list[float]:
+    """Scores mapped onto [0, 1] (all 1.0 when they are equal).
+
+    A list shorter than the `depth` asked for ran out of matches: the papers below it score
+    0 (no query word), so 0 is its minimum, not its last score. Otherwise, in a small
+    collection or for a rare word, the weakest match would count as nothing at all."""
     if not scores:
         return []
     lo, hi = min(scores), max(scores)
+    if len(scores) < depth:
+        lo = min(lo, 0.0)
     if hi - lo < 1e-12:
         return [1.0] * len(scores)
     return [(s - lo) / (hi - lo) for s in scores]
@@ -34,13 +40,15 @@ def fuse(
     a: tuple[Sequence[int], Sequence[float]],
     b: tuple[Sequence[int], Sequence[float]],
     weight_a: float = 0.5,
+    depth: int = 0,
 ) -> tuple[list[int], list[float]]:
-    """Weighted sum of min-max normalised scores of two ranked lists; returns a ranked list."""
+    """Weighted sum of min-max normalised scores of two ranked lists (each asked for `depth`
+    results); returns a ranked list."""
     ids_a, sc_a = a
     ids_b, sc_b = b
     fused: dict[int, float] = {}
     for ids, scores, w in ((ids_a, sc_a, weight_a), (ids_b, sc_b, 1.0 - weight_a)):
-        for d, s in zip(ids, minmax(scores), strict=True):
+        for d, s in zip(ids, minmax(scores, depth), strict=True):
             fused[d] = fused.get(d, 0.0) + w * s
     ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
     return [d for d, _ in ranked], [s for _, s in ranked]

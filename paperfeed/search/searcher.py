@@ -456,7 +456,7 @@ class Searcher:
         if lex0.total == 0:
             ids, scores = _above_floor(d_ids, d_scores)
             return Ranking(ids, scores, len(ids))
-        ids, scores = fuse((lex0.rids, lex0.scores), (d_ids, d_scores), LEXICAL_WEIGHT)
+        ids, scores = fuse((lex0.rids, lex0.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k)
         ids, scores = ids[:k], scores[:k]
         total = _matching(lex0, ids, k)
         if not feedback or not pq.terms:
@@ -490,7 +490,7 @@ class Searcher:
                 q2 = qv + FB_VEC_BETA * cen
                 q2 /= max(float(np.linalg.norm(q2)), 1e-9)
                 d_ids, d_scores = self._dense_query(q2, pq, constraint, k)
-        ids2, scores2 = fuse((lex1.rids, lex1.scores), (d_ids, d_scores), LEXICAL_WEIGHT)
+        ids2, scores2 = fuse((lex1.rids, lex1.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k)
         ids, scores = fuse((ids2[:k], scores2[:k]), (ids, scores), 1.0 - FB_FIRST_PASS)
         return Ranking(ids[:k], scores[:k], _matching(lex0, ids[:k], k))
 
