@@ -83,6 +83,7 @@ class Fault:
     content_type: str = "text/xml; charset=utf-8"
     when: Callable[[dict[str, str]], bool] = lambda params: True
     malformed: bool = False  # the real page, cut off in the middle of a record
+    path: str = "/oai"
 
 
 def retry_after(seconds: int = 1, count: int = 1) -> list[Fault]:
@@ -248,14 +249,14 @@ class ArxivOaiServer:
                 parts = urlsplit(self.path)
                 params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
                 server.requests.append((time.monotonic(), params, dict(self.headers.items())))
-                if parts.path != "/oai":
-                    return self._send(404, b"<html><body>Not Found</body></html>", "text/html")
                 fault = None
                 with server._lock:
                     for i, f in enumerate(server.faults):
-                        if f.when(params):
+                        if f.path == parts.path and f.when(params):
                             fault = server.faults.pop(i)
                             break
+                if fault is None and parts.path != "/oai":
+                    return self._send(404, b"<html><body>Not Found</body></html>", "text/html")
                 if fault is not None and not fault.malformed:
                     return self._send(fault.status, fault.body or b"", fault.content_type, fault.headers)
                 body = server.answer(params)

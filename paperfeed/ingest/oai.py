@@ -196,8 +196,6 @@ class OaiClient:
                 body = resp.content
             except httpx.TransportError as e:
                 reason, retry_after = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, None
-                if not self._reached and spent >= min(self.retry_seconds, FIRST_CONTACT_SECONDS):
-                    raise BadInput(f"cannot reach {self.base_url} ({reason}): is the URL right?") from None
             else:
                 self._reached = True
                 if resp.status_code == 200:
@@ -213,6 +211,8 @@ class OaiClient:
             else:  # no Retry-After, or arXiv's "Retry-After: 0" on a timed-out page: back off
                 wait = min(MAX_BACKOFF, 2.0 ** (attempt - 1))
                 wait += random.uniform(0, 0.1 * wait)  # spreads the retries of many harvesters
+            if not self._reached and spent + wait > min(self.retry_seconds, FIRST_CONTACT_SECONDS):
+                raise BadInput(f"cannot reach {self.base_url} ({reason}): is the URL right?")
             if spent + wait > self.retry_seconds:
                 raise HarvestError(
                     f"{self.base_url} kept failing ({reason}) for {spent:.0f}s of retries; try again later"
