@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from digest_support import free_port
 
 from paperfeed.bench.oai_server import ArxivOaiServer, Fault, OaiRecord, retry_after
 from paperfeed.ingest import harvest as hv
@@ -244,12 +244,6 @@ def test_no_records_is_success(data_dir: Path) -> None:
     assert status(data_dir)["sets"][0]["harvested_until"] == day(0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (("--set", "nonsense"), "set 'nonsense' is not known"),
     (("--from", day(2)), "is in the future"),
@@ -257,7 +251,7 @@ def _free_port() -> int:
     (("--from", day(-1), "--until", day(-5)), "is before --from"),
     (("--url", "URL/nothing"), "HTTP 404: is this an OAI-PMH base URL?"),
     (("--url", "URL/html"), "HTML page, not OAI-PMH XML"),
-    (("--url", f"http://127.0.0.1:{_free_port()}/oai"), "cannot reach"),
+    (("--url", f"http://127.0.0.1:{free_port()}/oai"), "cannot reach"),
     (("--url", "ftp://example.org/oai"), "not an http(s) URL"),
 ])  # fmt: skip
 def test_bad_input_is_refused_and_stores_nothing(server: ArxivOaiServer, data_dir: Path, args: tuple,
