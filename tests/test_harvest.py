@@ -348,3 +348,12 @@ def test_sigkill_mid_harvest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pa
     assert stats(data) == stats(clean)
     assert papers(data) == papers(clean)
     assert status(data)["sets"][0]["harvested_until"] == status(clean)["sets"][0]["harvested_until"]
+
+
+def test_xml_with_entities_is_refused(server: ArxivOaiServer, data_dir: Path) -> None:
+    bomb = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>\n'
+            b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>&lol2;</responseDate></OAI-PMH>')
+    server.faults.append(Fault(body=bomb))
+    r = harvest(data_dir, server.url)
+    assert r.returncode == 1 and "refused for safety" in r.stderr, r.stderr
+    assert stats(data_dir)["papers"] == 0

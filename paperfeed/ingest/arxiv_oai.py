@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from paperfeed.ingest import arxiv
-from paperfeed.ingest.oai import Record
+from paperfeed.ingest.oai import Element, Record
 from paperfeed.models import Paper
 
 NS = "{http://arxiv.org/OAI/arXiv/}"
@@ -65,13 +64,6 @@ def normalise_id(value: str) -> str:
     return re.sub(r"v\d+$", "", v)
 
 
-def _text(meta: ET.Element, name: str) -> str | None:
-    el = meta.find(f"{NS}{name}")
-    if el is None or el.text is None:
-        return None
-    return el.text
-
-
 def _day(value: str | None) -> str | None:
     if not value:
         return None
@@ -112,24 +104,33 @@ def to_record(rec: Record) -> ArxivRecord:
     meta = rec.metadata
     if meta is None or meta.tag != f"{NS}arXiv":
         raise ValueError(f"{arxiv_id}: no arXiv-format metadata (was metadataPrefix=arXiv sent?)")
+    # one pass over the children: a page has a thousand records, and find() per field costs
+    # more than the rest of the conversion
+    fields: dict[str, Element] = {}
+    skip = len(NS)
+    for child in meta:
+        fields[child.tag[skip:]] = child
     authors = []
-    for a in meta.iterfind(f"{NS}authors/{NS}author"):
-        parts = [" ".join((a.findtext(f"{NS}{n}") or "").split()) for n in ("keyname", "forenames", "suffix")]
-        authors.append(parts)
-    created = _day(_text(meta, "created"))
-    updated = _day(_text(meta, "updated"))
+    if "authors" in fields:
+        for a in fields["authors"]:
+            parts = {p.tag[skip:]: " ".join((p.text or "").split()) for p in a}
+            authors.append([parts.get("keyname", ""), parts.get("forenames", ""), parts.get("suffix", "")])
+
+    def text(name: str) -> str | None:
+        el = fields.get(name)
+        return None if el is None else el.text
+
+    def clean(name: str) -> str | None:
+        return " ".join((text(name) or "").split()) or None
+
+    created = _day(text("created"))
+    updated = _day(text("updated"))
     try:
-        paper = arxiv.make_paper(_text(meta, "id") or arxiv_id, _text(meta, "title"), _text(meta, "abstract"),
-                                 authors, " ".join((_text(meta, "categories") or "").split()), _text(meta, "doi"),
-                                 created)  # fmt: skip
+        paper = arxiv.make_paper(text("id") or arxiv_id, text("title"), text("abstract"), authors,
+                                 clean("categories"), text("doi"), created)  # fmt: skip
     except ValueError as e:
         raise ValueError(f"{arxiv_id}: {e}") from None
     paper.feed_date = feed_date(created, updated, datestamp)
-
-    def clean(name: str) -> str | None:
-        value = " ".join((_text(meta, name) or "").split())
-        return value or None
-
     return ArxivRecord(
         arxiv_id=paper.arxiv_id or arxiv_id, datestamp=datestamp, deleted=False, paper=paper, created=created,
         updated=updated, comments=clean("comments"), journal_ref=clean("journal-ref"), license=clean("license"),

@@ -10,13 +10,11 @@ import email.utils
 import logging
 import random
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import defusedxml.ElementTree as SafeET
 import httpx
-from defusedxml import DefusedXmlException
+from lxml import etree
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +27,12 @@ DEFAULT_RETRY_SECONDS = 600.0
 FIRST_CONTACT_SECONDS = 10.0
 MAX_BACKOFF = 60.0
 TIMEOUT = httpx.Timeout(180.0, connect=15.0)  # arXiv can take minutes to send the first byte of a page
+# lxml parses a 1,000-record arXiv page in ~11 ms where defusedxml's pure-Python parser takes ~46 ms,
+# which alone would cap a harvest near the throughput target. Safety comes from the parser's
+# settings: no entity expansion, no DTD loading, no network, and documents with a DOCTYPE refused.
+_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
+                          remove_comments=True, remove_pis=True)  # fmt: skip
+Element = etree._Element
 
 
 class HarvestError(Exception):
@@ -59,7 +63,7 @@ class Record:
     datestamp: str
     set_specs: list[str]
     deleted: bool
-    metadata: ET.Element | None  # the single child of <metadata>, None for a deleted record
+    metadata: Element | None  # the single child of <metadata>, None for a deleted record
 
 
 @dataclass(slots=True)
@@ -71,22 +75,22 @@ class Page:
     complete_list_size: int | None = None
 
 
-def _int_attr(el: ET.Element, name: str) -> int | None:
+def _int_attr(el: Element, name: str) -> int | None:
     value = el.get(name)
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
-def parse_response(body: bytes, url: str, verb: str) -> tuple[ET.Element, str]:
+def parse_response(body: bytes, url: str, verb: str) -> tuple[Element, str]:
     """The verb's element and the responseDate; raises OaiError for an <error> answer."""
     head = body[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         raise BadInput(f"{url} answered with an HTML page, not OAI-PMH XML: is this an OAI-PMH base URL?")
     try:
-        root = SafeET.fromstring(body)
-    except ET.ParseError as e:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as e:
         raise MalformedResponse(f"{url} sent malformed XML ({e}); nothing from this page was stored") from None
-    except DefusedXmlException as e:
-        raise MalformedResponse(f"{url} sent XML with a DTD or entities, refused for safety ({e})") from None
+    if root.getroottree().docinfo.doctype:
+        raise MalformedResponse(f"{url} sent XML with a DOCTYPE, refused for safety (OAI-PMH responses have none)")
     if root.tag != f"{OAI_NS}OAI-PMH":
         raise BadInput(f"{url} answered with <{root.tag}> XML, not an OAI-PMH response: is this an OAI-PMH base URL?")
     errors = root.findall(f"{OAI_NS}error")
@@ -99,7 +103,7 @@ def parse_response(body: bytes, url: str, verb: str) -> tuple[ET.Element, str]:
     return element, (root.findtext(f"{OAI_NS}responseDate") or "").strip()
 
 
-def parse_records(container: ET.Element) -> list[Record]:
+def parse_records(container: Element) -> list[Record]:
     out = []
     for rec in container.iter(f"{OAI_NS}record"):
         header = rec.find(f"{OAI_NS}header")
