@@ -12,20 +12,14 @@ import orjson
 from paperfeed.cli.ingest import sync_indexes
 from paperfeed.config import Settings
 from paperfeed.ingest import harvest as hv
-from paperfeed.ingest.oai import DEFAULT_RETRY_SECONDS, BadInput, HarvestError, OaiClient
+from paperfeed.ingest.harvest import make_client
+from paperfeed.ingest.oai import DEFAULT_RETRY_SECONDS, BadInput, HarvestError
 from paperfeed.store import harvest as hs
 from paperfeed.store import open_store
 
 log = logging.getLogger(__name__)
 # one line per request at INFO would drown the harvest's own progress lines
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def make_client(settings: Settings, url: str | None = None, delay: float | None = None,
-                retry_seconds: float = DEFAULT_RETRY_SECONDS) -> OaiClient:  # fmt: skip
-    return OaiClient(url or settings.arxiv_oai_url, user_agent=hv.user_agent(settings.contact_email),
-                     delay=settings.arxiv_oai_delay if delay is None else delay,
-                     retry_seconds=retry_seconds)  # fmt: skip
 
 
 def run_harvest(data_dir: Path, settings: Settings, *, url: str | None = None, sets: list[str] | None = None,

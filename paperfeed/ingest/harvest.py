@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paperfeed import __version__
+from paperfeed.config import Settings
 from paperfeed.ingest import arxiv_oai
 from paperfeed.ingest.arxiv_oai import ArxivRecord
-from paperfeed.ingest.oai import BadInput, HarvestError, OaiClient, OaiError, Page
+from paperfeed.ingest.oai import DEFAULT_RETRY_SECONDS, BadInput, HarvestError, OaiClient, OaiError, Page
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import harvest as hs
@@ -45,6 +46,14 @@ class HarvestLocked(HarvestError):
 def user_agent(contact_email: str) -> str:
     contact = f"; mailto:{contact_email}" if contact_email else ""
     return f"paperfeed/{__version__} (self-hosted paper feed; OAI-PMH harvester{contact})"
+
+
+def make_client(settings: Settings, url: str | None = None, delay: float | None = None,
+                retry_seconds: float = DEFAULT_RETRY_SECONDS) -> OaiClient:  # fmt: skip
+    """A client for the configured endpoint (or `url`), naming the operator in its User-Agent."""
+    return OaiClient(url or settings.arxiv_oai_url, user_agent=user_agent(settings.contact_email),
+                     delay=settings.arxiv_oai_delay if delay is None else delay,
+                     retry_seconds=retry_seconds)  # fmt: skip
 
 
 @contextlib.contextmanager
