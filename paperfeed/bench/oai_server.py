@@ -103,6 +103,7 @@ class ArxivOaiServer:
         self.faults: list[Fault] = []
         self.requests: list[tuple[float, dict[str, str], dict[str, str]]] = []  # (monotonic time, params, headers)
         self._lists: dict[int, tuple[list[OaiRecord], dict[str, str]]] = {}
+        self._rendered: dict[int, str] = {}  # id(record) -> XML, after prerender()
         self._ids = itertools.count(6960524)
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -127,6 +128,11 @@ class ArxivOaiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def prerender(self) -> None:
+        """Render every record's XML now, so that serving a page costs the bench's harvester no
+        waiting on this server (records must not change afterwards)."""
+        self._rendered = {id(r): record_xml(r) for r in self.records}
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -223,7 +229,8 @@ class ArxivOaiServer:
 
     def _page(self, params: dict[str, str], matching: list[OaiRecord], list_id: int, offset: int) -> bytes:
         chunk = matching[offset : offset + self.page_size]
-        body = "".join(record_xml(r) for r in chunk)
+        rendered = self._rendered
+        body = "".join(rendered.get(id(r)) or record_xml(r) for r in chunk)
         if offset + self.page_size < len(matching):
             token = (f'<resumptionToken cursor="{offset}" completeListSize="{len(matching)}">'
                      f"{list_id}|{offset + self.page_size + 1}</resumptionToken>\n")  # fmt: skip

@@ -23,6 +23,7 @@ from paperfeed.ingest.oai import Element, Record
 from paperfeed.models import Paper
 
 NS = "{http://arxiv.org/OAI/arXiv/}"
+_NAME_SLOTS = {f"{NS}keyname": 0, f"{NS}forenames": 1, f"{NS}suffix": 2}
 METADATA_PREFIX = "arXiv"
 IDENTIFIER_PREFIX = "oai:arXiv.org:"
 DEFAULT_URL = "https://oaipmh.arxiv.org/oai"
@@ -113,8 +114,12 @@ def to_record(rec: Record) -> ArxivRecord:
     authors = []
     if "authors" in fields:
         for a in fields["authors"]:
-            parts = {p.tag[skip:]: " ".join((p.text or "").split()) for p in a}
-            authors.append([parts.get("keyname", ""), parts.get("forenames", ""), parts.get("suffix", "")])
+            name = ["", "", ""]  # keyname, forenames, suffix: the snapshot's authors_parsed order
+            for part in a:
+                slot = _NAME_SLOTS.get(part.tag)
+                if slot is not None and part.text:
+                    name[slot] = " ".join(part.text.split())
+            authors.append(name)
 
     def text(name: str) -> str | None:
         el = fields.get(name)

@@ -103,21 +103,34 @@ def parse_response(body: bytes, url: str, verb: str) -> tuple[Element, str]:
     return element, (root.findtext(f"{OAI_NS}responseDate") or "").strip()
 
 
+_RECORD, _HEADER, _METADATA = f"{OAI_NS}record", f"{OAI_NS}header", f"{OAI_NS}metadata"
+_IDENTIFIER, _DATESTAMP, _SET_SPEC = f"{OAI_NS}identifier", f"{OAI_NS}datestamp", f"{OAI_NS}setSpec"
+
+
 def parse_records(container: Element) -> list[Record]:
     out = []
-    for rec in container.iter(f"{OAI_NS}record"):
-        header = rec.find(f"{OAI_NS}header")
+    # one pass over each record's children: a page holds a thousand records, and find() per
+    # field costs as much as the parse itself
+    for rec in container.iterchildren(_RECORD):
+        identifier = datestamp = ""
+        specs: list[str] = []
+        header = metadata = None
+        for part in rec:
+            if part.tag == _HEADER:
+                header = part
+            elif part.tag == _METADATA and len(part):
+                metadata = part[0]
         if header is None:
             continue
-        metadata = rec.find(f"{OAI_NS}metadata")
-        children = list(metadata) if metadata is not None else []
-        out.append(Record(
-            identifier=(header.findtext(f"{OAI_NS}identifier") or "").strip(),
-            datestamp=(header.findtext(f"{OAI_NS}datestamp") or "").strip(),
-            set_specs=[(s.text or "").strip() for s in header.findall(f"{OAI_NS}setSpec")],
-            deleted=header.get("status") == "deleted",
-            metadata=children[0] if children else None,
-        ))  # fmt: skip
+        for h in header:
+            tag = h.tag
+            if tag == _IDENTIFIER:
+                identifier = (h.text or "").strip()
+            elif tag == _DATESTAMP:
+                datestamp = (h.text or "").strip()
+            elif tag == _SET_SPEC:
+                specs.append((h.text or "").strip())
+        out.append(Record(identifier, datestamp, specs, header.get("status") == "deleted", metadata))
     return out
 
 
