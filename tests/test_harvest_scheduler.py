@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from conftest import spawn_cli
 from digest_support import free_port
+from test_digest_scheduler import _wait
 from test_harvest import day
 
 from paperfeed.bench.oai_server import ArxivOaiServer, OaiRecord
@@ -42,25 +42,15 @@ def test_serve_harvests_on_a_timer_and_new_papers_reach_list_and_search(tmp_path
     log = tmp_path / "serve.log"
     with ArxivOaiServer([_record("2611.00001", "Zymurgy of Quantum Yeast", day(-1))]) as srv:
         env = {**os.environ, "PAPERFEED_ARXIV_OAI_URL": srv.url, "PAPERFEED_ARXIV_OAI_DELAY": "0"}
-        with log.open("w") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--port", str(port),
-                 "--workers", "2", "--no-sync", "--harvest-every", str(TICK)],
-                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True,
-            )  # fmt: skip
-
-        def wait(what: str, check) -> None:  # noqa: ANN001
-            deadline = time.monotonic() + 120
-            while not check():
-                assert proc.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, f"timed out waiting for {what}: {log.read_text()[-3000:]}"
-                time.sleep(0.2)
-
+        proc = spawn_cli("serve", "--port", str(port), "--workers", "2", "--no-sync", "--harvest-every", str(TICK),
+                         data=data, log=log, env=env)  # fmt: skip
         try:
-            wait("the first harvest", lambda: "Zymurgy of Quantum Yeast" in _titles(base, "/api/search?q=zymurgy"))
+            _wait("the first harvest", lambda: "Zymurgy of Quantum Yeast" in _titles(base, "/api/search?q=zymurgy"),
+                  proc, log, timeout=120)  # fmt: skip
             # a paper announced later arrives with a later scheduled run, no restart
             srv.records.append(_record("2611.00002", "Oenology of Entangled Grapes", day(0)))
-            wait("the next harvest", lambda: "Oenology of Entangled Grapes" in _titles(base, "/api/search?q=oenology"))
+            _wait("the next harvest", lambda: "Oenology of Entangled Grapes" in _titles(base, "/api/search?q=oenology"),
+                  proc, log, timeout=120)  # fmt: skip
             assert _titles(base, f"/api/papers?date={day(0)}") == ["Oenology of Entangled Grapes"]
             time.sleep(2 * TICK)
             assert proc.poll() is None

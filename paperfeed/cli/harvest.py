@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -37,6 +39,21 @@ def run_harvest(data_dir: Path, settings: Settings, *, url: str | None = None, s
     return report
 
 
+# most specific first: both are HarvestErrors
+_EXIT_CODES = ((hv.HarvestLocked, 3), (BadInput, 2), (HarvestError, 1))
+
+
+@contextlib.contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """A harvest error as one line and an exit status: 3 another harvest runs, 2 input that
+    cannot work (nothing stored), 1 a failure the next run recovers from."""
+    try:
+        yield
+    except HarvestError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(next(code for cls, code in _EXIT_CODES if isinstance(e, cls)))
+
+
 @click.group()
 def harvest() -> None:
     """Fetch new and revised papers from live sources (arXiv's OAI-PMH interface)."""
@@ -66,15 +83,9 @@ def harvest_arxiv_cmd(obj, url, sets, from_, until, delay, retry_for, no_index, 
     2 for input that cannot work (nothing stored).
     """
     settings: Settings = obj.settings()
-    try:
+    with _exit_on_error():
         report = run_harvest(obj.data_dir, settings, url=url, sets=list(sets), from_=from_, until=until,
                              delay=delay, retry_seconds=retry_for, index=not no_index, progress=progress)  # fmt: skip
-    except hv.HarvestLocked as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(3)
-    except BadInput as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
     if as_json:
         click.echo(orjson.dumps(report.to_dict()).decode())
     for err in report.errors:
@@ -129,17 +140,11 @@ def harvest_status(obj, as_json) -> None:  # noqa: ANN001
 def add(obj, ident: str, url: str | None, no_index: bool, as_json: bool) -> None:  # noqa: ANN001
     """Add (or refresh) one paper by id: arxiv:2210.02885, fetched with OAI-PMH GetRecord."""
     settings: Settings = obj.settings()
-    try:
-        with make_client(settings, url, delay=0, retry_seconds=60) as client, open_store(obj.data_dir) as store:
-            paper, status = hv.add_by_id(store, client, ident)
-            if not no_index:
-                sync_indexes(store, obj.data_dir, False)
-    except BadInput as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
-    except HarvestError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    with _exit_on_error(), make_client(settings, url, delay=0, retry_seconds=60) as client, \
+            open_store(obj.data_dir) as store:  # fmt: skip
+        paper, status = hv.add_by_id(store, client, ident)
+        if not no_index:
+            sync_indexes(store, obj.data_dir, False)
     if as_json:
         click.echo(orjson.dumps({"status": status, "paper": paper.to_dict()}).decode())
     else:
