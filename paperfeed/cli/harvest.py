@@ -62,7 +62,8 @@ def harvest() -> None:
 @harvest.command("arxiv")
 @click.option("--url", help="OAI-PMH base URL (default: arxiv_oai_url, i.e. https://oaipmh.arxiv.org/oai).")
 @click.option("--set", "sets", multiple=True, metavar="SET",
-              help="arXiv set, repeatable: cs, math, stat, physics:astro-ph... (default: arxiv_sets, i.e. cs).")
+              help="arXiv set, repeatable: cs, math, stat, physics:astro-ph... ('' = all of arXiv; "
+                   "default: arxiv_sets, i.e. cs).")
 @click.option("--from", "from_", metavar="YYYY-MM-DD",
               help="First datestamp to ask for (default: the day the last run reached, or 3 days ago).")
 @click.option("--until", metavar="YYYY-MM-DD", help="Last datestamp to ask for (default: open).")

@@ -49,11 +49,11 @@ def user_agent(contact_email: str) -> str:
 
 
 def make_client(settings: Settings, url: str | None = None, delay: float | None = None,
-                retry_seconds: float = DEFAULT_RETRY_SECONDS) -> OaiClient:  # fmt: skip
+                retry_seconds: float = DEFAULT_RETRY_SECONDS, timeout: float | None = None) -> OaiClient:  # fmt: skip
     """A client for the configured endpoint (or `url`), naming the operator in its User-Agent."""
     return OaiClient(url or settings.arxiv_oai_url, user_agent=user_agent(settings.contact_email),
                      delay=settings.arxiv_oai_delay if delay is None else delay,
-                     retry_seconds=retry_seconds)  # fmt: skip
+                     retry_seconds=retry_seconds, timeout=timeout)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -182,11 +182,15 @@ def apply_records(store: Store, records: Sequence[ArxivRecord], rep: SetReport,
         changed = hs.changed_since(c, seq0)
         revised = 0
         deleted_before = rep.deleted
+        # arxiv_records.deleted means "hidden because arXiv deleted it": only such a paper is
+        # shown again when arXiv lists it again, never one an admin had hidden already
+        hidden_by_arxiv: dict[str, bool] = {}
         for r in records:
             old = known.get(r.arxiv_id)
             if r.deleted:
-                if r.arxiv_id in stored and store.set_hidden(stored[r.arxiv_id], True):
-                    rep.deleted += 1
+                hid = r.arxiv_id in stored and store.set_hidden(stored[r.arxiv_id], True)
+                rep.deleted += hid
+                hidden_by_arxiv[r.arxiv_id] = hid or r.arxiv_id not in stored or bool(old and old.deleted)
             elif r.arxiv_id not in stored:
                 continue
             elif old is not None and old.deleted:
@@ -195,7 +199,7 @@ def apply_records(store: Store, records: Sequence[ArxivRecord], rep: SetReport,
             elif r.arxiv_id in changed or (old is not None and old.updated != r.updated):
                 revised += 1
         hs.write_records(c, [(r.arxiv_id, r.datestamp, r.created, r.updated, r.comments, r.journal_ref, r.license,
-                              int(r.deleted)) for r in records])  # fmt: skip
+                              int(hidden_by_arxiv.get(r.arxiv_id, False))) for r in records])  # fmt: skip
         hidden_now = rep.deleted - deleted_before
         rep.added += counts.added
         rep.revised += revised

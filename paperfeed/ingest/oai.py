@@ -10,7 +10,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -168,19 +168,18 @@ class OaiClient:
     """
 
     def __init__(self, base_url: str, *, user_agent: str, delay: float = DEFAULT_DELAY,
-                 retry_seconds: float = DEFAULT_RETRY_SECONDS,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS, timeout: float | None = None) -> None:  # fmt: skip
         if not base_url.startswith(("http://", "https://")):
             raise BadInput(f"{base_url!r} is not an http(s) URL")
         self.base_url = base_url
         self.delay = delay
         self.retry_seconds = retry_seconds
-        self.sleep = sleep
         self.waited = 0.0  # seconds spent in polite delays and Retry-After waits, for throughput figures
         self.requests = 0
         self._last_end: float | None = None
         self._reached = False
-        self.http = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": user_agent}, follow_redirects=True)
+        self.http = httpx.Client(timeout=TIMEOUT if timeout is None else httpx.Timeout(timeout),
+                                 headers={"User-Agent": user_agent}, follow_redirects=True)  # fmt: skip
 
     def close(self) -> None:
         self.http.close()
@@ -193,7 +192,7 @@ class OaiClient:
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            self.sleep(seconds)
+            time.sleep(seconds)
             self.waited += seconds
 
     def _polite(self) -> None:

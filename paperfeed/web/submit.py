@@ -17,6 +17,7 @@ from paperfeed.web.templating import render
 router = APIRouter(include_in_schema=False)
 # a submission waits on arXiv: give up well before a browser or proxy would
 RETRY_SECONDS = 20.0
+TIMEOUT = 30.0
 
 
 @router.get("/submit")
@@ -36,7 +37,7 @@ def submit_form(
     if user is None:
         return RedirectResponse("/login?" + urlencode({"next": "/submit"}), status_code=303)
     try:
-        with make_client(get_settings(request), delay=0, retry_seconds=RETRY_SECONDS) as client:
+        with make_client(get_settings(request), delay=0, retry_seconds=RETRY_SECONDS, timeout=TIMEOUT) as client:
             paper, _ = add_by_id(store, client, arxiv_id)
     except BadInput as e:
         return render(request, "submit.html", {"nav": "submit", "value": arxiv_id, "error": str(e)}, status_code=400)
