@@ -283,8 +283,9 @@ def test_settings_choose_url_and_sets(server: ArxivOaiServer, data_dir: Path) ->
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert [(s["set"], s["added"]) for s in out["sets"]] == [("stat", 5), ("physics:astro-ph", 1)]
-    r = run_cli("harvest", "arxiv", "--no-index", data=data_dir, env={"PAPERFEED_ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
-                                                                       "PAPERFEED_ARXIV_SETS": "cs"})  # fmt: skip
+    r = run_cli("harvest", "arxiv", "--no-index", "--retry-for", "1", data=data_dir,
+                env={"PAPERFEED_ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
+                     "PAPERFEED_ARXIV_SETS": "cs"})  # fmt: skip
     assert r.returncode == 2 and "cannot reach http://127.0.0.1:9/oai" in r.stderr
 
 
@@ -356,3 +357,39 @@ def test_xml_with_entities_is_refused(server: ArxivOaiServer, data_dir: Path) ->
     r = harvest(data_dir, server.url)
     assert r.returncode == 1 and "refused for safety" in r.stderr, r.stderr
     assert stats(data_dir)["papers"] == 0
+
+
+def test_a_record_that_cannot_be_used_is_reported_and_the_rest_kept(server: ArxivOaiServer, data_dir: Path) -> None:
+    server.records[4].title = "  \n "
+    r = harvest(data_dir, server.url, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["added"], out["rejected"]) == (24, 1)
+    assert "rejected: 2611.00004: empty title" in r.stderr
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PAPERFEED_ARXIV_OAI_DELAY": "soon"}, "PAPERFEED_ARXIV_OAI_DELAY must be a number"),
+    ({"PAPERFEED_ARXIV_OAI_DELAY": "-1"}, "PAPERFEED_ARXIV_OAI_DELAY must be a number of seconds >= 0"),
+    ({"PAPERFEED_ARXIV_OAI_URL": "oaipmh.arxiv.org/oai"}, "PAPERFEED_ARXIV_OAI_URL must be an http(s) URL"),
+    ({"PAPERFEED_HARVEST_INTERVAL_MINUTES": "hourly"}, "PAPERFEED_HARVEST_INTERVAL_MINUTES must be a whole number"),
+])  # fmt: skip
+def test_bad_harvest_settings_are_named(data_dir: Path, env: dict, message: str) -> None:
+    r = run_cli("harvest", "arxiv", "--no-index", data=data_dir, env=env)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_status_in_words(server: ArxivOaiServer, data_dir: Path) -> None:
+    r = run_cli("harvest", "status", data=data_dir)
+    assert r.returncode == 0 and "no harvest has run yet" in r.stdout
+    assert harvest(data_dir, server.url).returncode == 0
+    r = run_cli("harvest", "status", data=data_dir)
+    assert f"arxiv cs: harvested until {day(0)}; last run ok" in r.stdout and "added 25" in r.stdout
+
+
+def test_bench_harvest_json(tmp_path: Path) -> None:
+    r = run_cli("bench", "harvest", "--records", "300", "--page-size", "100", "--json", "--workdir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["records"] == out["added"] == 300 and out["pages"] == 3 and out["waited_s"] == 0
+    assert out["records_per_s"] > 0 and out["peak_rss_mb"] > 0
