@@ -9,8 +9,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -241,23 +242,29 @@ class OaiClient:
 
     def list_records(self, *, metadata_prefix: str, set_spec: str | None = None, from_: str | None = None,
                      until: str | None = None, token: str | None = None) -> Iterator[Page]:  # fmt: skip
-        """Pages of ListRecords, following resumptionTokens, starting at `token` if given."""
+        """Pages of ListRecords, following resumptionTokens, starting at `token` if given.
+
+        The next page is fetched and parsed in a background thread while the caller applies
+        this one, so the polite delay and the transfer overlap the caller's work. Nothing is
+        lost if the caller stops: a page is only ever applied after it was yielded.
+        """
+        first = {"verb": "ListRecords", "metadataPrefix": metadata_prefix}
+        for key, value in (("set", set_spec), ("from", from_), ("until", until)):
+            if value:
+                first[key] = value
+
+        def fetch(token: str | None) -> Page:
+            params = {"verb": "ListRecords", "resumptionToken": token} if token else first
+            return parse_list_records(self.get(params), self.base_url)
+
+        pending = _Prefetch(fetch, token)
         while True:
-            if token:
-                params = {"verb": "ListRecords", "resumptionToken": token}
-            else:
-                params = {"verb": "ListRecords", "metadataPrefix": metadata_prefix}
-                if set_spec:
-                    params["set"] = set_spec
-                if from_:
-                    params["from"] = from_
-                if until:
-                    params["until"] = until
-            page = parse_list_records(self.get(params), self.base_url)
+            page = pending.result()
+            if page.token:
+                pending = _Prefetch(fetch, page.token)
             yield page
             if not page.token:
                 return
-            token = page.token
 
     def get_record(self, identifier: str, metadata_prefix: str) -> Record:
         params = {"verb": "GetRecord", "identifier": identifier, "metadataPrefix": metadata_prefix}
@@ -266,3 +273,29 @@ class OaiClient:
         if not records:
             raise MalformedResponse(f"{self.base_url} answered GetRecord without a record")
         return records[0]
+
+
+class _Prefetch:
+    """`fn(arg)` running in a daemon thread (a harvest that exits does not wait for it)."""
+
+    def __init__(self, fn: Callable[[str | None], Page], arg: str | None) -> None:
+        self._done = threading.Event()
+        self._value: Page | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = fn(arg)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+                self._error = e
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, daemon=True, name="oai-prefetch").start()
+
+    def result(self) -> Page:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
