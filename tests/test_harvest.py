@@ -393,3 +393,13 @@ def test_bench_harvest_json(tmp_path: Path) -> None:
     out = json.loads(r.stdout.splitlines()[-1])
     assert out["records"] == out["added"] == 300 and out["pages"] == 3 and out["waited_s"] == 0
     assert out["records_per_s"] > 0 and out["peak_rss_mb"] > 0
+
+
+def test_a_refusal_mid_run_is_a_failure_to_resume_not_bad_input(server: ArxivOaiServer, data_dir: Path) -> None:
+    server.faults.append(Fault(status=404, body=b"<html>gone</html>", content_type="text/html",
+                               when=lambda p: "resumptionToken" in p))  # fmt: skip
+    r = harvest(data_dir, server.url)
+    assert r.returncode == 1 and "HTTP 404" in r.stderr
+    [cs] = status(data_dir)["sets"]
+    assert cs["status"] == "failed" and "HTTP 404" in cs["last_error"] and stats(data_dir)["papers"] == 10
+    assert harvest(data_dir, server.url).returncode == 0 and stats(data_dir)["papers"] == 25

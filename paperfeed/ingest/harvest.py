@@ -267,9 +267,9 @@ def harvest_set(store: Store, client: OaiClient, set_spec: str, *, from_: str | 
                 if e.code == "noRecordsMatch":
                     _finish(store, state, rep, None)
                     break
-                if e.code == "badResumptionToken" and token is not None and not restarted:
-                    # an expired token (a run resumed long after it stopped): start the window
-                    # again; pages already applied are applied again without changes
+                if e.code == "badResumptionToken" and not restarted:
+                    # an expired token (a run resumed long after it stopped, a server restarted
+                    # mid-list): start the window again; pages applied already change nothing
                     log.info("harvest %s: resumption token refused (%s); restarting from %s", set_spec, e.text,
                              run_from)  # fmt: skip
                     token, restarted = None, True
@@ -277,13 +277,14 @@ def harvest_set(store: Store, client: OaiClient, set_spec: str, *, from_: str | 
                 if e.code in ("badArgument", "noSetHierarchy", "cannotDisseminateFormat", "badVerb"):
                     raise BadInput(_explain(e, set_spec)) from None
                 raise
-    except BadInput as e:
-        rep.error, rep.bad_input = str(e), True
-        # bad input stores nothing, not even the error: there is no run to resume
     except HarvestError as e:
         rep.error = str(e)
-        state.status, state.last_error, state.finished_at = "failed", str(e), _now()
-        hs.save_state(store, state)
+        if isinstance(e, BadInput) and not rep.resumed and rep.pages == 0:
+            # input that cannot work stores nothing, not even the error: there is no run to resume
+            rep.bad_input = True
+        else:
+            state.status, state.last_error, state.finished_at = "failed", str(e), _now()
+            hs.save_state(store, state)
     finally:
         bar.close()
     return rep
