@@ -38,6 +38,14 @@ class Settings:
     mail_from: str = "paperfeed <paperfeed@localhost>"
     # serve: run the digest job every N minutes (0 = off)
     digest_interval_minutes: int = 0
+    # live harvesting (`paperfeed harvest arxiv`); the default URL is arXiv's, from its OAI-PMH docs
+    arxiv_oai_url: str = "https://oaipmh.arxiv.org/oai"
+    arxiv_sets: str = "cs"  # space- or comma-separated set names: cs, math, physics:astro-ph, ...
+    # seconds between two requests; arXiv's terms of use ask for at most one every three seconds
+    arxiv_oai_delay: float = 3.0
+    contact_email: str = ""  # named in the harvester's User-Agent, as arXiv asks
+    # serve: harvest every N minutes (0 = off)
+    harvest_interval_minutes: int = 0
 
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:
@@ -60,13 +68,27 @@ class Settings:
                     raw = int(raw)
                 except (TypeError, ValueError):
                     raise ConfigError(f"PAPERFEED_{f.name.upper()} must be a whole number, not {raw!r}") from None
-            setattr(s, f.name, raw if f.type in ("int", int) else str(raw))
+            elif f.type in ("float", float):
+                try:
+                    raw = float(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"PAPERFEED_{f.name.upper()} must be a number, not {raw!r}") from None
+                if not 0 <= raw < float("inf"):
+                    raise ConfigError(f"PAPERFEED_{f.name.upper()} must be a number of seconds >= 0, not {raw!r}")
+            elif isinstance(raw, list):  # config.toml may list values: arxiv_sets = ["cs", "math"]
+                raw = " ".join(map(str, raw))
+            setattr(s, f.name, raw if f.type in ("int", int, "float", float) else str(raw))
         if s.smtp_tls not in ("none", "starttls", "ssl"):
             raise ConfigError(f"PAPERFEED_SMTP_TLS must be none, starttls or ssl, not {s.smtp_tls!r}")
         s.base_url = s.base_url.rstrip("/")
+        if not s.arxiv_oai_url.startswith(("http://", "https://")):
+            raise ConfigError(f"PAPERFEED_ARXIV_OAI_URL must be an http(s) URL, not {s.arxiv_oai_url!r}")
         if not s.secret_key:
             s.secret_key = _data_dir_secret(s.data_dir)
         return s
+
+    def harvest_sets(self) -> list[str]:
+        return self.arxiv_sets.replace(",", " ").split()
 
 
 def _data_dir_secret(data_dir: Path) -> str:

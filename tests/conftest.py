@@ -38,3 +38,11 @@ def run_cli(*args: str, data: Path | None = None, input: str | None = None, time
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(cmd + list(args), capture_output=True, text=True, input=input, timeout=timeout,
                           env=full_env)
+
+
+def spawn_cli(*args: str, data: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start the real `paperfeed` command (a server) in its own process group, stderr to `log`;
+    stop it with os.killpg(proc.pid, ...)."""
+    with log.open("w") as err:
+        return subprocess.Popen([sys.executable, "-m", "paperfeed", "--data", str(data), *args],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)  # fmt: skip

@@ -7,11 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from conftest import spawn_cli
 from digest_support import SmtpSink, _mail_template, free_port, smtp_env
 
 from paperfeed.config import Settings
@@ -60,12 +60,8 @@ def test_serve_scheduler_sends_each_digest_once_and_survives_smtp_down(tmp_path:
     settings.smtp_port = sink.port
     first = _alert_for(data, settings, "first@example.org", "alpha")
     log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--port", str(port),
-             "--workers", "2", "--no-sync", "--digest-every", str(TICK)],
-            stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True,
-        )  # fmt: skip
+    proc = spawn_cli("serve", "--port", str(port), "--workers", "2", "--no-sync", "--digest-every", str(TICK),
+                     data=data, log=log, env=env)  # fmt: skip
     try:
         # SMTP down: the run composes the digest, fails to connect, schedules a retry, and serve lives on
         [row] = _wait("a failed attempt", lambda: [r for r in _digest_rows(data, first) if r.attempts >= 1],

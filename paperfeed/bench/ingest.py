@@ -53,12 +53,8 @@ def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
         return
 
 
-def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool = False) -> dict:
-    """Run `paperfeed ingest` on `path` in a child process; return its report, wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "ingest", str(path),
-           "--format", fmt, "--json", "--no-progress"]  # fmt: skip
-    if not index:
-        cmd.append("--no-index")
+def run_measured(cmd: list[str]) -> dict:
+    """Run `cmd` in a child process; its output, wall time, peak RSS and CPU time."""
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
@@ -71,13 +67,24 @@ def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool
     stop.set()
     poller.join()
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # CPU of the importer and its parser process: on a busy machine wall time
+    # CPU of the child and its parser process: on a busy machine wall time
     # stretches, CPU time much less, so it tells contention from slowness
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"ingest failed (exit {proc.returncode}): {err.decode(errors='replace')[-2000:]}")
-    report = orjson.loads(out.splitlines()[-1])
-    return {"report": report, "wall_s": wall, "peak_rss_mb": peak[0], "cpu_s": cpu}
+    return {"stdout": out, "stderr": err, "returncode": proc.returncode, "wall_s": wall, "peak_rss_mb": peak[0],
+            "cpu_s": cpu}  # fmt: skip
+
+
+def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool = False) -> dict:
+    """Run `paperfeed ingest` on `path` in a child process; return its report, wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "ingest", str(path),
+           "--format", fmt, "--json", "--no-progress"]  # fmt: skip
+    if not index:
+        cmd.append("--no-index")
+    run = run_measured(cmd)
+    if run["returncode"] not in (0, 1):
+        raise RuntimeError(f"ingest failed (exit {run['returncode']}): {run['stderr'].decode(errors='replace')[-2000:]}")
+    report = orjson.loads(run["stdout"].splitlines()[-1])
+    return {"report": report, "wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"], "cpu_s": run["cpu_s"]}
 
 
 def bench_ingest(

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "digest": "paperfeed.cli.digest:digest",
     "bench": "paperfeed.cli.bench:bench",
     "models": "paperfeed.cli.models:models",
+    "harvest": "paperfeed.cli.harvest:harvest",
+    "add": "paperfeed.cli.harvest:add",
 }
 
 HELP = {
@@ -45,6 +47,8 @@ HELP = {
     "digest": "Compose and send digests and alerts.",
     "bench": "Benchmarks: ingest, search, embedding, at any corpus size.",
     "models": "Prepare the offline embedding models.",
+    "harvest": "Fetch new, revised and deleted papers from arXiv (OAI-PMH); status of past runs.",
+    "add": "Add one paper by id (arxiv:2210.02885).",
 }
 
 

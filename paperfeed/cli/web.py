@@ -7,10 +7,12 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from paperfeed.config import Settings
 from paperfeed.store import open_store
 
 log = logging.getLogger(__name__)
@@ -33,33 +35,66 @@ def _sync_indexes(data_dir: Path) -> None:
     log.info("index catch-up done in %.1fs: %s", time.perf_counter() - t0, result)
 
 
-def _digest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
-    """Run the digest job now, then every `seconds`, until `stop` is set.
+def _run_every(what: str, seconds: float, stop: threading.Event, job: Callable[[], None]) -> None:
+    """Run `job` now, then every `seconds`, until `stop` is set.
 
     The first run is at start-up rather than one interval later, so a server
-    restarted more often than its interval (a deploy, a crash loop) still sends.
+    restarted more often than its interval (a deploy, a crash loop) still runs it.
     It lives in the `serve` process itself, never in a web worker (uvicorn spawns
-    those afresh), so `--workers N` still has one scheduler; and the job's own
-    lock and the outbox's UNIQUE (subscription, period) keep a second scheduler,
-    or cron running `digest send` beside it, from sending anything twice.
+    those afresh), so `--workers N` still has one scheduler; each job's own lock
+    keeps a second scheduler, or cron running the same command beside it, harmless.
     """
+    log.info("%s job scheduled every %gs (pid %d)", what, seconds, os.getpid())
+    while not stop.is_set():
+        try:
+            job()
+        except Exception:  # one failed run must not stop later ones
+            log.exception("scheduled %s run failed", what)
+        stop.wait(seconds)
+
+
+def _digest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
+    """The digest job on a timer; the outbox's UNIQUE (subscription, period) keeps it from
+    sending anything twice."""
     try:
         from paperfeed.digest import run_scheduled
     except ImportError:
         log.warning("digest_interval_minutes is set but the digest package is not installed")
         return
-    from paperfeed.config import Settings
 
-    log.info("digest job scheduled every %gs (pid %d)", seconds, os.getpid())
-    while not stop.is_set():
+    def job() -> None:
+        # reloaded every run, so an edited config.toml (SMTP password...) needs no restart
+        settings = Settings.load(data_dir)
+        with open_store(data_dir) as store:
+            run_scheduled(store, settings)
+
+    _run_every("digest", seconds, stop, job)
+
+
+def _harvest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
+    """`paperfeed harvest arxiv` on a timer; the indexes are caught up after each run, so new
+    papers reach search, the daily page and the next digest without a restart."""
+    from paperfeed.cli.harvest import run_harvest
+    from paperfeed.ingest.harvest import HarvestLocked
+    from paperfeed.ingest.oai import BadInput
+
+    def job() -> None:
         try:
-            # reloaded every run, so an edited config.toml (SMTP password...) needs no restart
-            settings = Settings.load(data_dir)
-            with open_store(data_dir) as store:
-                run_scheduled(store, settings)
-        except Exception:  # one failed run must not stop later ones
-            log.exception("scheduled digest run failed")
-        stop.wait(seconds)
+            report = run_harvest(data_dir, Settings.load(data_dir), progress=False)
+        except HarvestLocked as e:  # cron, or an operator, is harvesting right now
+            log.info("scheduled harvest skipped: %s", e)
+            return
+        except BadInput as e:
+            log.error("scheduled harvest: %s", e)
+            return
+        for s in report.sets:
+            if s.error:
+                log.error("scheduled harvest of %s failed (it resumes next run): %s", s.set_spec, s.error)
+        log.info("harvest run: added %d, revised %d, deleted %d, unchanged %d in %.1fs",
+                 report.total("added"), report.total("revised"), report.total("deleted"), report.total("unchanged"),
+                 report.seconds)  # fmt: skip
+
+    _run_every("harvest", seconds, stop, job)
 
 
 @click.command()
@@ -71,15 +106,22 @@ def _digest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
 @click.option("--digest-every", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Run the digest job at start-up and then every SECONDS (0 = off); "
                    "overrides digest_interval_minutes.")  # fmt: skip
+@click.option("--harvest-every", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Harvest arXiv at start-up and then every SECONDS (0 = off); "
+                   "overrides harvest_interval_minutes.")  # fmt: skip
 @click.pass_obj
-def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: float | None) -> None:  # noqa: ANN001
+def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: float | None,  # noqa: ANN001
+          harvest_every: float | None) -> None:  # fmt: skip
     """Serve the site, the JSON API (/docs) and the feeds.
 
     With digest_interval_minutes (or --digest-every) set, this process also sends
-    the digests: `paperfeed digest send` on a timer, so no cron is needed.
+    the digests: `paperfeed digest send` on a timer, so no cron is needed. With
+    harvest_interval_minutes (or --harvest-every) set, it also runs `paperfeed
+    harvest arxiv` on a timer.
     """
-    if digest_every is not None and 0 < digest_every < 0.1:
-        raise click.BadParameter("use 0 (off) or at least 0.1 seconds", param_hint="--digest-every")
+    for value, hint in ((digest_every, "--digest-every"), (harvest_every, "--harvest-every")):
+        if value is not None and 0 < value < 0.1:
+            raise click.BadParameter("use 0 (off) or at least 0.1 seconds", param_hint=hint)
     import uvicorn
 
     data_dir: Path = obj.data_dir
@@ -90,10 +132,12 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: 
     if not no_sync:
         _sync_indexes(data_dir)
     stop = threading.Event()
-    interval = digest_every if digest_every is not None else settings.digest_interval_minutes * 60.0
-    if interval > 0:
-        threading.Thread(target=_digest_loop, args=(data_dir, interval, stop), daemon=True,
-                         name="digest-scheduler").start()  # fmt: skip
+    for loop, every, minutes in ((_digest_loop, digest_every, settings.digest_interval_minutes),
+                                 (_harvest_loop, harvest_every, settings.harvest_interval_minutes)):  # fmt: skip
+        interval = every if every is not None else minutes * 60.0
+        if interval > 0:
+            threading.Thread(target=loop, args=(data_dir, interval, stop), daemon=True,
+                             name=loop.__name__.strip("_").replace("_loop", "-scheduler")).start()  # fmt: skip
     os.environ["PAPERFEED_DATA"] = str(data_dir)
     try:
         uvicorn.run(

@@ -44,23 +44,13 @@ def _author_name(parts: list) -> str:
 def to_paper(obj: dict) -> Paper:
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
-    arxiv_id = obj.get("id")
-    if not isinstance(arxiv_id, str) or not arxiv_id.strip():
-        raise ValueError("missing id")
-    title = " ".join(check_text("title", obj.get("title"), required=True).split())
-    abstract = " ".join(check_text("abstract", obj.get("abstract")).split())
     parsed = obj.get("authors_parsed")
     if isinstance(parsed, list):
-        authors = [_author_name(a) for a in parsed if isinstance(a, list)]
+        authors = [a for a in parsed if isinstance(a, list)]
     elif isinstance(obj.get("authors"), str):
-        authors = [a.strip() for a in obj["authors"].replace(" and ", ", ").split(",") if a.strip()]
+        authors = [[a.strip()] for a in obj["authors"].replace(" and ", ", ").split(",") if a.strip()]
     else:
         authors = []
-    if "\x00" in "".join(authors):
-        raise ValueError("NUL byte in authors")
-    cats = obj.get("categories") or ""
-    if not isinstance(cats, str):
-        raise ValueError("categories must be a space-separated string")
     published = None
     versions = obj.get("versions")
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
@@ -69,7 +59,27 @@ def to_paper(obj: dict) -> Paper:
             published = created_date(created)
     if published is None and isinstance(obj.get("update_date"), str):
         published = obj["update_date"][:10]
-    doi = obj.get("doi")
+    return make_paper(obj.get("id"), obj.get("title"), obj.get("abstract"), authors, obj.get("categories"),
+                      obj.get("doi"), published)
+
+
+def make_paper(arxiv_id: object, title: object, abstract: object, authors_parsed: list[list],
+               categories: object, doi: object, published: str | None) -> Paper:
+    """An arXiv record as a Paper, whichever way it arrived (snapshot line, OAI-PMH record).
+
+    `authors_parsed` holds [last, first, suffix] lists as the snapshot has them, or [name]
+    for a name that came unsplit.
+    """
+    if not isinstance(arxiv_id, str) or not arxiv_id.strip():
+        raise ValueError("missing id")
+    title = " ".join(check_text("title", title, required=True).split())
+    abstract = " ".join(check_text("abstract", abstract).split())
+    authors = [_author_name(a) for a in authors_parsed]
+    if "\x00" in "".join(authors):
+        raise ValueError("NUL byte in authors")
+    cats = categories or ""
+    if not isinstance(cats, str):
+        raise ValueError("categories must be a space-separated string")
     doi = doi.strip() if isinstance(doi, str) and doi.strip() else None
     arxiv_id = arxiv_id.strip()
     return Paper(

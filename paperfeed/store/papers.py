@@ -79,7 +79,14 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken up front so concurrent writers queue instead of deadlocking."""
+        """A write transaction, taken up front so concurrent writers queue instead of deadlocking.
+
+        Inside another `write()` it joins the outer transaction, so a caller can make several
+        writes (a page of harvested papers and its resumption point) one atomic unit.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn

@@ -172,13 +172,14 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, feeds, pages
+    from paperfeed.web import api, auth, feeds, pages, submit
 
     app.include_router(api.router)
     app.include_router(api.health_router)
     app.include_router(feeds.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(submit.router)
     try:
         from paperfeed.web.subscriptions import router as subscriptions_router
     except ImportError as exc:

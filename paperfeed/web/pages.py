@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
+from paperfeed.store import harvest as harvest_store
 from paperfeed.store.accounts import User
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
 from paperfeed.web.searching import QueryProblem, SearchService
@@ -279,7 +280,7 @@ def paper_page(
     votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
     voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
     ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,
-           "votes": votes, "voted": voted, "here": here(request)}  # fmt: skip
+           "votes": votes, "voted": voted, "here": here(request), "arxiv": harvest_store.record_for_paper(store, p.rowid)}  # fmt: skip
     return render(request, "paper.html", ctx)
 
 
