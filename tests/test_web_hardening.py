@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 import pytest
 from webserver import LiveServer, start_server
+
+from paperfeed.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +74,30 @@ def test_chunked_body_is_counted_as_it_streams(bare: LiveServer) -> None:
     # the same framing under the cap is parsed (and then refused for its missing CSRF token)
     out = _raw(bare.url, head.replace(b"/subscribe", b"/login"), [b"400\r\n" + piece + b"\r\n", b"0\r\n\r\n"])
     assert out.startswith(b"HTTP/1.1 403"), out[:200]
+
+
+# ---- dense index damage (medium 3) -------------------------------------------------
+
+
+def test_healthz_reports_lost_vectors(tmp_path: Path) -> None:
+    from paperfeed.index import sync
+    from paperfeed.index.sync import VECTORS_DIR, embedder_for, index_dir, open_vectors
+    from paperfeed.models import Paper
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.upsert_papers([Paper(title=f"Vector paper {i}", abstract=f"About topic {i}.", sources=["jsonl:t"],
+                                   ext_ids={"jsonl:t": str(i)}) for i in range(5)])  # fmt: skip
+        sync(store, data)
+    srv = start_server(data, warm_search=False)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            assert c.get("/healthz").json()["index"]["problems"] == []
+            vec = open_vectors(index_dir(data) / VECTORS_DIR, embedder_for(data))
+            vec.remove(vec.ids()[:3])
+            vec.save()
+            body = c.get("/healthz").json()
+            assert body["status"] == "degraded"
+            assert "5 papers are recorded as embedded, 2 vectors are stored" in body["index"]["problems"][0]
+    finally:
+        srv.stop()

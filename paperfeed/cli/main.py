@@ -122,3 +122,12 @@ def main() -> None:
         # a bad setting is the user's to fix: say which, not where in our code it was read
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        # imported only now: the index package loads tantivy, which most commands never need
+        from paperfeed.index.damage import IndexDamaged
+
+        if not isinstance(exc, IndexDamaged):
+            raise
+        # any command that reads the index (index, search, ingest) names the one fix
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

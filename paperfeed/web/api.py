@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from paperfeed.index.sync import problems as index_problems
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
@@ -229,9 +230,12 @@ def healthz(request: Request) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001 - health must report, not raise
         store_info = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     index = request.app.state.search.status()
+    # lost or unreadable vectors do not stop the searcher loaded before the damage, so the
+    # files on disk are checked on every call (counts and headers only)
+    index["problems"] = index_problems(request.app.state.data_dir)
     if not store_info["ok"]:
         status, code = "down", 503
-    elif index.get("ready"):
+    elif index.get("ready") and not index["problems"]:
         status, code = "ok", 200
     else:
         status, code = "degraded", 200

@@ -20,6 +20,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from paperfeed.index.damage import IndexDamaged
 from paperfeed.models import Paper
 from paperfeed.store import Store
 
@@ -228,6 +229,10 @@ class SearchService:
             result = searcher.search(**_kwargs_for(searcher.search, wanted))
         except query_errors as exc:
             raise QueryProblem(str(exc)) from exc
+        except IndexDamaged as exc:
+            # found while catching up; /healthz names the fix, the visitor still gets results
+            log.error("%s", exc)
+            return self._fallback(store, q, limit, offset, since, until, category, author)
         hits_raw = getattr(result, "hits", result)
         total = getattr(result, "total", None)
         hits = []
@@ -266,7 +271,11 @@ class SearchService:
         if fn is None:
             return []
         wanted = {"rowid": paper.rowid, "paper_rowid": paper.rowid, "k": k + 1, "limit": k + 1, "store": store}
-        result = fn(**_kwargs_for(fn, wanted))
+        try:
+            result = fn(**_kwargs_for(fn, wanted))
+        except IndexDamaged as exc:
+            log.error("%s", exc)
+            return []
         out: list[tuple[Paper, float]] = []
         for item in getattr(result, "hits", result):
             if isinstance(item, tuple):
