@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -101,3 +105,73 @@ def test_healthz_reports_lost_vectors(tmp_path: Path) -> None:
             assert "5 papers are recorded as embedded, 2 vectors are stored" in body["index"]["problems"][0]
     finally:
         srv.stop()
+
+
+# ---- mail never stalls the site (medium 1) -------------------------------------------
+
+
+class BlackHoleSmtp:
+    """Accepts TCP connections and never says a word, like a hung mail server."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(200)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_a_hung_mail_server_does_not_stall_the_site(tmp_path: Path) -> None:
+    from paperfeed.config import Settings
+    from paperfeed.store import outbox as ob
+
+    hole = BlackHoleSmtp()
+    data = tmp_path / "data"
+    settings = Settings.load(data)
+    settings.smtp_port = hole.port
+    srv = start_server(data, settings=settings, warm_search=False, rate_limit_scale=1000.0)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            page = c.get("/subscribe")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            cookies = dict(c.cookies)
+
+        def subscribe(i: int) -> float:
+            with httpx.Client(base_url=srv.url, timeout=30, cookies=cookies) as c:
+                t0 = time.perf_counter()
+                r = c.post("/subscribe", data={"email": f"reader{i}@example.org", "kind": "trending",
+                                               "period": "daily", "csrf_token": token})  # fmt: skip
+                assert r.status_code == 200 and "Check your inbox" in r.text
+                return time.perf_counter() - t0
+
+        with ThreadPoolExecutor(45) as pool:
+            took = list(pool.map(subscribe, range(45)))
+        assert max(took) < 5
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                assert c.get("/healthz").status_code == 200
+                assert time.perf_counter() - t0 < 1.0
+                time.sleep(0.3)
+        with open_store(data) as store:
+            confirms = [r for r in ob.list_rows(store) if r.kind == "confirm"]
+        # every request queued its mail; none is lost, the sender works through them
+        assert len(confirms) == 45 and {r.status for r in confirms} <= {"pending", "sending"}
+    finally:
+        srv.stop()
+        hole.close()

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
 from paperfeed.web.deps import CSRF_COOKIE, RateLimiter, StorePool
+from paperfeed.web.mailer import Mailer
 from paperfeed.web.searching import SearchService
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.mailer.stop()
             app.state.pool.close()
 
     app = FastAPI(
@@ -217,6 +219,7 @@ def create_app(
     app.state.rate_limiter = RateLimiter()
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
+    app.state.mailer = Mailer(data_dir, settings)
 
     secure = settings.base_url.startswith("https://")
     app.state.secure_cookies = secure

@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from pathlib import Path
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed.config import Settings
-from paperfeed.digest import SubscriptionError, TokenError, flush_outbox
+from paperfeed.digest import SubscriptionError, TokenError
 from paperfeed.digest import confirm as do_confirm
 from paperfeed.digest import subscribe as do_subscribe
 from paperfeed.digest import unsubscribe as do_unsubscribe
 from paperfeed.digest.jobs import queue_confirmation
 from paperfeed.digest.tokens import read_confirm_token, read_unsubscribe_token
-from paperfeed.store import Store, open_store
+from paperfeed.store import Store
 from paperfeed.store import outbox as ob
 from paperfeed.store import subscriptions as subs
 from paperfeed.store.accounts import User
@@ -63,30 +61,6 @@ def stylesheet() -> Response:
     return Response(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
-LOCK_WAIT = 120.0  # seconds a confirmation mail waits for a running send job
-
-
-def _send_queued(data_dir: Path, settings: Settings) -> None:
-    """After the response: try to deliver the confirmation mail now. If the mail
-    server is down it stays in the outbox and the next `digest send` retries it."""
-    try:
-        with open_store(data_dir) as store:
-            report = flush_outbox(store, settings)
-            # A send job (serve's scheduler, cron) holds the lock: it may have
-            # listed its due mails before this one was queued, and the next job
-            # can be an interval away, so wait for it and send then.
-            deadline = time.monotonic() + LOCK_WAIT
-            while report.locked and time.monotonic() < deadline:
-                time.sleep(0.5)
-                report = flush_outbox(store, settings)
-        if report.locked:
-            log.warning("confirmation mail waits for the next send job: another one held the lock")
-        if report.errors:
-            log.warning("confirmation mail deferred: %s", report.errors[0])
-    except Exception:  # noqa: BLE001 - a background task has nobody to report to but the log
-        log.exception("sending the confirmation mail failed")
-
-
 def _message(request: Request, title: str, message: str, status_code: int = 200, **extra: object) -> Response:
     return render(request, "subscriptions/message.html", {"title": title, "message": message, **extra},
                   status_code=status_code)  # fmt: skip
@@ -113,7 +87,6 @@ def subscribe_page(request: Request, q: str = "", user: User | None = Depends(cu
 @router.post("/subscribe", dependencies=[Depends(verify_csrf), Depends(rate_limit("subscribe", 10))])
 def subscribe_post(
     request: Request,
-    background: BackgroundTasks,
     email: str = Form(""),
     kind: str = Form("trending"),
     period: str = Form("daily"),
@@ -141,7 +114,7 @@ def subscribe_post(
     except SubscriptionError as exc:
         return _form(request, shown, str(exc), status_code=400)
     if result.confirm_queued:
-        background.add_task(_send_queued, request.app.state.data_dir, settings)
+        request.app.state.mailer.send_outbox()
     sub = result.subscription
     if _proven_owner(user, sub.email_key):
         if sub.status == "active":
@@ -276,7 +249,7 @@ def account_period(sub_id: int, period: str = Form(""), user: User = Depends(req
 
 
 @router.post("/account/subscriptions/{sub_id}/resume", dependencies=[Depends(verify_csrf)])
-def account_resume(request: Request, background: BackgroundTasks, sub_id: int, user: User = Depends(require_user),
+def account_resume(request: Request, sub_id: int, user: User = Depends(require_user),
                    store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
     sub = _own(store, user, sub_id)
     if sub.status == "unsubscribed":
@@ -284,7 +257,7 @@ def account_resume(request: Request, background: BackgroundTasks, sub_id: int, u
     if sub.status == "pending":
         if not queue_confirmation(store, settings, sub, dt.datetime.now(dt.UTC)):
             return _back("A confirmation mail was sent a few minutes ago: click its link.")
-        background.add_task(_send_queued, request.app.state.data_dir, settings)
+        request.app.state.mailer.send_outbox()
     return _back("Confirmation mail sent: click its link to restart this subscription.")
 
 
