@@ -175,3 +175,30 @@ def test_a_hung_mail_server_does_not_stall_the_site(tmp_path: Path) -> None:
     finally:
         srv.stop()
         hole.close()
+
+
+# ---- integer path parameters (item 13) ------------------------------------------------
+
+
+def _csrf(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "page has no CSRF token"
+    return m.group(1)
+
+
+def _signed_up(c: httpx.Client, email: str, password: str = "correct horse 1") -> str:
+    """Sign `c` up as `email`; returns a CSRF token for its next forms."""
+    token = _csrf(c.get("/signup").text)
+    r = c.post("/signup", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
+    assert r.status_code == 303, r.text[:300]
+    return token
+
+
+def test_huge_integer_path_parameters_are_client_errors(client: httpx.Client) -> None:
+    token = _signed_up(client, "bigint@example.org")
+    for action in ("unsubscribe", "period", "resume"):
+        for sub_id in ("99999999999999999999999", str(2**63), "0", "-1"):
+            r = client.post(f"/account/subscriptions/{sub_id}/{action}", data={"csrf_token": token, "period": "daily"})
+            assert r.status_code == 422, (action, sub_id, r.status_code)
+        r = client.post(f"/account/subscriptions/{2**63 - 1}/{action}", data={"csrf_token": token, "period": "daily"})
+        assert r.status_code == 404

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed.config import Settings
@@ -190,6 +191,11 @@ def _proven_owner(user: User | None, email_key: str) -> bool:
     return user is not None and user.email_verified and user.email.lower() == email_key
 
 
+# A path integer past SQLite's 64-bit range made the query raise OverflowError (a 500):
+# bounded, it is a 422 like any other malformed path.
+SubId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
 def _own(store: Store, user: User, sub_id: int) -> subs.Subscription:
     sub = subs.get_subscription(store, sub_id)
     # an unverified account gets the same 404 as for a stranger's subscription,
@@ -231,14 +237,14 @@ def _back(flash: str) -> Response:
 
 
 @router.post("/account/subscriptions/{sub_id}/unsubscribe", dependencies=[Depends(verify_csrf)])
-def account_unsubscribe(sub_id: int, user: User = Depends(require_user), store: Store = Depends(get_store)) -> Response:
+def account_unsubscribe(sub_id: SubId, user: User = Depends(require_user), store: Store = Depends(get_store)) -> Response:
     sub = _own(store, user, sub_id)
     subs.unsubscribe(store, sub.id, _now())
     return _back("Unsubscribed.")
 
 
 @router.post("/account/subscriptions/{sub_id}/period", dependencies=[Depends(verify_csrf)])
-def account_period(sub_id: int, period: str = Form(""), user: User = Depends(require_user),
+def account_period(sub_id: SubId, period: str = Form(""), user: User = Depends(require_user),
                    store: Store = Depends(get_store)) -> Response:  # fmt: skip
     sub = _own(store, user, sub_id)
     if period not in ("daily", "weekly"):
@@ -249,7 +255,7 @@ def account_period(sub_id: int, period: str = Form(""), user: User = Depends(req
 
 
 @router.post("/account/subscriptions/{sub_id}/resume", dependencies=[Depends(verify_csrf)])
-def account_resume(request: Request, sub_id: int, user: User = Depends(require_user),
+def account_resume(request: Request, sub_id: SubId, user: User = Depends(require_user),
                    store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
     sub = _own(store, user, sub_id)
     if sub.status == "unsubscribed":
