@@ -83,26 +83,36 @@ def test_chunked_body_is_counted_as_it_streams(bare: LiveServer) -> None:
 # ---- dense index damage (medium 3) -------------------------------------------------
 
 
-def test_healthz_reports_lost_vectors(tmp_path: Path) -> None:
+def test_healthz_reports_lost_vectors_and_names_files_to_admins_only(tmp_path: Path) -> None:
     from paperfeed.index import sync
     from paperfeed.index.sync import VECTORS_DIR, embedder_for, index_dir, open_vectors
     from paperfeed.models import Paper
+    from paperfeed.store import accounts as acc
 
     data = tmp_path / "data"
     with open_store(data) as store:
         store.upsert_papers([Paper(title=f"Vector paper {i}", abstract=f"About topic {i}.", sources=["jsonl:t"],
                                    ext_ids={"jsonl:t": str(i)}) for i in range(5)])  # fmt: skip
         sync(store, data)
+        acc.create_user(store, "ops@example.org", "operator password", is_admin=True)
     srv = start_server(data, warm_search=False)
     try:
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            assert c.get("/healthz").json()["index"]["problems"] == []
+        with httpx.Client(base_url=srv.url, timeout=30) as anon, httpx.Client(base_url=srv.url, timeout=30) as ops:
+            token = _csrf(ops.get("/login").text)
+            r = ops.post("/login", data={"email": "ops@example.org", "password": "operator password",
+                                         "csrf_token": token})  # fmt: skip
+            assert r.status_code == 303
+            assert anon.get("/healthz").json()["index"]["whole"] is True
             vec = open_vectors(index_dir(data) / VECTORS_DIR, embedder_for(data))
             vec.remove(vec.ids()[:3])
             vec.save()
-            body = c.get("/healthz").json()
+            public = anon.get("/healthz")
+            assert public.json()["status"] == "degraded" and public.json()["index"]["whole"] is False
+            assert "problems" not in public.json() and str(tmp_path) not in public.text
+            body = ops.get("/healthz").json()
             assert body["status"] == "degraded"
-            assert "5 papers are recorded as embedded, 2 vectors are stored" in body["index"]["problems"][0]
+            assert "5 papers are recorded as embedded, 2 vectors are stored" in body["problems"][0]
+            assert str(data) in body["problems"][0]
     finally:
         srv.stop()
 
@@ -202,3 +212,37 @@ def test_huge_integer_path_parameters_are_client_errors(client: httpx.Client) ->
             assert r.status_code == 422, (action, sub_id, r.status_code)
         r = client.post(f"/account/subscriptions/{2**63 - 1}/{action}", data={"csrf_token": token, "period": "daily"})
         assert r.status_code == 404
+
+
+# ---- small items (item 14) ------------------------------------------------------------
+
+
+def test_head_is_answered_on_pages_and_healthz(client: httpx.Client) -> None:
+    for path in ("/", "/healthz", "/login", "/trending", "/api/papers", "/subscribe", "/static/favicon.svg"):
+        get = client.get(path)
+        head = client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"" and head.headers.get("content-type") == get.headers.get("content-type"), path
+    assert client.head("/no-such-page").status_code == 404
+
+
+def test_database_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.meta_set("probe", "1")  # a write, so the -wal file exists too
+        for name in ("paperfeed.db", "paperfeed.db-wal"):
+            assert (data / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_hsts_only_when_the_site_is_https(tmp_path: Path, client: httpx.Client) -> None:
+    from paperfeed.config import Settings
+
+    assert "strict-transport-security" not in client.get("/").headers
+    settings = Settings.load(tmp_path / "data")
+    settings.base_url = "https://papers.example.org"
+    srv = start_server(tmp_path / "data", settings=settings, warm_search=False)
+    try:
+        r = httpx.get(f"{srv.url}/", timeout=30)
+        assert r.status_code == 200 and r.headers["strict-transport-security"] == "max-age=31536000"
+    finally:
+        srv.stop()

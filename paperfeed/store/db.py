@@ -7,7 +7,9 @@ numbered files without editing anyone else's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -27,6 +29,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False, timeout=30)
     else:
+        # Sessions and tokens live here: readable by the owner only, like secret.key. SQLite
+        # gives its -wal and -shm files the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")

@@ -83,6 +83,9 @@ class SiteMiddleware:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
+                if self.secure:
+                    # the site is served over https (base_url): browsers must never fall back to http
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 if new_seed:
                     attrs = f"{CSRF_COOKIE}={new_seed}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
                     if self.secure:
@@ -92,6 +95,29 @@ class SiteMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+class HeadMiddleware:
+    """Answers HEAD on every GET route: the route runs as GET and its body is dropped.
+
+    FastAPI registers GET routes without HEAD, so monitors and link checkers that
+    probe with HEAD got 405 from every page, /healthz included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 # No route takes an upload: every body is a small form or JSON document, so one cap
@@ -225,6 +251,7 @@ def create_app(
     app.state.secure_cookies = secure
     app.add_middleware(SiteMiddleware, secure_cookies=secure)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _mount_docs(app)
 
