@@ -146,20 +146,30 @@ def queue_confirmation(store: Store, settings: Settings, sub: Subscription, now:
 
 def confirm(store: Store, settings: Settings, token: str, now: dt.datetime | None = None) -> Subscription:
     """What the confirmation link does. Idempotent. Raises TokenError."""
-    sub_id, key = tokens.read_confirm_token(settings.secret_key, token)
-    return _confirm_checked(store, sub_id, key, now or utcnow())
+    sub_id, key, epoch = tokens.read_confirm_token(settings.secret_key, token)
+    return _confirm_checked(store, sub_id, key, epoch, now or utcnow())
 
 
-def _confirm_checked(store: Store, sub_id: int, key: str, now: dt.datetime) -> Subscription:
-    sub = subs.get_subscription(store, sub_id)
+def check_confirmable(store: Store, sub_id: int, key: str, epoch: int,
+                      sub: Subscription | None = None) -> Subscription:  # fmt: skip
+    """The subscription a confirmation link may confirm; TokenError when the link is not for
+    it as it is now."""
+    sub = sub or subs.get_subscription(store, sub_id)
     if sub is None or not tokens.same_address(sub.email_key, key):
         raise tokens.TokenError("This confirmation link is for a subscription that no longer exists.")
-    if sub.status == "unsubscribed":
-        # an old confirmation mail must not undo a later unsubscribe
-        raise tokens.TokenError("This subscription was cancelled; subscribe again to restart it.")
-    out = subs.confirm_subscription(store, sub_id, store.max_seq(), iso(now))
-    assert out is not None
-    return out
+    # An old confirmation mail must not undo a later unsubscribe, not even after the
+    # address was subscribed again (by anyone): that consent needs a link mailed since.
+    if sub.status == "unsubscribed" or epoch != sub.epoch:
+        raise tokens.TokenError("This subscription was cancelled after this link was sent; "
+                                "use the link in the newest confirmation mail, or subscribe again.")  # fmt: skip
+    return sub
+
+
+def _confirm_checked(store: Store, sub_id: int, key: str, epoch: int, now: dt.datetime) -> Subscription:
+    check_confirmable(store, sub_id, key, epoch)
+    out = subs.confirm_subscription(store, sub_id, store.max_seq(), iso(now), epoch=epoch)
+    # checked again on what the transaction saw
+    return check_confirmable(store, sub_id, key, epoch, out)
 
 
 def confirm_email(store: Store, email: str, now: dt.datetime | None = None) -> list[Subscription]:
@@ -167,7 +177,7 @@ def confirm_email(store: Store, email: str, now: dt.datetime | None = None) -> l
     addr = clean_email(email)
     now = now or utcnow()
     pending = subs.list_subscriptions(store, email=addr, status="pending")
-    return [_confirm_checked(store, s.id, tokens.address_digest(s.email_key), now) for s in pending]
+    return [_confirm_checked(store, s.id, tokens.address_digest(s.email_key), s.epoch, now) for s in pending]
 
 
 def unsubscribe(store: Store, settings: Settings, token: str, now: dt.datetime | None = None) -> Subscription:

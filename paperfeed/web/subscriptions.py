@@ -30,7 +30,7 @@ from paperfeed.digest import SubscriptionError, TokenError
 from paperfeed.digest import confirm as do_confirm
 from paperfeed.digest import subscribe as do_subscribe
 from paperfeed.digest import unsubscribe as do_unsubscribe
-from paperfeed.digest.jobs import queue_confirmation
+from paperfeed.digest.jobs import check_confirmable, queue_confirmation
 from paperfeed.digest.tokens import read_confirm_token, read_unsubscribe_token
 from paperfeed.store import Store
 from paperfeed.store import outbox as ob
@@ -138,12 +138,9 @@ def subscribe_post(
 def confirm_page(request: Request, token: str, store: Store = Depends(get_store),
                  settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
     try:
-        sub_id, _ = read_confirm_token(settings.secret_key, token)
+        sub = check_confirmable(store, *read_confirm_token(settings.secret_key, token))
     except TokenError as exc:
         return _message(request, "Link not valid", str(exc), status_code=400)
-    sub = subs.get_subscription(store, sub_id)
-    if sub is None:
-        return _message(request, "Link not valid", "This subscription no longer exists.", status_code=404)
     return render(request, "subscriptions/confirm.html", {"sub": sub, "token": token})
 
 
