@@ -74,6 +74,39 @@ def test_page_cut_short_keeps_the_complete_entries(tmp_path: Path, data_dir: Pat
         assert r.errors == [f"{page}:7: title without an abstract (page cut short?)"]
 
 
+def test_page_with_an_undecodable_line_keeps_titles_with_their_abstracts(tmp_path: Path, data_dir: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_bytes(b"Daily Papers\nSep 2\nTitle One\nAbstract one.\nTitle Two\nAbstract \xff\xfe two.\n"
+                     b"Title Three\nAbstract three.\nTitle Four\nAbstract four.\n")  # fmt: skip
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [page], year=2025, progress=False)
+        assert (r.added, r.rejected) == (3, 1)
+        assert r.errors[0].startswith(f"{page}:6: invalid UTF-8")
+        got = {p.title: p.abstract for p in store.list_papers()}
+    assert got == {"Title One": "Abstract one.", "Title Three": "Abstract three.", "Title Four": "Abstract four."}
+
+
+def test_csv_unterminated_quote_is_reported_and_later_rows_kept(tmp_path: Path, data_dir: Path) -> None:
+    f = tmp_path / "list.csv"
+    f.write_text('title,abstract\n'
+                 'First,fine\n'
+                 'Second,"never closed\n'
+                 'Third,"quoted, with a comma"\n'
+                 'Fourth,"spans\ntwo lines"\n'
+                 'Fifth,last\n')  # fmt: skip
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [f], progress=False)
+        assert r.errors == [f"{f}:3: unterminated quoted field"]
+        got = {p.title: p.abstract for p in store.list_papers()}
+    assert got == {"First": "fine", "Third": "quoted, with a comma", "Fourth": "spans\ntwo lines", "Fifth": "last"}
+    # left open on the last record, the quote runs to the end of the file
+    g = tmp_path / "tail.csv"
+    g.write_text('title,abstract\nSixth,fine\nSeventh,"open\nEighth,plain\n')
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [g], progress=False)
+        assert r.errors == [f"{g}:3: unterminated quoted field"] and r.added == 2
+
+
 def test_hostile_text_is_stored_byte_for_byte(tmp_path: Path, data_dir: Path) -> None:
     hostile = [
         {"title": "<script>alert(1)</script> & <b>bold</b>", "abstract": '<img src=x onerror="alert(1)"> "q" \'s\''},
