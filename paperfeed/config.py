@@ -38,6 +38,10 @@ class Settings:
     mail_from: str = "paperfeed <paperfeed@localhost>"
     # serve: run the digest job every N minutes (0 = off)
     digest_interval_minutes: int = 0
+    # serve: addresses of the reverse proxies whose X-Forwarded-For / -Proto is believed,
+    # comma-separated ("127.0.0.1", "10.0.0.5,10.0.0.6", "*" for any). Empty: none, so a
+    # client cannot choose the address its rate limits are counted against.
+    forwarded_allow_ips: str = ""
 
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:

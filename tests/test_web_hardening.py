@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -246,3 +250,88 @@ def test_hsts_only_when_the_site_is_https(tmp_path: Path, client: httpx.Client) 
         assert r.status_code == 200 and r.headers["strict-transport-security"] == "max-age=31536000"
     finally:
         srv.stop()
+
+
+# ---- rate limits (item 11) ---------------------------------------------------------------
+
+
+def _login(c: httpx.Client, token: str, email: str, password: str = "wrong guess", client_ip: str | None = None
+           ) -> httpx.Response:  # fmt: skip
+    headers = {"x-forwarded-for": client_ip} if client_ip else {}
+    return c.post("/login", data={"email": email, "password": password, "csrf_token": token}, headers=headers)
+
+
+def _serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--no-sync",
+                             "--port", str(port)], env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=5)
+            return proc, url
+        except httpx.HTTPError:
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, trusted: str) -> None:
+    """A direct client rotating X-Forwarded-For got a fresh login budget with every request."""
+    proc, url = _serve(tmp_path / "data", {"PAPERFEED_FORWARDED_ALLOW_IPS": trusted})
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            token = _csrf(c.get("/login").text)
+            codes = [_login(c, token, f"guess{i}@example.org", client_ip=f"198.51.100.{i}").status_code
+                     for i in range(22)]  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    if trusted:  # behind the configured proxy, each forwarded client has its own budget
+        assert codes == [400] * 22
+    else:
+        assert codes[:20] == [400] * 20 and codes[20:] == [429, 429]
+
+
+def test_failed_logins_are_limited_per_account(tmp_path: Path) -> None:
+    """Guesses at one account from ever-new addresses (the test server believes
+    X-Forwarded-For from loopback) stop after ten, even the right password."""
+    from paperfeed.store import accounts as acc
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        acc.create_user(store, "victim@example.org", "the right password")
+        acc.create_user(store, "bystander@example.org", "another password")
+    srv = start_server(data, warm_search=False)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            token = _csrf(c.get("/login").text)
+            codes = [_login(c, token, "Victim@Example.org ", client_ip=f"203.0.113.{i}").status_code for i in range(10)]
+            assert codes == [400] * 10
+            r = _login(c, token, "victim@example.org", "the right password", client_ip="203.0.113.200")
+            assert r.status_code == 429 and "failed log-ins for this account" in r.text
+            assert int(r.headers["retry-after"]) > 800
+            r = _login(c, token, "bystander@example.org", "another password", client_ip="203.0.113.201")
+            assert r.status_code == 303
+    finally:
+        srv.stop()
+
+
+def test_workers_share_one_login_budget(tmp_path: Path) -> None:
+    """Two apps on one data directory, as `serve --workers 2` runs: per process, a client
+    spread over them got twice the limit."""
+    data = tmp_path / "data"
+    a, b = start_server(data, warm_search=False), start_server(data, warm_search=False)
+    try:
+        with httpx.Client(base_url=a.url, timeout=30) as ca, httpx.Client(base_url=b.url, timeout=30) as cb:
+            tokens = {ca: _csrf(ca.get("/login").text), cb: _csrf(cb.get("/login").text)}
+            codes = [_login(c, tokens[c], f"spread{i}@example.org").status_code
+                     for i in range(12) for c in (ca, cb)]  # fmt: skip
+        assert codes[:20] == [400] * 20 and codes[20:] == [429] * 4
+    finally:
+        a.stop()
+        b.stop()

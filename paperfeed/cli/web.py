@@ -104,7 +104,8 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: 
             workers=workers,
             log_level="info" if obj.verbose else "warning",
             access_log=obj.verbose,
-            proxy_headers=True,
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
         )
     finally:
         stop.set()

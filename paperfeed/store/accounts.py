@@ -97,8 +97,9 @@ def normalize_email(email: str) -> str:
     return email
 
 
-def _email_key(email: str) -> str:
-    return email.casefold()
+def email_key(email: str) -> str:
+    """The key an address is looked up by: one person, one key."""
+    return (email or "").strip().casefold()
 
 
 # ---- users -----------------------------------------------------------------
@@ -119,7 +120,7 @@ def create_user(store: Store, email: str, password: str, *, is_admin: bool = Fal
         with store.write() as c:
             cur = c.execute(
                 "INSERT INTO users (email, email_key, password_hash, is_admin, created_at) VALUES (?,?,?,?,?)",
-                (email, _email_key(email), pw_hash, int(is_admin), _ts(_now())),
+                (email, email_key(email), pw_hash, int(is_admin), _ts(_now())),
             )
             uid = cur.lastrowid
     except sqlite3.IntegrityError as exc:
@@ -134,7 +135,7 @@ def get_user(store: Store, user_id: int) -> User | None:
 
 
 def get_user_by_email(store: Store, email: str) -> User | None:
-    row = store.conn.execute("SELECT * FROM users WHERE email_key = ?", (_email_key(email.strip()),)).fetchone()
+    row = store.conn.execute("SELECT * FROM users WHERE email_key = ?", (email_key(email),)).fetchone()
     return _user(row)
 
 
@@ -152,7 +153,7 @@ def authenticate(store: Store, email: str, password: str) -> User | None:
     if len(password) > MAX_PASSWORD:
         return None
     row = store.conn.execute(
-        "SELECT * FROM users WHERE email_key = ?", (_email_key((email or "").strip()),)
+        "SELECT * FROM users WHERE email_key = ?", (email_key(email),)
     ).fetchone()
     try:
         _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)

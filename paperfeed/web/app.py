@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
-from paperfeed.web.deps import CSRF_COOKIE, RateLimiter, StorePool
+from paperfeed.web.deps import CSRF_COOKIE, StorePool
 from paperfeed.web.mailer import Mailer
 from paperfeed.web.searching import SearchService
 
@@ -242,7 +242,6 @@ def create_app(
     app.state.settings = settings
     app.state.data_dir = data_dir
     app.state.pool = StorePool(data_dir)
-    app.state.rate_limiter = RateLimiter()
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
     app.state.mailer = Mailer(data_dir, settings)

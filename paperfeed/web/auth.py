@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed.config import Settings
-from paperfeed.store import Store
+from paperfeed.store import Store, ratelimits
 from paperfeed.store import accounts as acc
 from paperfeed.web.deps import (
     SESSION_COOKIE,
@@ -30,6 +30,8 @@ from paperfeed.web.deps import (
     get_store,
     rate_limit,
     require_user,
+    scaled,
+    too_many,
     verify_csrf,
 )
 from paperfeed.web.pages import safe_next
@@ -71,6 +73,12 @@ def signup_page(request: Request, next: str = "/") -> Response:
     return _form(request, "signup", next)
 
 
+# Failed log-ins per account, whatever address they come from: a password-guessing
+# loop spread over many client addresses still gets this many tries per window.
+ACCOUNT_FAILURES = 10
+ACCOUNT_WINDOW = 15 * 60.0
+
+
 @router.post("/login", dependencies=[Depends(verify_csrf), Depends(rate_limit("login", 20))])
 def login(
     request: Request,
@@ -79,8 +87,13 @@ def login(
     next: str = Form("/"),
     store: Store = Depends(get_store),
 ) -> Response:
+    key = acc.email_key(email)
+    wait = ratelimits.check(store, "login-failed", key, scaled(request, ACCOUNT_FAILURES), ACCOUNT_WINDOW)
+    if wait is not None:
+        raise too_many(wait, "Too many failed log-ins for this account")
     user = acc.authenticate(store, email, password)
     if user is None:
+        ratelimits.note(store, "login-failed", key)
         return _form(request, "login", next, email[:254], "Wrong email or password.", status_code=400)
     return _login_response(request, store, user.id, safe_next(next))
 
