@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from paperfeed.addresses import address_key
 from paperfeed.config import Settings
 from paperfeed.digest import compose, matching, tokens
 from paperfeed.digest.periods import iso, period_key, utcnow
@@ -362,7 +363,7 @@ class _SendRun:
             error = outcome.error if permanent else f"gave up after {row.attempts} attempts: {outcome.error}"
             ob.mark_failed(
                 store, row.id, outcome.code, error, stamp,
-                suppress_key=row.recipient.lower() if permanent else None,
+                suppress_key=address_key(row.recipient) if permanent else None,
             )  # fmt: skip
             log.warning("mail %s to %s failed: %s", row.id, row.recipient, error)
             with self.lock:

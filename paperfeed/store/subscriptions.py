@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from paperfeed.addresses import address_key
 from paperfeed.store.papers import Store
 
 _COLS = (
@@ -97,7 +98,7 @@ def upsert_subscription(
     Returns (subscription, created). An unsubscribed one is made pending again, so
     subscribing anew needs a fresh confirmation.
     """
-    key = email.lower()
+    key = address_key(email)
     fj = filters_json(filters)
     with store.write() as c:
         r = c.execute(
@@ -134,7 +135,7 @@ def list_subscriptions(
     where, args = [], []
     if email is not None:
         where.append("email_key = ?")
-        args.append(email.lower())
+        args.append(address_key(email))
     if status is not None:
         where.append("status = ?")
         args.append(status)
@@ -252,6 +253,6 @@ def suppress(c: sqlite3.Connection, email_key: str, code: int | None, reason: st
 
 def suppression(store: Store, email: str) -> tuple[int | None, str] | None:
     r = store.conn.execute(
-        "SELECT code, reason FROM mail_suppressions WHERE email_key=?", (email.lower(),)
+        "SELECT code, reason FROM mail_suppressions WHERE email_key=?", (address_key(email),)
     ).fetchone()
     return (r[0], r[1]) if r else None

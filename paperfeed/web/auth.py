@@ -20,6 +20,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from paperfeed.addresses import address_key
 from paperfeed.config import Settings
 from paperfeed.store import Store, ratelimits
 from paperfeed.store import accounts as acc
@@ -87,7 +88,7 @@ def login(
     next: str = Form("/"),
     store: Store = Depends(get_store),
 ) -> Response:
-    key = acc.email_key(email)
+    key = address_key(email)
     wait = ratelimits.check(store, "login-failed", key, scaled(request, ACCOUNT_FAILURES), ACCOUNT_WINDOW)
     if wait is not None:
         raise too_many(wait, "Too many failed log-ins for this account")
@@ -138,7 +139,7 @@ def _token_user(store: Store, settings: Settings, token: str) -> acc.User:
 
     user_id, digest = read_verify_email_token(settings.secret_key, token)
     user = acc.get_user(store, user_id)
-    if user is None or not same_address(user.email.casefold(), digest):
+    if user is None or not same_address(address_key(user.email), digest):
         raise TokenError("This link is for an account that no longer exists.")
     return user
 

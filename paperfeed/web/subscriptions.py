@@ -25,6 +25,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from paperfeed.addresses import address_key
 from paperfeed.config import Settings
 from paperfeed.digest import SubscriptionError, TokenError
 from paperfeed.digest import confirm as do_confirm
@@ -185,7 +186,7 @@ def unsubscribe_post(request: Request, token: str, store: Store = Depends(get_st
 
 def _proven_owner(user: User | None, email_key: str) -> bool:
     """The signed-in account has proven it reads this address."""
-    return user is not None and user.email_verified and user.email.lower() == email_key
+    return user is not None and user.email_verified and address_key(user.email) == email_key
 
 
 # A path integer past SQLite's 64-bit range made the query raise OverflowError (a 500):
