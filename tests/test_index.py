@@ -301,3 +301,28 @@ def test_index_cli_names_the_fix_and_rebuild_repairs_a_garbage_state_file(store_
     r = run_cli("index", "--rebuild", "--no-vectors", "--json", data=data)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["lexical_indexed"] == 3
+
+
+def test_any_damage_under_index_is_named_and_rebuild_recovers(store_dir):
+    """A corrupt tantivy segment and a truncated codes file: `index` and `search` name the
+    fix instead of a traceback, `index --status` lists the damage, `--rebuild` repairs it."""
+    from conftest import run_cli
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(5))])
+    sync(store, data)
+    root = index_dir(data)
+    for seg in (root / "lexical").glob("*.term"):
+        seg.write_bytes(seg.read_bytes()[:10])
+    [codes] = (root / "vectors").glob("codes-*.npy")
+    codes.write_bytes(codes.read_bytes()[:-100])
+    for args in (["index", "--no-vectors"], ["search", "turbulent"]):
+        r = run_cli(*args, data=data)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "lexical is damaged" in r.stderr and "index --rebuild" in r.stderr, r.stderr
+    found = status(store, data)["problems"]
+    assert any("lexical" in p for p in found) and any("codes-" in p for p in found)
+    assert rebuild(store, data, progress=False).embedded == 5
+    assert status(store, data)["problems"] == []
+    assert [h.paper.title for h in open_searcher(data, store).search("zeta3", store=store, limit=1).hits] \
+        == ["Paper 3 on turbulent boundary layers"]

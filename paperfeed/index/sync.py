@@ -249,7 +249,7 @@ def sync(
         state = IndexState(root)
         try:
             _check_identity(store, root, state, report, force=rebuild)
-            lex = LexicalIndex(root / LEXICAL_DIR)
+            lex = open_lexical(root)
             _sync_lexical(store, lex, state, report, progress)
             if vectors and not vectors_available():
                 log.warning("the vector index is not available in this build: lexical index only")
@@ -281,7 +281,7 @@ def status(store: Any, data_dir: Path) -> dict[str, Any]:
     """How far behind the store each index is (for `paperfeed index --status`), and `problems`:
     damage that needs `paperfeed index --rebuild` (empty when there is none)."""
     root = index_dir(data_dir)
-    found = problems(data_dir)
+    found = problems(data_dir, deep=True)
     max_seq = store.max_seq()
     try:
         state = IndexState(root)
@@ -307,15 +307,34 @@ def status(store: Any, data_dir: Path) -> dict[str, Any]:
         state.close()
 
 
-def problems(data_dir: Path) -> list[str]:
+def open_lexical(root: Path) -> LexicalIndex:
+    """The lexical index; IndexDamaged when tantivy cannot open it (a corrupt segment)."""
+    try:
+        return LexicalIndex(root / LEXICAL_DIR)
+    except ValueError as exc:
+        raise IndexDamaged(root / LEXICAL_DIR, str(exc)) from None
+
+
+def problems(data_dir: Path, *, deep: bool = False) -> list[str]:
     """Damage under <data>/index/ that only a rebuild repairs, in words naming the fix. Cheap
     enough for /healthz: counts and file headers, nothing loaded. The vector check compares the
     papers recorded as embedded with the vectors really stored, so lost vectors show here even
-    though every file still reads."""
+    though every file still reads. `deep` also opens the lexical index (every segment)."""
     root = index_dir(data_dir)
     path = root / STATE_FILE
     if not path.exists():
         return []
+    found = []
+    if deep and (root / LEXICAL_DIR).exists():
+        try:
+            open_lexical(root)
+        except IndexDamaged as exc:
+            found.append(str(exc))
+    return found + _state_and_vector_problems(root)
+
+
+def _state_and_vector_problems(root: Path) -> list[str]:
+    path = root / STATE_FILE
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
