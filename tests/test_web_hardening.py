@@ -335,3 +335,32 @@ def test_workers_share_one_login_budget(tmp_path: Path) -> None:
     finally:
         a.stop()
         b.stop()
+
+
+# ---- index catch-up off the request path (item 12) -------------------------------------------
+
+
+def test_first_search_after_ingest_without_index_does_not_wait_for_the_catch_up(tmp_path: Path) -> None:
+    from paperfeed.models import Paper
+
+    data = tmp_path / "data"
+    with open_store(data) as store:  # stored as `ingest --no-index` does: nothing indexed yet
+        store.upsert_papers([Paper(title=f"Effective rank of layer {i}", abstract=f"We measure the effective rank "
+                                   f"of weight matrix {i} during training.", sources=["jsonl:t"],
+                                   ext_ids={"jsonl:t": str(i)}) for i in range(60)])  # fmt: skip
+    srv = start_server(data, warm_search=False)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            t0 = time.perf_counter()
+            first = c.get("/api/search", params={"q": "effective rank"})
+            took = time.perf_counter() - t0
+            # answered by the fallback: the catch-up (embedding every paper) was not run in the request
+            assert first.status_code == 200 and first.json()["engine"] == "fallback" and first.json()["hits"]
+            assert took < 3, f"the first search took {took:.1f}s"
+            deadline = time.monotonic() + 120
+            while (body := c.get("/api/search", params={"q": "effective rank"}).json())["engine"] != "hybrid":
+                assert time.monotonic() < deadline, "the background catch-up never finished"
+                time.sleep(0.5)
+            assert body["hits"] and body["total"] >= 1
+    finally:
+        srv.stop()
