@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,25 +25,6 @@ from pathlib import Path
 
 import click
 import orjson
-
-# Records each accepted Message-ID before answering 250, the moment the mail counts as delivered.
-SINK_CODE = r"""
-import asyncio, email, socket, sys
-from aiosmtpd.controller import Controller
-DELAY, LOG = float(sys.argv[1]), open(sys.argv[2], "a", buffering=1)
-class H:
-    async def handle_DATA(self, server, session, envelope):
-        if DELAY:
-            await asyncio.sleep(DELAY)
-        LOG.write(email.message_from_bytes(envelope.content)["Message-ID"] + "\n")
-        return "250 OK"
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-c = Controller(H(), hostname="127.0.0.1", port=port, ready_timeout=10)
-c.start()
-print(port, flush=True)
-sys.stdin.read()
-c.stop()
-"""
 
 
 def _send(data_dir: str, port: int, connections: int) -> None:
@@ -80,22 +60,20 @@ def _left_sending(data: Path) -> int:
 
 def run_kills(kills: int, mails: int, connections: int, sink_delay_ms: float, seed: int,
               progress: bool = False) -> dict:  # fmt: skip
-    from paperfeed.digest.bench import _add_votes_and_subscriptions, _fill_store
+    from paperfeed.digest.bench import Sink, _add_votes_and_subscriptions, _fill_store
     from paperfeed.store import open_store
 
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="paperfeed-bench-kills-"))
     data, log = root / "data", root / "received.log"
     log.touch()
-    sink = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(sink_delay_ms / 1000), str(log)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    sink = Sink(sink_delay_ms / 1000, log)  # its own process: only the sender is killed
     # Children fork from a single-threaded server that has imported the send path: they start
     # in milliseconds, and no lock held by another thread of this process is copied into them.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["paperfeed.digest.killbench", "paperfeed.digest", "paperfeed.store"])
+    port = sink.port
     try:
-        assert sink.stdout is not None
-        port = int(sink.stdout.readline())
         _fill_store(data, 402)
         _add_votes_and_subscriptions(data, mails, new_window=400)
         from paperfeed.config import Settings
@@ -147,8 +125,7 @@ def run_kills(kills: int, mails: int, connections: int, sink_delay_ms: float, se
             "lost": lost,
         }  # fmt: skip
     finally:
-        if sink.poll() is None:
-            sink.communicate("", timeout=30)
+        sink.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
