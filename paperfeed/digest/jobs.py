@@ -22,6 +22,14 @@ than risk a lost mail; the resend is byte-identical with the same Message-ID, so
 receivers that deduplicate on Message-ID (most stores do) show one mail. Anywhere
 else a crash leaves either no row (recomposed next run) or a row that is sent
 exactly once.
+
+How wide that window is, measured with `paperfeed bench mail-kills` (SIGKILL at a
+random moment of a send, then a rerun; 40 digests a round, local aiosmtpd): 661
+mails sent twice per 1,000 kills with 4 connections, 265 with 1, none lost. Each
+row is marked sent in its own commit straight after its 250 (0.1 ms here); what
+is left is the 250 travelling back after the server has taken the mail, so a
+kill duplicates at most one mail per connection, the ones whose reply was in
+flight (bench/results/mail-kills-*.json).
 """
 
 from __future__ import annotations
