@@ -46,6 +46,10 @@ class Settings:
     contact_email: str = ""  # named in the harvester's User-Agent, as arXiv asks
     # serve: harvest every N minutes (0 = off)
     harvest_interval_minutes: int = 0
+    # serve: addresses of the reverse proxies whose X-Forwarded-For / -Proto is believed,
+    # comma-separated ("127.0.0.1", "10.0.0.5,10.0.0.6", "*" for any). Empty: none, so a
+    # client cannot choose the address its rate limits are counted against.
+    forwarded_allow_ips: str = ""
 
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import email.utils
 import re
 from pathlib import Path
@@ -57,7 +58,8 @@ def ingest_seeds(store) -> None:  # noqa: ANN001
 
 def active(store, settings, email: str, **kw) -> subs.Subscription:  # noqa: ANN001
     r = subscribe(store, settings, email, **kw)
-    confirm(store, settings, confirm_token(settings.secret_key, r.subscription.id, r.subscription.email_key))
+    confirm(store, settings, confirm_token(settings.secret_key, r.subscription.id, r.subscription.email_key,
+                                            r.subscription.epoch))
     got = subs.get_subscription(store, r.subscription.id)
     assert got is not None and got.status == "active"
     return got
@@ -160,17 +162,17 @@ def test_tampered_and_foreign_tokens_are_refused(tmp_path: Path, smtp: SmtpSink)
     with open_store(tmp_path) as store:
         a = subscribe(store, settings, "alice@example.org", trending="daily").subscription
         b = subscribe(store, settings, "bob@example.org", trending="daily").subscription
-        good = confirm_token(settings.secret_key, a.id, a.email_key)
+        good = confirm_token(settings.secret_key, a.id, a.email_key, a.epoch)
         tampered = [good[:-2] + ("AA" if not good.endswith("AA") else "BB"), good + "x", "x" + good, good.split(".")[0]]
         for t in tampered:
             with pytest.raises(TokenError):
                 confirm(store, settings, t)
         # a token signed with another site's key
         with pytest.raises(TokenError):
-            confirm(store, settings, confirm_token("another-key", b.id, b.email_key))
+            confirm(store, settings, confirm_token("another-key", b.id, b.email_key, b.epoch))
         # a validly signed token for alice's address does not work on bob's subscription
         with pytest.raises(TokenError):
-            confirm(store, settings, confirm_token(settings.secret_key, b.id, a.email_key))
+            confirm(store, settings, confirm_token(settings.secret_key, b.id, a.email_key, b.epoch))
         # an unsubscribe token is not a confirmation token, and back
         with pytest.raises(TokenError):
             confirm(store, settings, unsubscribe_token(settings.secret_key, a.id, a.email_key))
@@ -358,7 +360,7 @@ def test_unsubscribe_cancels_unsent_mail_and_is_idempotent(tmp_path: Path, smtp:
         assert r.sent == 0 and smtp.to("leaver@example.org") == []
         # an old confirmation link does not bring it back
         with pytest.raises(TokenError, match="cancelled"):
-            confirm(store, settings, confirm_token(settings.secret_key, sub.id, sub.email_key))
+            confirm(store, settings, confirm_token(settings.secret_key, sub.id, sub.email_key, sub.epoch))
 
 
 def test_permanent_and_transient_failures(tmp_path: Path, smtp: SmtpSink) -> None:
@@ -579,3 +581,28 @@ def test_unsubscribing_after_compose_stops_the_mail(tmp_path: Path, smtp: SmtpSi
         r = send_digests(store, settings)
         assert r.sent == 0 and smtp.received == []
         assert ob.get(store, row.id).status == "cancelled"
+
+
+def test_an_old_confirmation_link_cannot_restart_a_cancelled_subscription(tmp_path: Path, smtp: SmtpSink) -> None:
+    """Confirm, unsubscribe, a stranger subscribes the address again: the first mail's link
+    must not give the consent only the address's owner can give; a link mailed since can."""
+    settings = make_settings(tmp_path, smtp)
+    t0 = dt.datetime(2025, 5, 1, 6, 0, tzinfo=dt.UTC)
+
+    def mailed_link(sub_id: int) -> str:
+        row = [r for r in ob.list_rows(store, subscription_id=sub_id) if r.kind == "confirm"][-1]
+        text, _ = parts(email.message_from_bytes(row.message, policy=email.policy.default))
+        [link] = {u for u in links_in(text) if "/subscriptions/confirm/" in u}
+        return link.rsplit("/", 1)[1]
+
+    with open_store(tmp_path) as store:
+        sub = subscribe(store, settings, "owner@example.org", trending="daily", now=t0).subscription
+        old = mailed_link(sub.id)
+        assert confirm(store, settings, old, now=t0).status == "active"
+        unsubscribe(store, settings, unsubscribe_token(settings.secret_key, sub.id, sub.email_key))
+        again = subscribe(store, settings, "owner@example.org", trending="daily", now=t0 + dt.timedelta(hours=1))
+        assert again.subscription.id == sub.id and again.subscription.status == "pending" and again.confirm_queued
+        with pytest.raises(TokenError, match="cancelled after this link was sent"):
+            confirm(store, settings, old)
+        assert subs.get_subscription(store, sub.id).status == "pending"
+        assert confirm(store, settings, mailed_link(sub.id)).status == "active"

@@ -106,3 +106,15 @@ def test_sigkill_mid_send_then_rerun_gives_exactly_one_mail_each(tmp_path: Path,
         assert (r.composed, r.sent) == (0, 0) and len(sink.received) == SUBSCRIBERS
     finally:
         sink.stop()
+
+
+def test_kill_bench_loses_nothing_and_duplicates_at_most_the_mails_in_flight() -> None:
+    """`paperfeed bench mail-kills` in miniature: every kill is followed by a rerun, each
+    mail arrives at least once, and a kill resends at most one mail per connection (the
+    ones whose 250 was on its way back)."""
+    from paperfeed.digest.killbench import run_kills
+
+    r = run_kills(kills=4, mails=8, connections=2, sink_delay_ms=0.0, seed=3)
+    assert r["kills"] == 4 and r["mails_per_round"] == 8
+    assert r["lost"] == 0
+    assert r["sent_twice"] <= r["killed_mid_send"] * 2 and r["most_in_one_round"] <= 2

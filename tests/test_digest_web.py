@@ -164,7 +164,7 @@ def test_bad_input_and_tampered_tokens_are_refused_on_the_site(
     from paperfeed.digest.tokens import confirm_token, unsubscribe_token
 
     sub = res.subscription
-    good_c = confirm_token(settings.secret_key, sub.id, sub.email_key)
+    good_c = confirm_token(settings.secret_key, sub.id, sub.email_key, sub.epoch)
     good_u = unsubscribe_token(settings.secret_key, sub.id, sub.email_key)
     bad = [good_c[:-3] + "abc", "garbage", good_u]  # the last: a valid token of the wrong kind
     for t in bad:

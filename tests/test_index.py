@@ -230,3 +230,99 @@ def test_vectors_keep_the_backend_that_built_them(store_dir, monkeypatch: pytest
     monkeypatch.setenv("PAPERFEED_EMBEDDER", "minilm-onnx-int8")
     report = sync(store, data)
     assert report.embedded == 8 and "vectors" in report.rebuilt
+
+
+def _damage_meta(data: Path) -> None:
+    meta = index_dir(data) / "vectors" / "meta.json"
+    meta.write_text(meta.read_text()[:17])
+
+
+def test_damaged_vectors_stop_sync_show_in_status_and_rebuild_repairs(store_dir):
+    from paperfeed.index.damage import IndexDamaged
+    from paperfeed.index.sync import problems
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(8))])
+    sync(store, data)
+    assert status(store, data)["problems"] == [] and problems(data) == []
+    vec_files = sorted(p.name for p in (index_dir(data) / "vectors").iterdir())
+    _damage_meta(data)
+
+    ingest_paths(store, [_write_jsonl(tmp / "b.jsonl", _papers(2, start=8))])
+    with pytest.raises(IndexDamaged, match="index --rebuild"):
+        sync(store, data)
+    # the old vectors are still on disk, and the damage is reported, not an index that looks whole
+    assert sorted(p.name for p in (index_dir(data) / "vectors").iterdir()) == vec_files
+    [problem] = status(store, data)["problems"]
+    assert "meta.json" in problem and "index --rebuild" in problem
+
+    report = rebuild(store, data, progress=False)
+    assert report.embedded == 10
+    st = status(store, data)
+    assert st["problems"] == [] and st["embedded"] == 10 and st["vectors_pending"] == 0
+
+
+def test_lost_vectors_are_found_by_counting(store_dir):
+    """Every file reads, but the vectors of recorded papers are gone (an older generation put
+    back): the catch-up must not record progress over the hole."""
+    from paperfeed.index.damage import IndexDamaged
+    from paperfeed.index.sync import VECTORS_DIR, embedder_for, open_vectors, problems
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(6))])
+    sync(store, data)
+    vec = open_vectors(index_dir(data) / VECTORS_DIR, embedder_for(data))
+    vec.remove(vec.ids()[:2])
+    vec.save()
+    [problem] = problems(data)
+    assert "6 papers are recorded as embedded, 4 vectors are stored" in problem
+    ingest_paths(store, [_write_jsonl(tmp / "b.jsonl", _papers(1, start=6))])
+    with pytest.raises(IndexDamaged, match="2 of the 6 papers"):
+        sync(store, data)
+    rebuild(store, data, progress=False)
+    assert problems(data) == [] and status(store, data)["embedded"] == 7
+
+
+def test_index_cli_names_the_fix_and_rebuild_repairs_a_garbage_state_file(store_dir):
+    from conftest import run_cli
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(3))])
+    sync(store, data, vectors=False)
+    state = index_dir(data) / "state.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    state.write_bytes(b"this is not a database" * 100)
+    r = run_cli("index", "--no-vectors", data=data)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "state.sqlite" in r.stderr and "index --rebuild" in r.stderr
+    r = run_cli("index", "--status", "--json", data=data)
+    assert r.returncode == 0 and "index --rebuild" in json.loads(r.stdout)["problems"][0]
+    r = run_cli("index", "--rebuild", "--no-vectors", "--json", data=data)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["lexical_indexed"] == 3
+
+
+def test_any_damage_under_index_is_named_and_rebuild_recovers(store_dir):
+    """A corrupt tantivy segment and a truncated codes file: `index` and `search` name the
+    fix instead of a traceback, `index --status` lists the damage, `--rebuild` repairs it."""
+    from conftest import run_cli
+
+    data, store, tmp = store_dir
+    ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(5))])
+    sync(store, data)
+    root = index_dir(data)
+    for seg in (root / "lexical").glob("*.term"):
+        seg.write_bytes(seg.read_bytes()[:10])
+    [codes] = (root / "vectors").glob("codes-*.npy")
+    codes.write_bytes(codes.read_bytes()[:-100])
+    for args in (["index", "--no-vectors"], ["search", "turbulent"]):
+        r = run_cli(*args, data=data)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "lexical is damaged" in r.stderr and "index --rebuild" in r.stderr, r.stderr
+    found = status(store, data)["problems"]
+    assert any("lexical" in p for p in found) and any("codes-" in p for p in found)
+    assert rebuild(store, data, progress=False).embedded == 5
+    assert status(store, data)["problems"] == []
+    assert [h.paper.title for h in open_searcher(data, store).search("zeta3", store=store, limit=1).hits] \
+        == ["Paper 3 on turbulent boundary layers"]

@@ -74,6 +74,39 @@ def test_page_cut_short_keeps_the_complete_entries(tmp_path: Path, data_dir: Pat
         assert r.errors == [f"{page}:7: title without an abstract (page cut short?)"]
 
 
+def test_page_with_an_undecodable_line_keeps_titles_with_their_abstracts(tmp_path: Path, data_dir: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_bytes(b"Daily Papers\nSep 2\nTitle One\nAbstract one.\nTitle Two\nAbstract \xff\xfe two.\n"
+                     b"Title Three\nAbstract three.\nTitle Four\nAbstract four.\n")  # fmt: skip
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [page], year=2025, progress=False)
+        assert (r.added, r.rejected) == (3, 1)
+        assert r.errors[0].startswith(f"{page}:6: invalid UTF-8")
+        got = {p.title: p.abstract for p in store.list_papers()}
+    assert got == {"Title One": "Abstract one.", "Title Three": "Abstract three.", "Title Four": "Abstract four."}
+
+
+def test_csv_unterminated_quote_is_reported_and_later_rows_kept(tmp_path: Path, data_dir: Path) -> None:
+    f = tmp_path / "list.csv"
+    f.write_text('title,abstract\n'
+                 'First,fine\n'
+                 'Second,"never closed\n'
+                 'Third,"quoted, with a comma"\n'
+                 'Fourth,"spans\ntwo lines"\n'
+                 'Fifth,last\n')  # fmt: skip
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [f], progress=False)
+        assert r.errors == [f"{f}:3: unterminated quoted field"]
+        got = {p.title: p.abstract for p in store.list_papers()}
+    assert got == {"First": "fine", "Third": "quoted, with a comma", "Fourth": "spans\ntwo lines", "Fifth": "last"}
+    # left open on the last record, the quote runs to the end of the file
+    g = tmp_path / "tail.csv"
+    g.write_text('title,abstract\nSixth,fine\nSeventh,"open\nEighth,plain\n')
+    with open_store(data_dir) as store:
+        r = ingest_paths(store, [g], progress=False)
+        assert r.errors == [f"{g}:3: unterminated quoted field"] and r.added == 2
+
+
 def test_hostile_text_is_stored_byte_for_byte(tmp_path: Path, data_dir: Path) -> None:
     hostile = [
         {"title": "<script>alert(1)</script> & <b>bold</b>", "abstract": '<img src=x onerror="alert(1)"> "q" \'s\''},
@@ -162,3 +195,55 @@ def test_sigkill_mid_ingest_then_rerun_equals_clean_run(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*) - COUNT(DISTINCT arxiv_id) FROM papers").fetchone()[0] == 0
     conn.close()
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """Children of `pid` started by multiprocessing's spawn (not its resource tracker)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_parse_worker_dies_with_a_killed_ingest(tmp_path: Path) -> None:
+    """A worker that had queued its last, large chunk used to hang at exit for ever, its queue
+    flushing into a pipe that nobody read any more."""
+    from paperfeed.ingest.pipeline import MIN_BYTES
+
+    abstract = "word " * 1600  # few, large records: the whole file fits in the worker's queue
+    n = MIN_BYTES // len(abstract) + 10
+    src = tmp_path / "big.jsonl"
+    with src.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"title": f"Large record {i}", "abstract": abstract}) + "\n")
+    cmd = [sys.executable, "-m", "paperfeed", "--data", str(tmp_path / "data"), "ingest", str(src), "--no-index"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _spawned_children(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no parse worker was started"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "the parse worker outlived its killed parent"

@@ -226,3 +226,33 @@ print("ok", v.shape)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ok (1, 384)" in r.stdout
+
+
+def test_unreadable_files_raise_instead_of_reading_as_empty(tmp_path: Path) -> None:
+    """Read as empty, a damaged index was replaced by the next save: the vectors were deleted."""
+    from paperfeed.index.damage import IndexDamaged
+    from paperfeed.index.vectors import stored_count
+
+    d = tmp_path / "v"
+    idx = VectorIndex.open(d, DIM, "m")
+    idx.upsert(np.arange(50), clustered(50))
+    idx.save()
+    assert stored_count(d) == 50
+    meta = (d / "meta.json").read_text()
+    files = sorted(p.name for p in d.iterdir())
+
+    (d / "meta.json").write_text(meta[: len(meta) // 2])
+    with pytest.raises(IndexDamaged, match="index --rebuild"):
+        VectorIndex.open(d, DIM, "m")
+    with pytest.raises(IndexDamaged):
+        stored_count(d)
+    assert sorted(p.name for p in d.iterdir()) == files  # nothing was deleted
+
+    (d / "meta.json").write_text(meta)
+    [codes] = d.glob("codes-*.npy")
+    codes.write_bytes(codes.read_bytes()[:-200])  # truncated
+    with pytest.raises(IndexDamaged, match="codes|inconsistent"):
+        VectorIndex.open(d, DIM, "m")
+    codes.unlink()
+    with pytest.raises(IndexDamaged, match="missing"):
+        VectorIndex.open(d, DIM, "m")

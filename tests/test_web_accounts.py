@@ -96,7 +96,7 @@ def test_passwords_and_sessions(store: Store) -> None:
     assert acc.authenticate(store, "nobody@example.org", "s3cret-password") is None
     with pytest.raises(acc.AccountError, match="already exists"):
         acc.create_user(store, "MIXED.case@example.org", "another-password")
-    with pytest.raises(acc.AccountError, match="valid email"):
+    with pytest.raises(acc.AccountError, match="single email address"):
         acc.create_user(store, "not-an-email", "another-password")
     token = acc.create_session(store, u.id)
     assert acc.session_user(store, token) == u
@@ -136,3 +136,68 @@ def test_email_verification_and_takeover_of_an_unverified_account(store: Store) 
         acc.claim_unverified(store, owner.id, "another-password")
     assert acc.mark_email_verified(store, owner.id).email_verified_at == owner.email_verified_at
     assert acc.note_verify_sent(store, owner.id, now=NOW + dt.timedelta(days=1)) is False
+
+
+def test_one_address_validator_and_key_for_accounts_and_subscriptions(store: Store) -> None:
+    from paperfeed.addresses import address_key
+    from paperfeed.config import Settings
+    from paperfeed.digest import SubscriptionError, subscribe
+    from paperfeed.store import subscriptions as subs
+
+    hidden = ["\x00", "\x1b[2J", "\x07", "\x7f", "\u202e", "\u200b", "\u2028"]
+    for ch in hidden:
+        with pytest.raises(acc.AccountError, match="control characters"):
+            acc.create_user(store, f"eve{ch}@example.org", "a long password")
+    # the Kelvin sign is a K: its account is kate's own address, not a second one beside it
+    kelvin = "\u212aate@Example.org"
+    u = acc.create_user(store, kelvin, "a long password")
+    assert u.email == "Kate@example.org"
+    with pytest.raises(acc.AccountError, match="already exists"):
+        acc.create_user(store, "kate@example.org", "another password")
+    assert acc.authenticate(store, "KATE@EXAMPLE.ORG", "a long password") == u
+    assert address_key(kelvin) == address_key("kate@example.org") == "kate@example.org"
+    # fullwidth letters fold the same way; other non-ASCII mailbox names are refused
+    assert acc.create_user(store, "\uff42ob@example.org", "a long password").email == "bob@example.org"
+    with pytest.raises(acc.AccountError, match="not a valid mailbox"):
+        acc.create_user(store, "jos\u00e9@example.org", "a long password")
+    # a subscription typed either way has the account's key, so the account finds it
+    settings = Settings(data_dir=store.data_dir, secret_key="k")
+    sub = subscribe(store, settings, kelvin, trending="daily").subscription
+    assert sub.email_key == "kate@example.org" and sub.email == "Kate@example.org"
+    assert [s.id for s in subs.list_subscriptions(store, email="kate@EXAMPLE.org")] == [sub.id]
+    with pytest.raises(SubscriptionError, match="control characters"):
+        subscribe(store, settings, "kate\u202e@example.org", trending="daily")
+
+
+def test_control_characters_are_escaped_in_users_list_and_logs(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        # an address stored before validation got strict
+        store.conn.execute("INSERT INTO users (email, email_key, password_hash, is_admin, created_at) "
+                           "VALUES (?, ?, 'x', 0, '2025-01-01T00:00:00Z')",
+                           ("evil\x1b[31m\u202e@example.org", "evil"))  # fmt: skip
+    r = run_cli("users", "list", data=data)
+    assert r.returncode == 0 and "\x1b" not in r.stdout and "\u202e" not in r.stdout
+    assert "evil\\x1b[31m\\u202e@example.org" in r.stdout
+    r = run_cli("users", "verify", "evil\x1b[31m@example.org", data=data)
+    assert r.returncode == 1 and "\x1b" not in r.stderr and "evil\\x1b[31m@example.org" in r.stderr
+
+
+def test_log_messages_escape_control_characters() -> None:
+    import io
+    import logging
+
+    from paperfeed.cli.main import EscapeHidden
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(EscapeHidden())
+    log = logging.getLogger("paperfeed.test.escape")
+    log.addHandler(handler)
+    try:
+        log.warning("verification mail to %s not sent", "a\x1b[2J\u202e@example.org\nFAKE: forged line")
+    finally:
+        log.removeHandler(handler)
+    assert out.getvalue() == "verification mail to a\\x1b[2J\\u202e@example.org\\x0aFAKE: forged line not sent\n"

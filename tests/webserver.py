@@ -99,13 +99,8 @@ def demo_server() -> LiveServer:
             root = Path(tempfile.mkdtemp(prefix="paperfeed-web-"))
             data = build_demo_data(root)
             _demo = start_server(data, rate_limit_scale=1000.0)
-            # wait for the search warm-up so tests see the real engine when it is installed
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                state = _demo.server.config.app.state.search  # type: ignore[union-attr]
-                if state._loaded:
-                    break
-                time.sleep(0.1)
+            # wait for the search warm-up and its index catch-up, so tests see the real engine
+            _demo.server.config.app.state.search.caught_up.wait(300)  # type: ignore[union-attr]
 
             def cleanup() -> None:
                 assert _demo is not None

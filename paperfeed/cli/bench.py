@@ -15,12 +15,14 @@ EXTERNAL: dict[str, str] = {
     "search": "paperfeed.cli.search:bench_search",
     "web": "paperfeed.web.bench:bench_web",
     "mail": "paperfeed.digest.bench:bench_mail",
+    "mail-kills": "paperfeed.digest.killbench:bench_mail_kills",
     "embed": "paperfeed.bench.embed:bench_embed_cmd",
 }
 EXTERNAL_HELP = {
     "search": "Search quality and latency benchmarks.",
     "web": "HTTP load benchmark of the site and API.",
     "mail": "Digest composition and sending benchmark.",
+    "mail-kills": "Mails sent twice per 1,000 SIGKILLs of the digest send job.",
     "embed": "Embedding docs/s, product embedder vs plain sentence-transformers.",
 }
 

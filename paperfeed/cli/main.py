@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from paperfeed import __version__
+from paperfeed.addresses import printable
 from paperfeed.config import ConfigError, Settings, resolve_data_dir
 
 # name -> "module:attribute"; each concern owns its own CLI module
@@ -116,7 +117,22 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(EscapeHidden())
     ctx.obj = AppContext(data_dir=resolve_data_dir(data_dir), verbose=verbose)
+
+
+class EscapeHidden(logging.Filter):
+    """Writes control and format characters in log messages as escapes: a sign-up address
+    or a query holding ESC sequences, NUL or a right-to-left override otherwise reaches the
+    operator's terminal raw, and a line break in one forges a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = printable(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
 
 
 def main() -> None:
@@ -126,3 +142,12 @@ def main() -> None:
         # a bad setting is the user's to fix: say which, not where in our code it was read
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        # imported only now: the index package loads tantivy, which most commands never need
+        from paperfeed.index.damage import IndexDamaged
+
+        if not isinstance(exc, IndexDamaged):
+            raise
+        # any command that reads the index (index, search, ingest) names the one fix
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

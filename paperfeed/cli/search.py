@@ -56,6 +56,14 @@ def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, of
                                   until=until, category=category, author=author, source=source)  # fmt: skip
         except QueryError as e:
             raise click.UsageError(str(e)) from None
+        except ValueError as e:
+            from paperfeed.index.sync import problems
+
+            # a damaged index file surfaces as tantivy's ValueError: say which, and the fix
+            found = problems(data_dir, deep=True)
+            if found:
+                raise click.ClickException(found[0]) from e
+            raise
     if as_json:
         click.echo(orjson.dumps([h.to_dict() for h in res.hits]).decode())
         return

@@ -148,7 +148,8 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: 
             workers=workers,
             log_level="info" if obj.verbose else "warning",
             access_log=obj.verbose,
-            proxy_headers=True,
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
         )
     finally:
         stop.set()
@@ -189,11 +190,13 @@ def users_create(obj, email: str, password_stdin: bool, admin: bool) -> None:  #
 @click.pass_obj
 def users_list(obj) -> None:  # noqa: ANN001
     """List accounts."""
+    from paperfeed.addresses import printable
     from paperfeed.store import accounts as acc
 
     with open_store(obj.data_dir) as store:
         for u in acc.list_users(store):
-            click.echo(f"{u.id}\t{u.email}\t{'admin' if u.is_admin else 'user'}\t{u.created_at}")
+            # escaped: an address stored before validation got strict may hold ESC sequences
+            click.echo(f"{u.id}\t{printable(u.email)}\t{'admin' if u.is_admin else 'user'}\t{u.created_at}")
 
 
 @users.command("verify")
@@ -202,11 +205,12 @@ def users_list(obj) -> None:  # noqa: ANN001
 def users_verify(obj, email: str) -> None:  # noqa: ANN001
     """Mark an account's address as proven (what the mailed link does), e.g. for an
     account the operator created for someone."""
+    from paperfeed.addresses import printable
     from paperfeed.store import accounts as acc
 
     with open_store(obj.data_dir) as store:
         user = acc.get_user_by_email(store, email)
         if user is None:
-            raise click.ClickException(f"no account for {email}")
+            raise click.ClickException(f"no account for {printable(email)}")
         acc.mark_email_verified(store, user.id)
     click.echo(f"{user.email} is verified")

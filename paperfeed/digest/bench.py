@@ -22,16 +22,21 @@ from pathlib import Path
 import click
 import orjson
 
+# With a log file (argv[2]), each accepted Message-ID is written to it before the 250:
+# the moment the mail counts as delivered (`bench mail-kills` counts duplicates there).
 SINK_CODE = r"""
-import asyncio, socket, sys
+import asyncio, email, socket, sys
 from aiosmtpd.controller import Controller
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+LOG = open(sys.argv[2], "a", buffering=1) if len(sys.argv) > 2 else None
 class H:
     n = 0
     async def handle_DATA(self, server, session, envelope):
         if DELAY:
             await asyncio.sleep(DELAY)  # a remote relay's round trip and queueing
         H.n += 1
+        if LOG:
+            LOG.write(email.message_from_bytes(envelope.content)["Message-ID"] + "\n")
         return "250 OK"
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 c = Controller(H(), hostname="127.0.0.1", port=port, ready_timeout=10)
@@ -50,9 +55,9 @@ QUERIES = [
 
 
 class Sink:
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(delay_s)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+    def __init__(self, delay_s: float = 0.0, log: Path | None = None) -> None:
+        args = [sys.executable, "-c", SINK_CODE, str(delay_s), *([str(log)] if log else [])]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
 

@@ -236,7 +236,7 @@ def compose_alert(
 
 def compose_confirm(settings: Settings, sub: Subscription, period_key: str, now: dt.datetime) -> tuple[str, bytes]:
     links = Links.for_subscription(settings, sub)
-    token = tokens.confirm_token(settings.secret_key, sub.id, sub.email_key)
+    token = tokens.confirm_token(settings.secret_key, sub.id, sub.email_key, sub.epoch)
     confirm_url = f"{settings.base_url}/subscriptions/confirm/{token}"
     what = sub.describe()
     what = what[0].lower() + what[1:]

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from paperfeed.config import Settings
 
-TIMEOUT = 60.0
+# Seconds per SMTP operation. Short: a hung server must not hold a sending thread for
+# minutes; a mail that times out is retried with backoff like any 4xx.
+TIMEOUT = 10.0
 
 
 @dataclass

@@ -41,8 +41,9 @@ def unsubscribe_token(secret: str, sub_id: int, email_key: str) -> str:
     return _unsub(secret).dumps([sub_id, address_digest(email_key)])
 
 
-def confirm_token(secret: str, sub_id: int, email_key: str) -> str:
-    return _confirm(secret).dumps([sub_id, address_digest(email_key)])
+def confirm_token(secret: str, sub_id: int, email_key: str, epoch: int) -> str:
+    """`epoch` is the subscription's cancellation count: the link dies with the next unsubscribe."""
+    return _confirm(secret).dumps([sub_id, address_digest(email_key), epoch])
 
 
 def _check(payload: object) -> tuple[int, str]:
@@ -74,12 +75,22 @@ def _read_timed(serializer: URLSafeTimedSerializer, token: str, max_age: int, *,
         raise TokenError(invalid) from None
 
 
-def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[int, str]:
-    return _read_timed(
-        _confirm(secret), token, max_age,
-        expired="This confirmation link has expired; subscribe again to get a new one.",
-        invalid="This confirmation link is not valid: it may have been cut short or altered.",
-    )  # fmt: skip
+def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[int, str, int]:
+    """(subscription id, address digest, epoch), or TokenError. Links mailed before epochs
+    existed carry none: they belong to epoch 0, so a later unsubscribe still kills them."""
+    invalid = "This confirmation link is not valid: it may have been cut short or altered."
+    try:
+        payload = _confirm(secret).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenError("This confirmation link has expired; subscribe again to get a new one.") from None
+    except BadData:
+        raise TokenError(invalid) from None
+    if isinstance(payload, list) and len(payload) == 3:
+        epoch = payload.pop()
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            return (*_check(payload), epoch)
+        raise TokenError(invalid)
+    return (*_check(payload), 0)
 
 
 # ---- account email verification ------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from paperfeed.addresses import address_key
 from paperfeed.config import Settings
 from paperfeed.digest import compose, tokens
 from paperfeed.digest.sender import Outcome, SmtpSender
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def verify_url(settings: Settings, user: User) -> str:
-    token = tokens.verify_email_token(settings.secret_key, user.id, user.email.casefold())
+    token = tokens.verify_email_token(settings.secret_key, user.id, address_key(user.email))
     return f"{settings.base_url}/account/verify/{token}"
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paperfeed.index.damage import IndexDamaged
 from paperfeed.index.lexical import SCHEMA_VERSION, LexicalIndex
 from paperfeed.models import Paper
 
@@ -98,12 +99,18 @@ class IndexState:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(directory / STATE_FILE, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS embedded (rowid INTEGER PRIMARY KEY, hash TEXT NOT NULL)"
-        )
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS embedded (rowid INTEGER PRIMARY KEY, hash TEXT NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise IndexDamaged(directory / STATE_FILE, str(exc)) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -235,10 +242,14 @@ def sync(
         if not got:
             report.skipped_busy = True
             return report
+        if rebuild:
+            # opened first, a garbage state file would stop the very command that repairs it
+            for suffix in ("", "-wal", "-shm"):
+                (root / (STATE_FILE + suffix)).unlink(missing_ok=True)
         state = IndexState(root)
         try:
             _check_identity(store, root, state, report, force=rebuild)
-            lex = LexicalIndex(root / LEXICAL_DIR)
+            lex = open_lexical(root)
             _sync_lexical(store, lex, state, report, progress)
             if vectors and not vectors_available():
                 log.warning("the vector index is not available in this build: lexical index only")
@@ -251,6 +262,7 @@ def sync(
                     _wipe_vectors(root, state)
                     report.rebuilt.append("vectors")
                 vec = open_vectors(root / VECTORS_DIR, emb)
+                _check_vectors(store, root, vec, state)
                 state.set(embedder=emb.name)
                 _sync_vectors(store, vec, emb, state, report, progress)
             report.lex_seq = state.get_int("lex_seq")
@@ -266,11 +278,16 @@ def rebuild(store: Any, data_dir: Path, progress: bool = True, *, embedder: Any 
 
 
 def status(store: Any, data_dir: Path) -> dict[str, Any]:
-    """How far behind the store each index is (for `paperfeed index --status` and /healthz)."""
+    """How far behind the store each index is (for `paperfeed index --status`), and `problems`:
+    damage that needs `paperfeed index --rebuild` (empty when there is none)."""
     root = index_dir(data_dir)
-    state = IndexState(root)
+    found = problems(data_dir, deep=True)
+    max_seq = store.max_seq()
     try:
-        max_seq = store.max_seq()
+        state = IndexState(root)
+    except IndexDamaged:
+        return {"store_seq": max_seq, "problems": found}
+    try:
         lex_seq, vec_seq = state.get_int("lex_seq"), state.get_int("vec_seq")
         pending = {
             name: store.conn.execute("SELECT COUNT(*) FROM papers WHERE seq > ?", (s,)).fetchone()[0]
@@ -284,9 +301,60 @@ def status(store: Any, data_dir: Path) -> dict[str, Any]:
             "vectors_pending": pending["vectors"],
             "embedder": state.get("embedder"),
             "embedded": state.conn.execute("SELECT COUNT(*) FROM embedded").fetchone()[0],
+            "problems": found,
         }
     finally:
         state.close()
+
+
+def open_lexical(root: Path) -> LexicalIndex:
+    """The lexical index; IndexDamaged when tantivy cannot open it (a corrupt segment)."""
+    try:
+        return LexicalIndex(root / LEXICAL_DIR)
+    except ValueError as exc:
+        raise IndexDamaged(root / LEXICAL_DIR, str(exc)) from None
+
+
+def problems(data_dir: Path, *, deep: bool = False) -> list[str]:
+    """Damage under <data>/index/ that only a rebuild repairs, in words naming the fix. Cheap
+    enough for /healthz: counts and file headers, nothing loaded. The vector check compares the
+    papers recorded as embedded with the vectors really stored, so lost vectors show here even
+    though every file still reads. `deep` also opens the lexical index (every segment)."""
+    root = index_dir(data_dir)
+    path = root / STATE_FILE
+    if not path.exists():
+        return []
+    found = []
+    if deep and (root / LEXICAL_DIR).exists():
+        try:
+            open_lexical(root)
+        except IndexDamaged as exc:
+            found.append(str(exc))
+    return found + _state_and_vector_problems(root)
+
+
+def _state_and_vector_problems(root: Path) -> list[str]:
+    path = root / STATE_FILE
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            recorded = conn.execute("SELECT COUNT(*) FROM embedded").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return [str(IndexDamaged(path, str(exc)))]
+    if not vectors_available():
+        return []
+    from paperfeed.index.vectors import stored_count
+
+    try:
+        stored = stored_count(root / VECTORS_DIR)
+    except IndexDamaged as exc:
+        return [str(exc)]
+    if stored < recorded:
+        return [str(IndexDamaged(root / VECTORS_DIR, f"{recorded} papers are recorded as embedded, "
+                                                     f"{stored} vectors are stored"))]  # fmt: skip
+    return []
 
 
 # ---- internals ----------------------------------------------------------------
@@ -299,6 +367,32 @@ def _wipe_vectors(root: Path, state: IndexState) -> None:
     with state.tx() as c:
         c.execute("DELETE FROM embedded")
         c.execute("DELETE FROM meta WHERE key IN ('vec_seq', 'embedder')")
+
+
+def _check_vectors(store: Any, root: Path, vec: Any, state: IndexState) -> None:
+    """Raise IndexDamaged when papers recorded as embedded have no vector.
+
+    Carrying on would record more progress on top of the hole, and the missing papers would
+    never be embedded again (only papers changed since vec_seq are looked at). One case is not
+    damage: a crash after a save that removed hidden papers' vectors and before the state
+    forgot them; those papers changed after vec_seq, so the catch-up replays them.
+    """
+    recorded = state.conn.execute("SELECT COUNT(*) FROM embedded").fetchone()[0]
+    if recorded <= len(vec):
+        return
+    ids = [r[0] for r in state.conn.execute("SELECT rowid FROM embedded")]
+    missing = [r for r, have in zip(ids, vec.has(ids), strict=True) if not have]
+    vec_seq = state.get_int("vec_seq")
+    lost = 0
+    for i in range(0, len(missing), 900):
+        chunk = missing[i : i + 900]
+        marks = ",".join("?" * len(chunk))
+        replayed = store.conn.execute(
+            f"SELECT COUNT(*) FROM papers WHERE rowid IN ({marks}) AND seq > ?", (*chunk, vec_seq)
+        ).fetchone()[0]
+        lost += len(chunk) - replayed
+    if lost:
+        raise IndexDamaged(root / VECTORS_DIR, f"{lost} of the {recorded} papers recorded as embedded have no vector")
 
 
 def _check_identity(store: Any, root: Path, state: IndexState, report: SyncReport, *, force: bool) -> None:

@@ -47,7 +47,9 @@ re-measures recall and latency on a live index, for `paperfeed bench`):
 * Crash safety: every save writes a new generation of files (ids, codes, factors, HNSW graph) next to
   the old ones, fsyncs them, then atomically replaces `meta.json`, which names the generation in use;
   only then are older generations deleted. A crash at any point leaves the previous or the new
-  generation, never a mix. A missing or unreadable HNSW file is rebuilt from the codes.
+  generation, never a mix. A missing or unreadable HNSW file is rebuilt from the codes. Any other
+  unreadable file (meta.json, ids, codes, factors) raises IndexDamaged: taken for an empty index,
+  it would be replaced by the next save, and the vectors still on disk deleted.
 
 * Vectors from different embedding models are never compared: the directory records the model name
   and dimension, and opening it with another model starts empty.
@@ -68,6 +70,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from paperfeed.index.damage import IndexDamaged
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +152,64 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
+def read_meta(directory: Path) -> dict | None:
+    """The saved index's meta.json; None when nothing was ever saved there. Raises IndexDamaged."""
+    try:
+        meta = json.loads((Path(directory) / META).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise IndexDamaged(directory, f"unreadable {META}: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("generation"), str):
+        raise IndexDamaged(directory, f"{META} names no generation")
+    return meta
+
+
+def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
+    """np.load, with damage (truncated, garbage) raised as IndexDamaged naming the file."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexDamaged(path, str(exc)) from None
+
+
+def _open_generation(directory: Path, *, mapped: bool = False
+                     ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+    """(meta, ids, factors, codes) of the saved generation, None when nothing was ever saved. The
+    codes, and with `mapped` everything, are memory-mapped. Raises IndexDamaged when a file is
+    missing, truncated, garbage or disagrees with the others."""
+    directory = Path(directory)
+    for _attempt in range(5):
+        meta = read_meta(directory)
+        if meta is None:
+            return None
+        gen = meta["generation"]
+        mode = "r" if mapped else None
+        try:
+            ids = _load_npy(directory / f"ids-{gen}.npy", mode)
+            factors = _load_npy(directory / f"factors-{gen}.npy", mode)
+            codes = _load_npy(directory / f"codes-{gen}.npy", "r")
+        except FileNotFoundError:
+            # a concurrent save replaced this generation between reading meta and the files
+            time.sleep(0.05)
+            continue
+        if codes.ndim != 2 or codes.shape[0] != len(ids) or factors.shape != (len(ids),):
+            raise IndexDamaged(directory, f"generation {gen} is inconsistent")
+        if meta.get("count", len(ids)) != len(ids):
+            raise IndexDamaged(directory, f"{META} records {meta['count']} vectors, the files hold {len(ids)}")
+        return meta, ids, factors, codes
+    raise IndexDamaged(directory, f"the generation named in {META} is missing")
+
+
+def stored_count(directory: Path) -> int:
+    """How many vectors the saved generation really holds, read from the files' headers (cheap:
+    nothing is loaded). 0 for a directory never saved. Raises IndexDamaged."""
+    opened = _open_generation(directory, mapped=True)
+    return 0 if opened is None else len(opened[1])
+
+
 class VectorIndex:
     """See the module docstring. Thread-safe: searches may run concurrently with one writer."""
 
@@ -185,37 +247,26 @@ class VectorIndex:
         return self
 
     def _read_meta(self) -> dict | None:
-        try:
-            return json.loads((self.directory / META).read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("vector index %s: unreadable %s (%s); starting empty", self.directory, META, exc)
-            return None
+        return read_meta(self.directory)
 
     def _load(self) -> None:
-        for _attempt in range(5):
-            meta = self._read_meta()
-            if meta is None:
-                return
-            if meta.get("version") != FORMAT_VERSION or meta.get("model") != self.model or meta.get("dim") != self.dim:
+        meta = self._read_meta()
+        if meta is not None and (meta.get("version"), meta.get("model"), meta.get("dim")) == (
+                FORMAT_VERSION, self.model, self.dim):  # fmt: skip
+            opened = _open_generation(self.directory)
+        else:
+            opened = None
+            if meta is not None:
                 log.info("vector index %s holds %s/%s vectors, not %s/%s: starting empty",
                          self.directory, meta.get("model"), meta.get("dim"), self.model, self.dim)
-                return
-            gen = meta["generation"]
-            try:
-                ids = np.load(self.directory / f"ids-{gen}.npy")
-                factors = np.load(self.directory / f"factors-{gen}.npy")
-                codes = np.load(self.directory / f"codes-{gen}.npy", mmap_mode="r")
-            except FileNotFoundError:
-                # a concurrent save replaced this generation between reading meta and the files
-                time.sleep(0.05)
-                continue
-            break
-        else:
-            raise RuntimeError(f"vector index {self.directory}: cannot read a consistent generation")
-        if codes.shape != (len(ids), self.dim) or factors.shape != (len(ids),):
-            raise RuntimeError(f"vector index {self.directory}: generation {gen} is inconsistent")
+        if opened is None:
+            return
+        meta, ids, factors, codes = opened
+        gen = meta["generation"]
+        if (meta.get("model"), meta.get("dim")) != (self.model, self.dim):
+            return  # replaced by another model's vectors since the first look
+        if codes.shape[1] != self.dim:
+            raise IndexDamaged(self.directory, f"generation {gen} has {codes.shape[1]} dimensions, not {self.dim}")
         self._generation = gen
         self._base_ids, self._base_codes, self._base_factors = ids, codes, factors
         self._alive = np.ones(len(ids), bool)

@@ -46,12 +46,15 @@ def parse_page_date(text: str, year: int) -> str | None:
 
 def parse(path: Path, *, year: int, source: str | None = None) -> Iterator[Paper | Rejection]:
     source = source or f"hf-page:{path.stem}"
-    lines: list[tuple[int, str]] = []
+    # An undecodable line keeps its place (as None): dropped, it shifted every later
+    # title onto the next paper's abstract.
+    lines: list[tuple[int, str | None]] = []
     for n, raw in numbered_lines(path):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            yield Rejection(str(path), n, "invalid UTF-8")
+            yield Rejection(str(path), n, "invalid UTF-8 (its title/abstract pair is skipped)")
+            lines.append((n, None))
             continue
         if text.strip():
             lines.append((n, text.strip()))
@@ -59,7 +62,7 @@ def parse(path: Path, *, year: int, source: str | None = None) -> Iterator[Paper
     page_date = None
     i = 0
     # The header is everything before the first title: known chrome lines and a date.
-    while i < len(lines):
+    while i < len(lines) and lines[i][1] is not None:
         low = lines[i][1].lower()
         if low in HEADER_LINES:
             i += 1
@@ -84,6 +87,8 @@ def parse(path: Path, *, year: int, source: str | None = None) -> Iterator[Paper
             yield Rejection(str(path), n, "title without an abstract (page cut short?)")
             return
         _, abstract = body[j + 1]
+        if title is None or abstract is None:
+            continue  # rejected above, with its line
         try:
             check_text("title", title, required=True)
             check_text("abstract", abstract)

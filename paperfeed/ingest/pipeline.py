@@ -11,6 +11,8 @@ import dataclasses
 import multiprocessing as mp
 import os
 import queue
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,18 +49,28 @@ MAX_QUEUED_CHUNKS = 8
 MIN_BYTES = 16 << 20
 
 
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _die_with(parent: int) -> None:
+    """Exit as soon as `parent` is gone (we are re-parented): nobody will read the queue.
+
+    Checking only when the queue is full was not enough: a worker that had queued its last
+    chunk hung at exit, its queue's feeder thread blocked writing into a pipe nobody read.
+    A thread polling getppid() covers every state, unlike PR_SET_PDEATHSIG, which fires
+    when the parent *thread* that started us ends, and exists on Linux only.
+    """
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(PARENT_CHECK_SECONDS)
+
+
 def _worker(q: mp.Queue, path: str, fmt: str, kwargs: dict, parent: int) -> None:
     from paperfeed.ingest import _PARSERS  # imported in the child: spawn starts clean
 
-    def put(item: object) -> None:
-        while True:
-            try:
-                q.put(item, timeout=1)
-                return
-            except queue.Full:
-                # If the writer was killed, nobody will drain the queue: stop too.
-                if os.getppid() != parent:
-                    os._exit(0)
+    threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
+    put = q.put  # blocks while the queue is full; _die_with ends us if the reader is gone
 
     try:
         chunk: list = []

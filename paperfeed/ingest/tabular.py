@@ -82,34 +82,70 @@ def _csv_lines(path: Path) -> Iterator[str]:
             yield raw.decode("utf-8", "replace").replace("\n", " ") + "\x00BADUTF8\n"
 
 
+class _Lines:
+    """The csv reader's line source: remembers the lines of the record being read, and
+    takes lines back to read them again."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._back: list[str] = []
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._back.pop() if self._back else next(self._lines)
+        self.taken.append(line)
+        return line
+
+    def give_back(self, lines: list[str]) -> None:
+        self._back.extend(reversed(lines))
+
+
 def parse_csv(path: Path, *, source: str | None = None, **_: object) -> Iterator[Paper | Rejection]:
     source = source or f"csv:{path.stem}"
-    reader = csv.DictReader(_csv_lines(path))
-    if not reader.fieldnames or "title" not in [f.strip().lower() for f in reader.fieldnames]:
+    lines = _Lines(_csv_lines(path))
+    try:
+        header = next(csv.reader(lines), None)
+    except csv.Error:
+        header = None
+    names = [f.strip().lower() for f in header or []]
+    if "title" not in names:
         yield Rejection(str(path), 1, "CSV header must have a 'title' column (and abstract, authors, date)")
         return
-    start = 2
+    line = len(lines.taken) + 1
     while True:
+        lines.taken = []
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            # one reader per record, so reading can restart on any line after a broken one
+            row = next(csv.reader(lines), None)
         except csv.Error as e:
-            yield Rejection(str(path), start, f"broken CSV ({e})")
-            start = reader.line_num + 1
+            yield Rejection(str(path), line, f"broken CSV ({e})")
+            line += len(lines.taken)
             continue
-        line = start
-        start = reader.line_num + 1
-        if any("\x00BADUTF8" in (v or "") for v in row.values()):
-            yield Rejection(str(path), line, "invalid UTF-8")
+        if row is None:
+            return
+        taken, here = lines.taken, line
+        if len(taken) > 1 and sum(t.count('"') for t in taken) % 2:
+            # A quote left open runs the field on through the following lines, swallowing
+            # their records; a quoted field spanning lines legitimately holds an even number
+            # of quote marks. Reject this line only, and read the next ones afresh.
+            yield Rejection(str(path), here, "unterminated quoted field")
+            lines.give_back(taken[1:])
+            line += 1
             continue
-        if None in row:
-            yield Rejection(str(path), line, "more fields than the header has")
+        line += len(taken)
+        if not row:
+            continue  # a blank line
+        if any("\x00BADUTF8" in v for v in row):
+            yield Rejection(str(path), here, "invalid UTF-8")
             continue
-        obj = {(k or "").strip().lower(): v for k, v in row.items()}
+        if len(row) > len(names):
+            yield Rejection(str(path), here, "more fields than the header has")
+            continue
+        obj = dict(zip(names, row, strict=False))
         try:
             yield to_paper(obj, source)
         except ValueError as e:
-            yield Rejection(str(path), line, str(e))
-
-
+            yield Rejection(str(path), here, str(e))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from paperfeed.addresses import AddressError, address_key, clean_address
 from paperfeed.models import Paper
 from paperfeed.store.papers import Store
 
@@ -47,8 +47,6 @@ SESSION_DAYS = 30
 MIN_PASSWORD = 8
 # argon2 hashes the whole input: a cap stops a megabyte "password" from being a cheap DoS
 MAX_PASSWORD = 1024
-MAX_EMAIL = 254
-_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+$")
 
 _hasher = PasswordHasher()
 # verified against when the email is unknown, so a login takes the same time
@@ -90,15 +88,12 @@ def _user(row: sqlite3.Row | None) -> User | None:
 
 
 def normalize_email(email: str) -> str:
-    """Trimmed, and checked to look like an address; raises AccountError otherwise."""
-    email = (email or "").strip()
-    if not email or len(email) > MAX_EMAIL or not _EMAIL_RE.match(email):
-        raise AccountError("Enter a valid email address, such as name@example.org.")
-    return email
-
-
-def _email_key(email: str) -> str:
-    return email.casefold()
+    """The address as stored (paperfeed.addresses: the validator subscriptions use too);
+    raises AccountError with what is wrong."""
+    try:
+        return clean_address(email)
+    except AddressError as exc:
+        raise AccountError(str(exc)) from None
 
 
 # ---- users -----------------------------------------------------------------
@@ -119,7 +114,7 @@ def create_user(store: Store, email: str, password: str, *, is_admin: bool = Fal
         with store.write() as c:
             cur = c.execute(
                 "INSERT INTO users (email, email_key, password_hash, is_admin, created_at) VALUES (?,?,?,?,?)",
-                (email, _email_key(email), pw_hash, int(is_admin), _ts(_now())),
+                (email, address_key(email), pw_hash, int(is_admin), _ts(_now())),
             )
             uid = cur.lastrowid
     except sqlite3.IntegrityError as exc:
@@ -134,7 +129,7 @@ def get_user(store: Store, user_id: int) -> User | None:
 
 
 def get_user_by_email(store: Store, email: str) -> User | None:
-    row = store.conn.execute("SELECT * FROM users WHERE email_key = ?", (_email_key(email.strip()),)).fetchone()
+    row = store.conn.execute("SELECT * FROM users WHERE email_key = ?", (address_key(email),)).fetchone()
     return _user(row)
 
 
@@ -152,7 +147,7 @@ def authenticate(store: Store, email: str, password: str) -> User | None:
     if len(password) > MAX_PASSWORD:
         return None
     row = store.conn.execute(
-        "SELECT * FROM users WHERE email_key = ?", (_email_key((email or "").strip()),)
+        "SELECT * FROM users WHERE email_key = ?", (address_key(email),)
     ).fetchone()
     try:
         _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)

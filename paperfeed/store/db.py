@@ -7,7 +7,9 @@ numbered files without editing anyone else's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -27,6 +29,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False, timeout=30)
     else:
+        # Sessions and tokens live here: readable by the owner only, like secret.key. SQLite
+        # gives its -wal and -shm files the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
@@ -51,8 +57,29 @@ def _migration_files() -> list[tuple[str, str]]:
     return files
 
 
+def _statements(sql: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.complete_statement knows where a
+    CREATE TRIGGER ... END ends), so they can run inside a transaction we hold: executescript
+    would commit it first."""
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    rest = "\n".join(ln for ln in buf.splitlines() if ln.strip() and not ln.strip().startswith("--"))
+    if rest:
+        raise ValueError(f"migration ends with an incomplete statement: {rest[:80]!r}")
+    return out
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not applied yet; return the names applied now."""
+    """Apply every migration not applied yet; return the names applied now.
+
+    Whether a migration is applied is read inside the write transaction that applies it:
+    two commands started at once on a fresh data directory both saw it missing when they
+    looked before taking the lock, and the second failed with "table ... already exists".
+    """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL "
         "DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))"
@@ -61,15 +88,18 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     applied = []
     for name, sql in _migration_files():
         if name in done:
-            continue
-        log.info("applying migration %s", name)
-        # executescript commits first; wrap in our own transaction so a migration
-        # is applied whole or not at all.
+            continue  # the common case, decided without taking the write lock
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations(name) VALUES ('{name}');\nCOMMIT;"
-            )
-        except sqlite3.Error:
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")  # another process applied it while we waited for the lock
+                continue
+            log.info("applying migration %s", name)
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations(name) VALUES (?)", (name,))
+            conn.execute("COMMIT")
+        except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from paperfeed.addresses import address_key
 from paperfeed.store.papers import Store
 
 _COLS = (
     "id, email, email_key, kind, period, query, filters, status, watermark_seq, confirm_sent, "
-    "last_confirm_at, created_at, confirmed_at, unsubscribed_at, updated_at"
+    "last_confirm_at, created_at, confirmed_at, unsubscribed_at, updated_at, epoch"
 )
 
 
@@ -38,6 +39,7 @@ class Subscription:
     confirmed_at: str | None = None
     unsubscribed_at: str | None = None
     updated_at: str = ""
+    epoch: int = 0  # cancellations so far: confirmation links are valid for one epoch
 
     def describe(self) -> str:
         """One line a person recognises: what this subscription sends."""
@@ -78,6 +80,7 @@ def _row(r: sqlite3.Row) -> Subscription:
         confirmed_at=r[12],
         unsubscribed_at=r[13],
         updated_at=r[14],
+        epoch=r[15],
     )
 
 
@@ -95,7 +98,7 @@ def upsert_subscription(
     Returns (subscription, created). An unsubscribed one is made pending again, so
     subscribing anew needs a fresh confirmation.
     """
-    key = email.lower()
+    key = address_key(email)
     fj = filters_json(filters)
     with store.write() as c:
         r = c.execute(
@@ -132,7 +135,7 @@ def list_subscriptions(
     where, args = [], []
     if email is not None:
         where.append("email_key = ?")
-        args.append(email.lower())
+        args.append(address_key(email))
     if status is not None:
         where.append("status = ?")
         args.append(status)
@@ -160,15 +163,22 @@ def due_subscriptions(store: Store, period: str, period_key: str, *, after_id: i
     return [_row(r) for r in rows]
 
 
-def confirm_subscription(store: Store, sub_id: int, watermark_seq: int, now: str) -> Subscription | None:
+def confirm_subscription(store: Store, sub_id: int, watermark_seq: int, now: str, *, epoch: int
+                         ) -> Subscription | None:  # fmt: skip
     """Activate a subscription (idempotent). The alert window starts at `watermark_seq`
     the first time; a second click changes nothing. Confirming proves the address
-    takes mail, so it also lifts a suppression from an earlier hard bounce."""
+    takes mail, so it also lifts a suppression from an earlier hard bounce.
+
+    Only while it is in `epoch` and not unsubscribed, checked in the same transaction
+    (an unsubscribe may land between reading the link and this); else it is returned
+    unchanged, and None when it does not exist."""
     with store.write() as c:
         r = c.execute(f"SELECT {_COLS} FROM subscriptions WHERE id=?", (sub_id,)).fetchone()
         if r is None:
             return None
         sub = _row(r)
+        if sub.epoch != epoch or sub.status == "unsubscribed":
+            return sub
         if sub.status != "active":
             c.execute(
                 "UPDATE subscriptions SET status='active', confirmed_at=?, unsubscribed_at=NULL, "
@@ -195,7 +205,8 @@ def unsubscribe(store: Store, sub_id: int, now: str) -> Subscription | None:
             return None
         if r["status"] != "unsubscribed":
             c.execute(
-                "UPDATE subscriptions SET status='unsubscribed', unsubscribed_at=?, updated_at=? WHERE id=?",
+                "UPDATE subscriptions SET status='unsubscribed', unsubscribed_at=?, updated_at=?, epoch=epoch+1 "
+                "WHERE id=?",
                 (now, now, sub_id),
             )
         c.execute(
@@ -242,6 +253,6 @@ def suppress(c: sqlite3.Connection, email_key: str, code: int | None, reason: st
 
 def suppression(store: Store, email: str) -> tuple[int | None, str] | None:
     r = store.conn.execute(
-        "SELECT code, reason FROM mail_suppressions WHERE email_key=?", (email.lower(),)
+        "SELECT code, reason FROM mail_suppressions WHERE email_key=?", (address_key(email),)
     ).fetchone()
     return (r[0], r[1]) if r else None

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from paperfeed.index.sync import problems as index_problems
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
-from paperfeed.web.deps import get_settings, get_store
+from paperfeed.web.deps import get_settings, get_store, load_user
 from paperfeed.web.searching import QueryProblem
 
 router = APIRouter(prefix="/api", tags=["papers"])
@@ -213,12 +214,16 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "down"]
     store: dict
     index: dict
+    errors: dict | None = Field(None, description="Admins only: error texts")
+    problems: list[str] | None = Field(None, description="Admins only: index damage and its fix")
 
 
 @health_router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 def healthz(request: Request) -> JSONResponse:
-    """Whether the store answers and the search index is loaded (503 when the store is down)."""
+    """Whether the store answers and the search index is loaded and whole (503 when the store
+    is down). Error texts and file names are shown to admins only."""
     store_info: dict = {"ok": False}
+    errors: dict[str, str] = {}
     try:
         pool = request.app.state.pool
         store = pool.acquire()
@@ -227,12 +232,30 @@ def healthz(request: Request) -> JSONResponse:
         finally:
             pool.release(store)
     except Exception as exc:  # noqa: BLE001 - health must report, not raise
-        store_info = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        errors["store"] = f"{type(exc).__name__}: {exc}"
     index = request.app.state.search.status()
+    if "error" in index:
+        errors["index"] = index.pop("error")
+    # lost or unreadable vectors do not stop the searcher loaded before the damage, so the
+    # files on disk are checked on every call (counts and headers only)
+    problems = index_problems(request.app.state.data_dir)
+    index["whole"] = not problems
     if not store_info["ok"]:
         status, code = "down", 503
-    elif index.get("ready"):
+    elif index.get("ready") and not problems:
         status, code = "ok", 200
     else:
         status, code = "degraded", 200
-    return JSONResponse({"status": status, "store": store_info, "index": index}, status_code=code)
+    body = {"status": status, "store": store_info, "index": index}
+    if (errors or problems) and _is_admin(request):
+        body["errors"] = errors
+        body["problems"] = problems
+    return JSONResponse(body, status_code=code)
+
+
+def _is_admin(request: Request) -> bool:
+    try:
+        user = load_user(request)
+    except Exception:  # noqa: BLE001 - with the store down nobody can be recognised
+        return False
+    return user is not None and user.is_admin

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
-from paperfeed.web.deps import CSRF_COOKIE, RateLimiter, StorePool
+from paperfeed.web.deps import CSRF_COOKIE, StorePool
+from paperfeed.web.mailer import Mailer
 from paperfeed.web.searching import SearchService
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class SiteMiddleware:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
+                if self.secure:
+                    # the site is served over https (base_url): browsers must never fall back to http
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 if new_seed:
                     attrs = f"{CSRF_COOKIE}={new_seed}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
                     if self.secure:
@@ -91,6 +95,81 @@ class SiteMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+class HeadMiddleware:
+    """Answers HEAD on every GET route: the route runs as GET and its body is dropped.
+
+    FastAPI registers GET routes without HEAD, so monitors and link checkers that
+    probe with HEAD got 405 from every page, /healthz included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+# No route takes an upload: every body is a small form or JSON document, so one cap
+# fits all. A route that needs more would get its own entry here.
+MAX_BODY = 64 * 1024
+
+
+def _too_large(limit: int) -> StarletteHTTPException:
+    return StarletteHTTPException(413, f"The request body is too large (at most {limit // 1024} KiB).")
+
+
+class BodyLimitMiddleware:
+    """Refuses (413) a request body over `max_bytes` before anything parses it.
+
+    A Content-Length over the cap is answered at once, whatever the route, without
+    reading a byte of the body. A chunked body has no length, so its bytes are
+    counted as they stream in and the 413 is raised from `receive`: it reaches the
+    app's error handler like any HTTPException, and nothing past the cap is ever
+    buffered by the form parser.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope.get("headers", []):
+            # (the server has already refused a Content-Length that is not a number)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                detail = _too_large(limit).detail
+                if _wants_json(Request(scope)):
+                    response: Response = JSONResponse({"detail": detail}, status_code=413)
+                else:
+                    response = PlainTextResponse(detail, status_code=413)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 def _wants_json(request: Request) -> bool:
@@ -148,6 +227,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.mailer.stop()
             app.state.pool.close()
 
     app = FastAPI(
@@ -162,13 +242,15 @@ def create_app(
     app.state.settings = settings
     app.state.data_dir = data_dir
     app.state.pool = StorePool(data_dir)
-    app.state.rate_limiter = RateLimiter()
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
+    app.state.mailer = Mailer(data_dir, settings)
 
     secure = settings.base_url.startswith("https://")
     app.state.secure_cookies = secure
     app.add_middleware(SiteMiddleware, secure_cookies=secure)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _mount_docs(app)
 
@@ -202,7 +284,7 @@ def create_app(
             return RedirectResponse(f"/login?next={quote(nxt, safe='/')}", status_code=303)
         from paperfeed.web.templating import render
 
-        titles = {404: "Not found", 403: "Not allowed", 429: "Slow down", 405: "Not allowed"}
+        titles = {404: "Not found", 403: "Not allowed", 429: "Slow down", 405: "Not allowed", 413: "Too large"}
         resp = render(
             request,
             "error.html",

@@ -15,14 +15,14 @@ while the address is unverified).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from paperfeed.addresses import address_key
 from paperfeed.config import Settings
-from paperfeed.store import Store, open_store
+from paperfeed.store import Store, ratelimits
 from paperfeed.store import accounts as acc
 from paperfeed.web.deps import (
     SESSION_COOKIE,
@@ -31,6 +31,8 @@ from paperfeed.web.deps import (
     get_store,
     rate_limit,
     require_user,
+    scaled,
+    too_many,
     verify_csrf,
 )
 from paperfeed.web.pages import safe_next
@@ -39,19 +41,6 @@ from paperfeed.web.templating import render
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
-
-
-def _send_verification(data_dir: Path, settings: Settings, user_id: int, reserved: bool) -> None:
-    """After the response, so a slow or absent mail server never delays sign-up."""
-    try:
-        from paperfeed.digest.verify import send_verification
-
-        with open_store(data_dir) as store:
-            user = acc.get_user(store, user_id)
-            if user is not None:
-                send_verification(store, settings, user, reserved=reserved)
-    except Exception:  # noqa: BLE001 - a background task has nobody to report to but the log
-        log.exception("sending the verification mail failed")
 
 
 def _login_response(request: Request, store: Store, user_id: int, target: str) -> Response:
@@ -85,6 +74,12 @@ def signup_page(request: Request, next: str = "/") -> Response:
     return _form(request, "signup", next)
 
 
+# Failed log-ins per account, whatever address they come from: a password-guessing
+# loop spread over many client addresses still gets this many tries per window.
+ACCOUNT_FAILURES = 10
+ACCOUNT_WINDOW = 15 * 60.0
+
+
 @router.post("/login", dependencies=[Depends(verify_csrf), Depends(rate_limit("login", 20))])
 def login(
     request: Request,
@@ -93,8 +88,13 @@ def login(
     next: str = Form("/"),
     store: Store = Depends(get_store),
 ) -> Response:
+    key = address_key(email)
+    wait = ratelimits.check(store, "login-failed", key, scaled(request, ACCOUNT_FAILURES), ACCOUNT_WINDOW)
+    if wait is not None:
+        raise too_many(wait, "Too many failed log-ins for this account")
     user = acc.authenticate(store, email, password)
     if user is None:
+        ratelimits.note(store, "login-failed", key)
         return _form(request, "login", next, email[:254], "Wrong email or password.", status_code=400)
     return _login_response(request, store, user.id, safe_next(next))
 
@@ -102,18 +102,17 @@ def login(
 @router.post("/signup", dependencies=[Depends(verify_csrf), Depends(rate_limit("signup", 10))])
 def signup(
     request: Request,
-    background: BackgroundTasks,
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
     store: Store = Depends(get_store),
-    settings: Settings = Depends(get_settings),
 ) -> Response:
     try:
         user = acc.create_user(store, email, password)
     except acc.AccountError as exc:
         return _form(request, "signup", next, email[:254], str(exc), status_code=400)
-    background.add_task(_send_verification, request.app.state.data_dir, settings, user.id, False)
+    if acc.note_verify_sent(store, user.id):
+        request.app.state.mailer.send_verification(user.id)
     return _login_response(request, store, user.id, safe_next(next))
 
 
@@ -140,7 +139,7 @@ def _token_user(store: Store, settings: Settings, token: str) -> acc.User:
 
     user_id, digest = read_verify_email_token(settings.secret_key, token)
     user = acc.get_user(store, user_id)
-    if user is None or not same_address(user.email.casefold(), digest):
+    if user is None or not same_address(address_key(user.email), digest):
         raise TokenError("This link is for an account that no longer exists.")
     return user
 
@@ -204,12 +203,12 @@ def verify_claim(request: Request, token: str, password: str = Form(""), store: 
 
 
 @router.post("/account/verify", dependencies=[Depends(verify_csrf), Depends(rate_limit("verify", 10))])
-def verify_resend(request: Request, background: BackgroundTasks, store: Store = Depends(get_store),
-                  settings: Settings = Depends(get_settings), user: acc.User = Depends(require_user)) -> Response:  # fmt: skip
+def verify_resend(request: Request, store: Store = Depends(get_store),
+                  user: acc.User = Depends(require_user)) -> Response:  # fmt: skip
     if user.email_verified:
         flash = "Address confirmed."
     elif acc.note_verify_sent(store, user.id):
-        background.add_task(_send_verification, request.app.state.data_dir, settings, user.id, True)
+        request.app.state.mailer.send_verification(user.id)
         flash = "Confirmation link sent: open it from your inbox while logged in."
     else:
         flash = "A confirmation link was sent a few minutes ago: click it."

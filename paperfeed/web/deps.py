@@ -1,10 +1,9 @@
 """FastAPI dependencies shared by every router: store, settings, user, CSRF, rate limits.
 
-Nothing here keeps state that workers must share: sessions are rows in the
-database and the CSRF secret is the data directory's key, so any number of
-workers can serve the same browser. The rate limiter is per process (a client
-spread over N workers gets up to N times the limit), which is enough to stop a
-password-guessing loop without a shared counter service.
+Nothing here keeps state that workers must share: sessions and rate-limit hits
+are rows in the database and the CSRF secret is the data directory's key, so any
+number of workers serve the same browser, and a client spread over them still
+gets one budget.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import contextlib
 import hmac
 import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from paperfeed.config import Settings
-from paperfeed.store import Store, open_store
+from paperfeed.store import Store, open_store, ratelimits
 from paperfeed.store.accounts import User, session_user
 
 SESSION_COOKIE = "pf_session"
@@ -176,54 +173,32 @@ async def verify_csrf(request: Request) -> None:
 # ---- rate limiting -----------------------------------------------------------
 
 
-class RateLimiter:
-    """Sliding one-minute windows per (bucket, client), in this process only."""
-
-    def __init__(self) -> None:
-        self._hits: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-        self._last_sweep = time.monotonic()
-
-    def hit(self, bucket: str, client: str, per_minute: int) -> float | None:
-        """Record a hit; return None if allowed, else seconds until the next is."""
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last_sweep > 60:
-                self._sweep(now)
-            q = self._hits.setdefault((bucket, client), deque())
-            while q and now - q[0] >= 60:
-                q.popleft()
-            if len(q) >= per_minute:
-                return 60 - (now - q[0])
-            q.append(now)
-            return None
-
-    def _sweep(self, now: float) -> None:
-        # forget idle clients so the table cannot grow without bound
-        for key in [k for k, q in self._hits.items() if not q or now - q[-1] >= 60]:
-            del self._hits[key]
-        self._last_sweep = now
-
-
 def client_ip(request: Request) -> str:
-    # uvicorn rewrites client from X-Forwarded-For only for --forwarded-allow-ips,
+    # uvicorn rewrites client from X-Forwarded-For only when the peer is one of the
+    # proxies in the forwarded_allow_ips setting (`serve` trusts none by default),
     # so a client cannot pick its own bucket by sending that header.
     return request.client.host if request.client else "unknown"
 
 
-def rate_limit(bucket: str, per_minute: int) -> Callable[[Request], None]:
-    """Dependency factory: at most `per_minute` requests a minute per client IP, else 429."""
+def scaled(request: Request, limit: int) -> int:
+    """A limit times the app's rate_limit_scale (tests relax them), at least 1."""
+    return max(1, int(limit * getattr(request.app.state, "rate_limit_scale", 1.0)))
 
-    def dependency(request: Request) -> None:
-        limiter: RateLimiter = request.app.state.rate_limiter
-        scale = getattr(request.app.state, "rate_limit_scale", 1.0)
-        limit = max(1, int(per_minute * scale))
-        wait = limiter.hit(bucket, client_ip(request), limit)
+
+def too_many(wait: float, what: str = "Too many attempts") -> HTTPException:
+    seconds = int(wait) + 1
+    when = f"{seconds} seconds" if seconds < 120 else f"{seconds // 60 + 1} minutes"
+    return HTTPException(status_code=429, detail=f"{what}; try again in {when}.",
+                         headers={"Retry-After": str(seconds)})  # fmt: skip
+
+
+def rate_limit(bucket: str, per_minute: int) -> Callable[..., None]:
+    """Dependency factory: at most `per_minute` requests a minute per client IP, else 429.
+    Counted in the store, so all workers share the budget."""
+
+    def dependency(request: Request, store: Store = Depends(get_store)) -> None:
+        wait = ratelimits.hit(store, bucket, client_ip(request), scaled(request, per_minute))
         if wait is not None:
-            raise HTTPException(
-                status_code=429,
-                detail=f"Too many attempts; try again in {int(wait) + 1} seconds.",
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
+            raise too_many(wait)
 
     return dependency

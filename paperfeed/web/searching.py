@@ -20,6 +20,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from paperfeed.index.damage import IndexDamaged
 from paperfeed.models import Paper
 from paperfeed.store import Store
 
@@ -111,6 +112,16 @@ def _kwargs_for(fn: Any, wanted: dict[str, Any]) -> dict[str, Any]:
 
 
 class SearchService:
+    """The process's Searcher, opened without catching up inside requests.
+
+    Catching the indexes up with the store embeds every new paper: after
+    `ingest --no-index` of 3,000 papers, the first search ran that catch-up
+    inside its request for 267 s. Here a request only notices that the store is
+    ahead and starts the catch-up on a background thread (one at a time); it is
+    answered from what is indexed already, or by the substring fallback while
+    the index is empty.
+    """
+
     def __init__(self, data_dir: Path, pool: Any) -> None:
         self.data_dir = data_dir
         self.pool = pool
@@ -121,11 +132,51 @@ class SearchService:
         self.load_error: str | None = None
         self.load_seconds: float | None = None
         self._tried_at = 0.0
+        self._catch_up_lock = threading.Lock()
+        self._indexed_seq = -1  # the store's max seq when the last catch-up started
+        self._catch_up_failed_at = 0.0
+        self.caught_up = threading.Event()  # set after the first catch-up (tests wait on it)
 
     # ---- loading -----------------------------------------------------------
 
     def warm_in_background(self) -> None:
-        threading.Thread(target=self.ensure_loaded, name="search-warmup", daemon=True).start()
+        threading.Thread(target=self._warm, name="search-warmup", daemon=True).start()
+
+    def _warm(self) -> None:
+        self.ensure_loaded()
+        self._catch_up()
+
+    def catch_up_in_background(self, store: Store) -> None:
+        """Start a catch-up if the store has papers the indexes have not seen (cheap to call)."""
+        if store.max_seq() <= self._indexed_seq or self._catch_up_lock.locked():
+            return
+        if time.monotonic() - self._catch_up_failed_at < RETRY_SECONDS:
+            return
+        threading.Thread(target=self._catch_up, name="search-catch-up", daemon=True).start()
+
+    def _catch_up(self) -> None:
+        if not self._catch_up_lock.acquire(blocking=False):
+            return
+        try:
+            from paperfeed.index import sync
+
+            store = self.pool.acquire()
+            try:
+                seq = store.max_seq()
+                searcher = self._searcher
+                report = sync(store, self.data_dir, embedder=getattr(searcher, "embedder", None), wait=False)
+                if not report.skipped_busy:  # else another process is catching up: look again later
+                    self._indexed_seq = seq
+                if searcher is not None and hasattr(searcher, "refresh"):
+                    searcher.refresh(store)  # reopen what the catch-up wrote
+            finally:
+                self.pool.release(store)
+        except Exception as exc:  # noqa: BLE001 - the site keeps serving what is indexed
+            log.warning("index catch-up failed, searching the indexes as they are: %s", exc)
+            self._catch_up_failed_at = time.monotonic()
+        finally:
+            self._catch_up_lock.release()
+            self.caught_up.set()
 
     def ensure_loaded(self) -> Any:
         if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
@@ -154,17 +205,21 @@ class SearchService:
             e for e in (getattr(search_pkg, "QueryError", None),) if isinstance(e, type)
         )
         store = self.pool.acquire()
+        # requests never catch up themselves (see the class docstring), where the searcher allows
+        wanted: dict[str, Any] = {"data_dir": self.data_dir, "store": store}
+        if "auto_sync" in inspect.signature(search_pkg.Searcher).parameters:
+            wanted["auto_sync"] = False
         try:
             for name in ("open_searcher", "load_searcher"):
                 fn = getattr(search_pkg, name, None)
                 if callable(fn):
-                    return fn(**_kwargs_for(fn, {"data_dir": self.data_dir, "store": store}))
+                    return fn(**_kwargs_for(fn, wanted))
             cls = search_pkg.Searcher
             for name in ("open", "load", "from_data_dir"):
                 fn = getattr(cls, name, None)
                 if callable(fn):
-                    return fn(**_kwargs_for(fn, {"data_dir": self.data_dir, "store": store}))
-            return cls(**_kwargs_for(cls, {"data_dir": self.data_dir, "store": store}))
+                    return fn(**_kwargs_for(fn, wanted))
+            return cls(**_kwargs_for(cls, wanted))
         finally:
             self.pool.release(store)
 
@@ -219,6 +274,7 @@ class SearchService:
         if "\x00" in q:
             raise QueryProblem("The query contains a NUL character.")
         searcher = self.ensure_loaded()
+        self.catch_up_in_background(store)
         if searcher is None or not self._ready(searcher):
             return self._fallback(store, q, limit, offset, since, until, category, author)
         filters = {"since": since, "until": until, "category": category, "author": author}
@@ -228,6 +284,10 @@ class SearchService:
             result = searcher.search(**_kwargs_for(searcher.search, wanted))
         except query_errors as exc:
             raise QueryProblem(str(exc)) from exc
+        except IndexDamaged as exc:
+            # found while catching up; /healthz names the fix, the visitor still gets results
+            log.error("%s", exc)
+            return self._fallback(store, q, limit, offset, since, until, category, author)
         hits_raw = getattr(result, "hits", result)
         total = getattr(result, "total", None)
         hits = []
@@ -266,7 +326,11 @@ class SearchService:
         if fn is None:
             return []
         wanted = {"rowid": paper.rowid, "paper_rowid": paper.rowid, "k": k + 1, "limit": k + 1, "store": store}
-        result = fn(**_kwargs_for(fn, wanted))
+        try:
+            result = fn(**_kwargs_for(fn, wanted))
+        except IndexDamaged as exc:
+            log.error("%s", exc)
+            return []
         out: list[tuple[Paper, float]] = []
         for item in getattr(result, "hits", result):
             if isinstance(item, tuple):
