@@ -189,3 +189,89 @@ def test_cli_search_json_and_errors(seeded):
     assert "YYYY-MM-DD" in r.output and "Traceback" not in r.output
     r = runner.invoke(cli, ["--data", str(data), "search", '"'])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+# ---- natural-language queries, the relevance floor, the match count ----------------------
+
+
+def test_a_long_question_does_not_turn_quotes_and_hyphens_into_constraints():
+    from paperfeed.search.query import parse_query
+
+    keyword = parse_query('"weighting vectors" -magnitude')
+    assert keyword.phrases == ("weighting vectors",) and keyword.excluded == ("magnitude",)
+    question = parse_query(
+        'I am looking for papers on "weighting vectors" in retrieval, not -magnitude based ones. '
+        "Which methods learn the weights? Any evaluation on text data is welcome."
+    )
+    assert question.phrases == () and question.excluded == ()
+    assert {"weight", "vector", "magnitud"} <= set(question.terms)
+    assert len(question.sentences) == 3
+
+
+def test_nothing_of_a_long_pasted_abstract_is_dropped_silently():
+    from paperfeed.search.query import MAX_TERMS, parse_query
+
+    words = [f"term{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(MAX_TERMS + 20)]
+    pq = parse_query(" ".join(words))
+    assert len(pq.terms) == MAX_TERMS
+    assert any("distinct words" in n for n in pq.notes)  # the cut is said, not silent
+    from paperfeed.index.lexical import analyze_query
+
+    hundred = parse_query(" ".join(words[:100]))
+    assert set(hundred.terms) == set(analyze_query(" ".join(words[:100]))) and not hundred.notes
+
+
+def test_each_sentence_of_a_question_is_a_query_vector(seeded):
+    _, store, s = seeded
+    first, second = "effective rank of embeddings.", "weighting vectors for retrieval."
+    two = s.rank(f"{first} {second}", mode="dense", store=store)
+    alone = [s.rank(q, mode="dense", store=store) for q in (first, second)]
+    # a paper scores its best match over the whole question and each sentence
+    assert two.scores[0] >= max(r.scores[0] for r in alone) - 1e-6
+    by_id = dict(zip(two.rids, two.scores, strict=True))
+    for r in alone:
+        for rid, score in zip(r.rids[:5], r.scores[:5], strict=True):
+            assert by_id.get(rid, 0.0) >= score - 1e-6 or by_id and min(by_id.values()) >= score - 1e-6
+
+
+@pytest.mark.parametrize("mode", ["best", "hybrid", "dense"])
+@pytest.mark.parametrize("query", ["xyzzyqwv", "qqq www eee", "foo bar baz"])
+def test_nonsense_gets_an_empty_result_not_the_nearest_papers(seeded, mode, query):
+    _, store, s = seeded
+    res = s.search(query, store=store, mode=mode)
+    assert res.hits == [] and res.total == 0
+
+
+def test_the_count_is_of_matching_papers_not_the_depth(seeded):
+    _, store, s = seeded
+    lexical = s.search("reweighting", store=store, mode="lexical")
+    best = s.search("reweighting", store=store, mode="best")
+    matching = sum("reweight" in _text(p) for p in store.list_papers(limit=1000))
+    assert lexical.total == matching < 100
+    assert lexical.total <= best.total < 100  # papers found by meaning alone count above a floor only
+
+
+def test_dense_rankings_are_the_same_after_a_rebuild(tmp_path):
+    pytest.importorskip("paperfeed.index.vectors")
+    rankings = []
+    for n in range(2):
+        data = tmp_path / f"d{n}"
+        with open_store(data) as store:
+            ingest_paths(store, SEEDS[:2])
+            sync(store, data)
+            s = open_searcher(data, store)
+            rankings.append([s.rank(q, mode="dense", store=store).rids[:20]
+                             for q in ("effective rank", "importance reweighting", "graph neural networks")])  # fmt: skip
+    assert rankings[0] == rankings[1]
+
+
+def test_fusion_is_a_min_max_weighted_sum():
+    from paperfeed.search.fusion import fuse, max_merge
+
+    ids, scores = fuse(([1, 2, 3], [9.0, 5.0, 1.0]), ([3, 4], [0.8, 0.4]), 0.5)
+    assert ids == [1, 3, 2, 4]  # ties (1 and 3 at 0.5) break by id
+    assert dict(zip(ids, scores, strict=True)) == pytest.approx({1: 0.5, 2: 0.25, 3: 0.5, 4: 0.0})
+    # a short list (fewer matches than asked for) is normalised from 0, not from its last score
+    short = dict(zip(*fuse(([1, 2], [4.0, 2.0]), ([], []), 1.0, depth=10), strict=True))
+    assert short == pytest.approx({1: 1.0, 2: 0.5})
+    assert max_merge([([1, 2], [0.9, 0.1]), ([2, 3], [0.5, 0.4])]) == ([1, 2, 3], [0.9, 0.5, 0.4])

@@ -458,7 +458,7 @@ class Searcher:
             return Ranking(ids, scores, len(ids))
         ids, scores = fuse((lex0.rids, lex0.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k)
         ids, scores = ids[:k], scores[:k]
-        total = _matching(lex0, ids, k)
+        total = _matching(lex0, d_ids, d_scores, k)
         if not feedback or not pq.terms:
             return Ranking(ids, scores, total)
         n_fb = max(FB_DOCS, FB_VEC_DOCS)
@@ -492,7 +492,7 @@ class Searcher:
                 d_ids, d_scores = self._dense_query(q2, pq, constraint, k)
         ids2, scores2 = fuse((lex1.rids, lex1.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k)
         ids, scores = fuse((ids2[:k], scores2[:k]), (ids, scores), 1.0 - FB_FIRST_PASS)
-        return Ranking(ids[:k], scores[:k], _matching(lex0, ids[:k], k))
+        return Ranking(ids[:k], scores[:k], total)
 
 
 def _above_floor(ids: list[int], scores: list[float]) -> tuple[list[int], list[float]]:
@@ -500,14 +500,16 @@ def _above_floor(ids: list[int], scores: list[float]) -> tuple[list[int], list[f
     return [i for i, _ in keep], [s for _, s in keep]
 
 
-def _matching(lex: Ranking, ranked: list[int], k: int) -> int:
-    """How many papers match: those containing a query word, plus those ranked for their meaning
-    alone. Exact when every word match is among the lexical candidates; beyond that, the word
-    matches alone (a ranked paper outside the lexical top k may contain a word too)."""
+def _matching(lex: Ranking, dense_ids: list[int], dense_scores: list[float], k: int) -> int:
+    """How many papers match: those containing a query word, plus those close in meaning alone
+    (a cosine at the relevance floor). Exact when every word match is among the lexical
+    candidates; beyond that, the word matches alone."""
     if lex.total > k:
         return lex.total
     lexical = set(lex.rids)
-    return lex.total + sum(1 for r in ranked if r not in lexical)
+    return lex.total + sum(
+        1 for r, s in zip(dense_ids, dense_scores, strict=True) if s >= DENSE_ONLY_FLOOR and r not in lexical
+    )
 
 
 def _texts(store: Any, rids: list[int]) -> dict[int, str]:
