@@ -15,7 +15,6 @@ Every mode returns the top 10 as papers loaded from the store, as a page would.
 
 from __future__ import annotations
 
-import inspect
 import resource
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import orjson
 import psutil
 
+from paperfeed.search import open_searcher
 from paperfeed.store import open_store
 
 MODES = ("lexical", "dense", "hybrid", "default")
@@ -49,58 +49,23 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def open_searcher(data_dir: Path, store: Any) -> Any:
-    import paperfeed.search as search_pkg
-
-    for name in ("open_searcher", "load_searcher"):
-        fn = getattr(search_pkg, name, None)
-        if callable(fn):
-            kw = {k: v for k, v in {"data_dir": data_dir, "store": store}.items() if _accepts(fn, k)}
-            return fn(**kw)
-    cls = search_pkg.Searcher
-    for name in ("open", "load", "from_data_dir"):
-        fn = getattr(cls, name, None)
-        if callable(fn):
-            kw = {k: v for k, v in {"data_dir": data_dir, "store": store}.items() if _accepts(fn, k)}
-            return fn(**kw)
-    kw = {k: v for k, v in {"data_dir": data_dir, "store": store}.items() if _accepts(cls, k)}
-    return cls(**kw)
-
-
 def _product(data_dir: Path, work: Path) -> dict:
     per_mode: dict[str, list[str]] = orjson.loads((work / "queries.json").read_bytes())
     t0 = time.perf_counter()
     store = open_store(data_dir)
     searcher = open_searcher(data_dir, store)
-    fn = searcher.search
-    base_kw: dict[str, Any] = {"limit": K} if _accepts(fn, "limit") else {"k": K}
-    if _accepts(fn, "store"):
-        base_kw["store"] = store
-    has_mode = _accepts(fn, "mode")
     # warm-up on queries no mode is timed on: loads the model, maps the index files
     for q in [f"{a} {b}" for a, b in zip(per_mode["lexical"][:WARMUP], per_mode["dense"][:WARMUP], strict=False)]:
-        fn(q, **base_kw)
+        searcher.search(q, store=store, limit=K)
     load_s = time.perf_counter() - t0
     ms: dict[str, list[float]] = {}
     errors: dict[str, str] = {}
-    for mode in MODES if has_mode else ("default",):
-        kw = dict(base_kw, mode=mode) if has_mode and mode != "default" else base_kw
+    for mode in MODES:
         times = []
         try:
             for q in per_mode[mode]:
                 s = time.perf_counter()
-                res = fn(q, **kw)
-                hits = list(getattr(res, "hits", res))
-                for h in hits:  # what a page reads
-                    getattr(h, "paper", None)
+                searcher.search(q, store=store, limit=K, mode=mode if mode != "default" else "best")
                 times.append((time.perf_counter() - s) * 1000)
         except Exception as e:  # noqa: BLE001 - one broken mode must not hide the others
             errors[mode] = f"{type(e).__name__}: {e}"

@@ -171,7 +171,7 @@ def api_similar(
 @router.get("/search", response_model=SearchOut, responses=ERRORS, summary="Search papers (hybrid pipeline)")
 def api_search(
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="Words or a description")],
+    q: Annotated[str, Query(min_length=1, max_length=10_000, description="Words, a question or a pasted abstract")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     since: DateQ = None,

@@ -9,7 +9,6 @@ the site still answers (and /healthz says the index is not ready).
 from __future__ import annotations
 
 import html
-import inspect
 import logging
 import re
 import threading
@@ -22,11 +21,14 @@ from markupsafe import Markup, escape
 
 from paperfeed.index.damage import IndexDamaged
 from paperfeed.models import Paper
+from paperfeed.search import QueryError, Searcher, open_searcher
+from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY = 500
+# A pasted abstract is a query too: longer text is cut by the query parser, with a note.
+MAX_QUERY = MAX_QUERY_CHARS
 RETRY_SECONDS = 60.0
 _MARK_SPLIT = re.compile(r"(</?mark>)", re.IGNORECASE)
 
@@ -100,17 +102,6 @@ def highlight(text: str, terms: list[str], width: int = 320) -> Markup:
     return Markup(prefix + "".join(out) + suffix)
 
 
-def _kwargs_for(fn: Any, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The subset of `wanted` that `fn` accepts (the search API is not frozen yet)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return wanted
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return wanted
-    return {k: v for k, v in wanted.items() if k in params}
-
-
 class SearchService:
     """The process's Searcher, opened without catching up inside requests.
 
@@ -125,8 +116,7 @@ class SearchService:
     def __init__(self, data_dir: Path, pool: Any) -> None:
         self.data_dir = data_dir
         self.pool = pool
-        self._searcher: Any = None
-        self._query_error: tuple[type[BaseException], ...] = ()
+        self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         self._loaded = False
         self.load_error: str | None = None
@@ -164,10 +154,10 @@ class SearchService:
             try:
                 seq = store.max_seq()
                 searcher = self._searcher
-                report = sync(store, self.data_dir, embedder=getattr(searcher, "embedder", None), wait=False)
+                report = sync(store, self.data_dir, embedder=searcher.embedder if searcher else None, wait=False)
                 if not report.skipped_busy:  # else another process is catching up: look again later
                     self._indexed_seq = seq
-                if searcher is not None and hasattr(searcher, "refresh"):
+                if searcher is not None:
                     searcher.refresh(store)  # reopen what the catch-up wrote
             finally:
                 self.pool.release(store)
@@ -178,7 +168,7 @@ class SearchService:
             self._catch_up_lock.release()
             self.caught_up.set()
 
-    def ensure_loaded(self) -> Any:
+    def ensure_loaded(self) -> Searcher | None:
         if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
             return self._searcher
         with self._lock:
@@ -198,58 +188,26 @@ class SearchService:
             self._loaded = True
             return self._searcher
 
-    def _open(self) -> Any:
-        import paperfeed.search as search_pkg
-
-        self._query_error = tuple(
-            e for e in (getattr(search_pkg, "QueryError", None),) if isinstance(e, type)
-        )
+    def _open(self) -> Searcher:
         store = self.pool.acquire()
-        # requests never catch up themselves (see the class docstring), where the searcher allows
-        wanted: dict[str, Any] = {"data_dir": self.data_dir, "store": store}
-        if "auto_sync" in inspect.signature(search_pkg.Searcher).parameters:
-            wanted["auto_sync"] = False
         try:
-            for name in ("open_searcher", "load_searcher"):
-                fn = getattr(search_pkg, name, None)
-                if callable(fn):
-                    return fn(**_kwargs_for(fn, wanted))
-            cls = search_pkg.Searcher
-            for name in ("open", "load", "from_data_dir"):
-                fn = getattr(cls, name, None)
-                if callable(fn):
-                    return fn(**_kwargs_for(fn, wanted))
-            return cls(**_kwargs_for(cls, wanted))
+            # requests never catch up themselves (see the class docstring)
+            return open_searcher(self.data_dir, store, auto_sync=False)
         finally:
             self.pool.release(store)
 
     @staticmethod
-    def _ready(searcher: Any) -> bool:
-        ready = getattr(searcher, "ready", None)
-        if not callable(ready):
-            return True
-        try:
-            return bool(ready())
-        except Exception:  # noqa: BLE001 - an index that cannot say is not ready
-            return False
+    def _ready(searcher: Searcher | None) -> bool:
+        return searcher is not None and searcher.ready()
 
     def status(self) -> dict[str, Any]:
         searcher = self._searcher
-        engine = "hybrid" if searcher is not None and self._ready(searcher) else "fallback"
-        info: dict[str, Any] = {"loaded": self._loaded, "engine": engine}
+        ready = self._ready(searcher)
+        info: dict[str, Any] = {"loaded": self._loaded, "engine": "hybrid" if ready else "fallback", "ready": ready}
         # similar papers need the dense (vector) index, which may lag the lexical one
-        info["dense"] = searcher is not None and getattr(searcher, "vectors", True) is not None
+        info["dense"] = searcher is not None and searcher.vectors is not None
         if self.load_error:
             info["error"] = self.load_error
-        ready = getattr(searcher, "ready", None) if searcher is not None else None
-        if callable(ready):
-            try:
-                info["ready"] = bool(ready())
-            except Exception as exc:  # noqa: BLE001
-                info["ready"] = False
-                info["error"] = str(exc)
-        else:
-            info["ready"] = searcher is not None
         return info
 
     # ---- querying ------------------------------------------------------------
@@ -277,34 +235,24 @@ class SearchService:
         self.catch_up_in_background(store)
         if searcher is None or not self._ready(searcher):
             return self._fallback(store, q, limit, offset, since, until, category, author)
-        filters = {"since": since, "until": until, "category": category, "author": author}
-        wanted = {"query": q, "q": q, "limit": limit, "k": limit, "offset": offset, "store": store, **filters}
-        query_errors = self._query_error or (QueryProblem,)
+        assert searcher is not None
         try:
-            result = searcher.search(**_kwargs_for(searcher.search, wanted))
-        except query_errors as exc:
+            result = searcher.search(q, store=store, limit=limit, offset=offset, since=since, until=until,
+                                     category=category, author=author)  # fmt: skip
+        except QueryError as exc:
             raise QueryProblem(str(exc)) from exc
         except IndexDamaged as exc:
             # found while catching up; /healthz names the fix, the visitor still gets results
             log.error("%s", exc)
             return self._fallback(store, q, limit, offset, since, until, category, author)
-        hits_raw = getattr(result, "hits", result)
-        total = getattr(result, "total", None)
-        hits = []
-        for h in hits_raw:
-            paper = getattr(h, "paper", None)
-            if paper is None and isinstance(getattr(h, "rowid", None), int):
-                found = store.get_by_rowids([h.rowid])
-                paper = found[0] if found else None
+        hits = [
+            Hit(paper=h.paper, score=h.score, snippet=safe_snippet(h.snippet or str(escape(h.paper.abstract[:320]))),
+                title_html=safe_snippet(h.title_html) if h.title_html else None)  # fmt: skip
             # an index that lags behind a moderator must still not show a hidden paper
-            if paper is None or paper.hidden:
-                continue
-            snippet = getattr(h, "snippet", None) or str(escape(paper.abstract[:320]))
-            title_html = getattr(h, "title_html", None)
-            hits.append(Hit(paper=paper, score=float(getattr(h, "score", 0.0)), snippet=safe_snippet(snippet),
-                            title_html=safe_snippet(title_html) if title_html else None))  # fmt: skip
-        notes = [str(n) for n in getattr(result, "notes", []) or []]
-        return SearchPage(q, hits, total, limit, offset, engine="hybrid", notes=notes)
+            for h in result.hits
+            if not h.paper.hidden
+        ]
+        return SearchPage(q, hits, result.total, limit, offset, engine="hybrid", notes=list(result.notes))
 
     def _fallback(
         self, store: Store, q: str, limit: int, offset: int,
@@ -322,25 +270,11 @@ class SearchService:
 
     def similar(self, store: Store, paper: Paper, k: int = 8) -> list[tuple[Paper, float]]:
         searcher = self.ensure_loaded()
-        fn = getattr(searcher, "similar", None) if searcher is not None else None
-        if fn is None:
+        if searcher is None:
             return []
-        wanted = {"rowid": paper.rowid, "paper_rowid": paper.rowid, "k": k + 1, "limit": k + 1, "store": store}
         try:
-            result = fn(**_kwargs_for(fn, wanted))
+            hits = searcher.similar(paper.rowid, k, store=store)
         except IndexDamaged as exc:
             log.error("%s", exc)
             return []
-        out: list[tuple[Paper, float]] = []
-        for item in getattr(result, "hits", result):
-            if isinstance(item, tuple):
-                p, score = item[0], float(item[1])
-            else:
-                p, score = getattr(item, "paper", None), float(getattr(item, "score", 0.0))
-            if isinstance(p, int):
-                got = store.get_by_rowids([p])
-                p = got[0] if got else None
-            if p is None or p.rowid == paper.rowid or p.hidden:
-                continue
-            out.append((p, score))
-        return out[:k]
+        return [(h.paper, h.score) for h in hits if h.paper.rowid != paper.rowid and not h.paper.hidden][:k]
