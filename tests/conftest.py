@@ -46,3 +46,24 @@ def spawn_cli(*args: str, data: Path, log: Path, env: dict | None = None) -> sub
     with log.open("w") as err:
         return subprocess.Popen([sys.executable, "-m", "paperfeed", "--data", str(data), *args],
                                 stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)  # fmt: skip
+
+
+# Files whose tests start servers, browsers or killed subprocesses, or embed a corpus: `pytest -m
+# "not slow"` is the quick loop while editing (about a third of the suite's time).
+SLOW_FILES = {
+    "test_web_browser.py",
+    "test_digest_browser.py",
+    "test_digest_crash.py",
+    "test_digest_scheduler.py",
+    "test_harvest_scheduler.py",
+    "test_ingest_faults.py",
+    "test_eval.py",
+    "test_bench.py",
+    "test_search.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)

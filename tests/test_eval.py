@@ -90,3 +90,37 @@ def test_eval_on_a_directory_that_is_not_beir(tmp_path: Path):
     code, _, both = _eval(str(tmp_path), "--json")
     assert code == 1
     assert "corpus.jsonl" in both and "Traceback" not in both
+
+
+def test_eval_suite_with_the_plain_baseline(small: Path, tmp_path: Path):
+    """Two collections (a folder given with --suite), the plain pipeline beside the product, and
+    a summary with the ratio to the plain weighted sum per collection and a paired test."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    _slice(suite / "first", n_docs=120)
+    _slice(suite / "second", n_docs=160)
+    (suite / "not-a-collection").mkdir()
+    code, out, _ = _eval("--suite", str(suite), "--mode", "lexical", "--baseline", "--json")
+    assert code == 0, out
+    obj = json.loads(out)
+    assert set(obj["collections"]) == {"first", "second"}
+    for coll in obj["collections"].values():
+        assert {"lexical", "plain-bm25", "plain-dense", "plain-rrf", "plain-wsum"} == set(coll["modes"])
+    summary = obj["summary"]
+    assert summary["plain-wsum"]["ratio"] == {"first": 1.0, "second": 1.0}
+    lexical = summary["lexical"]
+    for name in ("first", "second"):
+        ratio = lexical["ndcg@10"][name] / summary["plain-wsum"]["ndcg@10"][name]
+        assert lexical["ratio"][name] == pytest.approx(ratio, abs=2e-3)
+        assert 0.0 <= lexical["vs_reference"][name]["p_ttest"] <= 1.0
+    assert lexical["mean_ratio"] == pytest.approx(sum(lexical["ratio"].values()) / 2, abs=1e-3)
+    # our BM25 and bm25s are the same model: they agree closely on the same slice
+    for name in ("first", "second"):
+        assert abs(lexical["ndcg@10"][name] - summary["plain-bm25"]["ndcg@10"][name]) < 0.08
+
+
+def test_eval_without_a_collection_is_a_usage_error(tmp_path: Path):
+    code, _, output = _eval()
+    assert code == 2 and "--suite" in output
+    code, _, output = _eval("--suite", str(tmp_path))
+    assert code == 2 and "no collections" in output

@@ -55,9 +55,10 @@ def plain_runs(corpus: str, queries: dict[str, str]) -> dict[str, Run]:
                               show_progress=False)  # fmt: skip
     k = min(DEPTH, len(ids))
     docs, scores = retriever.retrieve(q_tokens, k=k, show_progress=False, n_threads=1)
+    # bm25s returns k documents, zero scores included, as the plain pipeline keeps them: in a
+    # collection smaller than k they set the minimum of the min-max normalisation.
     bm25: Run = {
-        q: {ids[int(d)]: float(s) for d, s in zip(docs[n], scores[n], strict=True) if s > 0} or {"__none__": 0.0}
-        for n, q in enumerate(qids)
+        q: {ids[int(d)]: float(s) for d, s in zip(docs[n], scores[n], strict=True)} for n, q in enumerate(qids)
     }
     encode = plain_encoder()
     doc_vecs = np.asarray(encode(texts), dtype=np.float32)
