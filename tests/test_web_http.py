@@ -208,6 +208,24 @@ def test_search_filters_and_pagination(client: httpx.Client) -> None:
     assert page2.status_code == 200 and "Previous page" in page2.text
 
 
+def test_a_pasted_abstract_searches_and_nonsense_finds_nothing(client: httpx.Client) -> None:
+    abstract = (
+        "We study the effective rank of learned representations. The effective rank measures how many "
+        "dimensions a set of embeddings really uses. We show that it predicts downstream accuracy. "
+    ) * 12
+    r = client.get("/api/search", params={"q": abstract, "limit": 5})
+    assert r.status_code == 200, r.text[:300]
+    hits = r.json()["hits"]
+    assert hits and "rank" in (hits[0]["paper"]["title"] + hits[0]["paper"]["abstract"]).lower()
+    page = client.get("/search", params={"q": abstract})
+    assert page.status_code == 200 and "too long" not in page.text
+    r = client.get("/api/search", params={"q": "xyzzyqwv"})
+    assert r.status_code == 200 and r.json()["hits"] == [] and r.json()["total"] == 0
+    page = client.get("/search", params={"q": "xyzzyqwv"})
+    assert page.status_code == 200 and "No results" in page.text
+    assert client.get("/api/search", params={"q": "x" * 10_001}).status_code == 422
+
+
 # ---- hostile text -------------------------------------------------------------------
 
 
