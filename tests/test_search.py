@@ -208,6 +208,13 @@ def test_a_long_question_does_not_turn_quotes_and_hyphens_into_constraints():
     assert len(question.sentences) == 3
 
 
+@pytest.mark.parametrize("query", ["the of and", "What is it?", "to be or not to be"])
+def test_a_query_of_only_common_words_says_so(seeded, query):
+    _, store, s = seeded
+    with pytest.raises(QueryError, match="only common words"):
+        s.search(query, store=store)
+
+
 def test_nothing_of_a_long_pasted_abstract_is_dropped_silently():
     from paperfeed.search.query import MAX_TERMS, parse_query
 

@@ -23,7 +23,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from paperfeed.index.lexical import analyze_index, analyze_name, analyze_query, exact_words, query_pairs
+from paperfeed.index.lexical import (
+    QUERY_STOPWORDS,
+    analyze_index,
+    analyze_name,
+    analyze_query,
+    exact_words,
+    query_pairs,
+)
 
 
 class QueryError(ValueError):
@@ -146,6 +153,10 @@ def parse_query(raw: str | None) -> ParsedQuery:
     counts: Counter[str] = Counter()
     for chunk in (*phrases, *words):
         counts.update(analyze_query(chunk))
+    if not counts and not phrases and _only_stopwords(words):
+        raise QueryError(
+            "the query has only common words (such as 'the', 'of', 'what'): add a word that names the topic"
+        )
     if len(counts) > MAX_TERMS:
         # Keep the first distinct terms, in query order: a pasted abstract starts with its topic.
         kept = list(counts)[:MAX_TERMS]
@@ -165,6 +176,10 @@ def parse_query(raw: str | None) -> ParsedQuery:
         sentences=sentences(dense_text),
         notes=tuple(notes),
     )
+
+
+def _only_stopwords(words: list[str]) -> bool:
+    return all(t.lower() in QUERY_STOPWORDS for w in words for t in re.findall(r"[^\W_]+", w))
 
 
 def sentences(text: str) -> tuple[str, ...]:
