@@ -282,3 +282,54 @@ def test_fusion_is_a_min_max_weighted_sum():
     short = dict(zip(*fuse(([1, 2], [4.0, 2.0]), ([], []), 1.0, depth=10), strict=True))
     assert short == pytest.approx({1: 1.0, 2: 0.5})
     assert max_merge([([1, 2], [0.9, 0.1]), ([2, 3], [0.5, 0.4])]) == ([1, 2, 3], [0.9, 0.5, 0.4])
+
+
+def test_a_long_text_is_found_by_a_passage_past_the_model_window(tmp_path):
+    """The model reads ~190 words; a topic stated only at the end of a long abstract is found
+    through that passage's vector, and hiding the paper removes its passages."""
+    pytest.importorskip("paperfeed.index.vectors")
+    from paperfeed.index.sync import PASSAGE_SLOTS, PASSAGES_DIR, open_vectors
+
+    filler = " ".join(["The committee discussed budgets, schedules and the annual report in detail."] * 40)
+    tail = "Finally, we measure the aerodynamic flutter of swept wings at supersonic speeds."
+    data = tmp_path / "d"
+    extra = tmp_path / "long.jsonl"
+    extra.write_bytes(orjson.dumps({"id": "m1", "title": "Minutes of the meeting", "abstract": f"{filler} {tail}"}) + b"\n")
+    with open_store(data) as store:
+        ingest_paths(store, [SEEDS[0], extra])
+        sync(store, data)
+        long_paper = next(p for p in store.list_papers(limit=1000) if p.title == "Minutes of the meeting")
+        s = open_searcher(data, store)
+        r = s.rank("flutter of swept wings at supersonic speed", mode="dense", store=store)
+        assert r.rids[0] == long_paper.rowid
+        pvec = open_vectors(data / "index" / PASSAGES_DIR, s.embedder)
+        assert pvec.has([long_paper.rowid * PASSAGE_SLOTS])[0]
+        assert store.set_hidden(long_paper.id, True)
+        sync(store, data)
+        pvec = open_vectors(data / "index" / PASSAGES_DIR, s.embedder)
+        assert not pvec.has([long_paper.rowid * PASSAGE_SLOTS + j for j in range(4)]).any()
+
+
+def test_an_index_from_before_passages_gets_them_without_re_embedding_everything(tmp_path):
+    pytest.importorskip("paperfeed.index.vectors")
+    import shutil
+    import sqlite3
+
+    from paperfeed.index.sync import PASSAGES_DIR, STATE_FILE
+
+    filler = " ".join(["Word salad about nothing in particular, repeated to make a long text."] * 30)
+    extra = tmp_path / "long.jsonl"
+    extra.write_bytes(orjson.dumps({"id": "m1", "title": "A long one", "abstract": filler}) + b"\n")
+    data = tmp_path / "d"
+    with open_store(data) as store:
+        ingest_paths(store, [SEEDS[0], extra])
+        sync(store, data)
+        root = data / "index"
+        shutil.rmtree(root / PASSAGES_DIR)  # as an index written by the previous version
+        with sqlite3.connect(root / STATE_FILE) as c:
+            c.execute("DELETE FROM meta WHERE key = 'passages'")
+        report = sync(store, data)
+        assert report.embedded == 0  # no paper re-embedded ...
+        assert (root / PASSAGES_DIR).is_dir()  # ... and the long one has its passages again
+        s = open_searcher(data, store)
+        assert s.passages is not None and len(s.passages) >= 2

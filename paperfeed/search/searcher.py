@@ -43,11 +43,13 @@ import tantivy
 from paperfeed.index.lexical import LexicalIndex
 from paperfeed.index.sync import (
     LEXICAL_DIR,
+    PASSAGES_DIR,
     VECTORS_DIR,
     IndexState,
     embedder_for,
     index_dir,
     open_vectors,
+    passage_owner,
     sync,
     vectors_available,
 )
@@ -150,6 +152,7 @@ class Searcher:
         self._seen: tuple[int, int] = (-1, -1)  # (lex_seq, vec_seq) the open indexes reflect
         self.lexical: LexicalIndex | None = None
         self.vectors: Any = None
+        self.passages: Any = None  # vectors of the windows of long texts (see index.sync)
         self._open_indexes()
 
     @classmethod
@@ -199,9 +202,12 @@ class Searcher:
                     if self._embedder.name != before:
                         with self._cache_lock:
                             self._qcache.clear()
-                vdir = self.root / VECTORS_DIR
+                vdir, pdir = self.root / VECTORS_DIR, self.root / PASSAGES_DIR
                 self.vectors = (
                     open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
+                )
+                self.passages = (
+                    open_vectors(pdir, self.embedder) if self.vectors is not None and pdir.exists() else None
                 )
             self._seen = seen
             with self._cache_lock:
@@ -413,6 +419,21 @@ class Searcher:
         return Ranking(res.rids, res.scores, res.total)
 
     def _dense(
+        self, qv: np.ndarray, constraint: tantivy.Query | None, k: int
+    ) -> tuple[list[int], list[float]]:
+        """Papers by the cosine of their best vector: the whole text's, or a passage's."""
+        whole = self._dense_whole(qv, constraint, k)
+        pv = self.passages
+        if pv is None or len(pv) == 0:
+            return whole
+        ids, scores = pv.search(qv, k)
+        owners = [passage_owner(i) for i in ids]
+        keep = self.lexical.restrict(owners, constraint) if constraint is not None and self.lexical else None
+        pairs = [(o, float(s)) for o, s in zip(owners, scores, strict=True) if keep is None or o in keep]
+        ids, scores = max_merge([whole, ([o for o, _ in pairs], [s for _, s in pairs])])
+        return ids[:k], scores[:k]
+
+    def _dense_whole(
         self, qv: np.ndarray, constraint: tantivy.Query | None, k: int
     ) -> tuple[list[int], list[float]]:
         vec = self.vectors
