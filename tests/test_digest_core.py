@@ -105,7 +105,7 @@ def test_invalid_addresses_are_refused_with_a_reason(tmp_path: Path, smtp: SmtpS
         ("reweighting\r\nBcc: all@example.org", "one line"),
         ("reweighting\x00", "control characters"),
         ("   ", "Enter the search"),
-        ("the of and", "no words to search for"),
+        ("the of and", "only common words"),
     ],
 )
 def test_bad_queries_are_refused(tmp_path: Path, smtp: SmtpSink, query: str, fragment: str) -> None:
