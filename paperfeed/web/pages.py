@@ -17,6 +17,7 @@ from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
 from paperfeed.store.accounts import User
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
+from paperfeed.web.ids import lookup_paper
 from paperfeed.web.searching import QueryProblem, SearchService
 from paperfeed.web.templating import render
 
@@ -203,7 +204,9 @@ def search_page(
             ctx["voted"] = acc.user_voted(store, user.id, rowids) if user else set()
             base = {**params}
             ctx["prev_page_url"] = "/search?" + urlencode({**base, "page": pg - 1}) if pg > 1 else None
-            ctx["next_page_url"] = "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
+            ctx["next_page_url"] = (
+                "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
+            )
     except (ValueError, QueryProblem) as exc:
         ctx["error"] = str(exc)
         status = 400
@@ -253,11 +256,17 @@ def bibtex(p: Paper) -> str:
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
 
-def _visible_paper(store: Store, paper_id: str, user: User | None) -> Paper:
-    p = store.get_paper(paper_id) if len(paper_id) <= 64 else None
+def _find_visible(store: Store, paper_id: str, user: User | None) -> tuple[Paper, bool]:
+    p, alias = lookup_paper(store, paper_id)
     if p is None or (p.hidden and not (user and user.is_admin)):
-        raise HTTPException(status_code=404, detail="There is no paper with this id (it may have been removed).")
-    return p
+        raise HTTPException(
+            status_code=404, detail="There is no paper with this id (it may have been removed)."
+        )
+    return p, alias
+
+
+def _visible_paper(store: Store, paper_id: str, user: User | None) -> Paper:
+    return _find_visible(store, paper_id, user)[0]
 
 
 @router.get("/papers/{paper_id}", response_class=HTMLResponse)
@@ -267,7 +276,10 @@ def paper_page(
     store: Store = Depends(get_store),
     user: User | None = Depends(current_user),
 ) -> Response:
-    p = _visible_paper(store, paper_id, user)
+    p, alias = _find_visible(store, paper_id, user)
+    if alias:
+        # one URL per paper for bookmarks and crawlers; the bare arXiv id is served as is
+        return RedirectResponse(f"/papers/{p.id}", status_code=301)
     service = _search_service(request)
     similar: list[tuple[Paper, float]] = []
     note = "No similar papers found."
@@ -279,9 +291,24 @@ def paper_page(
         note = "Similar papers appear once the dense search index is built (paperfeed index)."
     votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
     voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
+    arxiv = harvest_store.record_for_paper(store, p.rowid)
     ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,
-           "votes": votes, "voted": voted, "here": here(request), "arxiv": harvest_store.record_for_paper(store, p.rowid)}  # fmt: skip
+           "votes": votes, "voted": voted, "here": here(request), "arxiv": arxiv,
+           "citation": citation_meta(p, arxiv)}  # fmt: skip
     return render(request, "paper.html", ctx)
+
+
+def citation_meta(p: Paper, arxiv: dict | None) -> dict[str, Any]:
+    """What the Highwire (Google Scholar, Zotero) and OpenGraph tags of a paper page say.
+
+    The date is the publication date, else arXiv's first-version date; the day the
+    paper entered this site's feed is not a publication date, so it is never used.
+    """
+    date = p.published or (arxiv or {}).get("created") or None
+    words = " ".join(p.abstract.split())
+    description = words if len(words) <= 300 else words[:297].rsplit(" ", 1)[0] + "…"
+    return {"date": (date or "")[:10].replace("-", "/") or None, "iso_date": (date or "")[:10] or None,
+            "journal": (arxiv or {}).get("journal_ref") or None, "description": description}  # fmt: skip
 
 
 @router.get("/papers/{paper_id}/bibtex")
@@ -294,6 +321,18 @@ def paper_bibtex(
         media_type="application/x-bibtex; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{p.id}.bib"'},
     )
+
+
+@router.get("/papers/{archive}/{number}", response_class=HTMLResponse)
+def old_style_paper_page(
+    request: Request,
+    archive: str,
+    number: str,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    """Old-style arXiv ids (hep-th/9901001) have a slash, so they take two path segments."""
+    return paper_page(request, f"{archive}/{number}", store, user)
 
 
 @router.post(
