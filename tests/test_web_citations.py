@@ -7,16 +7,19 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import bibtexparser
 import httpx
 import pytest
+from bibtexparser.middlewares import LatexDecodingMiddleware
 from webserver import LiveServer, start_server
 
 from paperfeed.models import Paper
 from paperfeed.store import open_store
+from paperfeed.web.citations import Cited, bibtex, unique_keys
 
 DAY = "2026-11-20"
 TEX_TITLE = r"Bounds on $\alpha_1$ and \ell_\infty {Robust} Learning: Ünïcödé & 50% of R_D #1"
-HOSTILE_TITLE = '"><script>alert(1)</script> Quoted \'title\''
+HOSTILE_TITLE = "\"><script>alert(1)</script> Quoted 'title'"
 PAPERS = [
     Paper(title=TEX_TITLE, abstract="We bound things. " * 40, authors=["Ada Lovelace", "Émile Borel", "Q. O'Neil"],
           categories=["cs.LG", "stat.ML"], arxiv_id="2210.02885", doi="10.1016/j.laa_2024.01.002",
@@ -81,7 +84,9 @@ def head_tags(page: str) -> HeadTags:
 # ---- 1. Highwire / OpenGraph ----------------------------------------------------
 
 
-def test_paper_page_has_highwire_opengraph_description_and_canonical(client: httpx.Client, srv: LiveServer) -> None:
+def test_paper_page_has_highwire_opengraph_description_and_canonical(
+    client: httpx.Client, srv: LiveServer
+) -> None:
     pid = paper_id(srv, TEX_TITLE)
     r = client.get(f"/papers/{pid}")
     assert r.status_code == 200
@@ -135,7 +140,9 @@ def test_arxiv_id_urls_reach_the_paper(client: httpx.Client, srv: LiveServer) ->
 
 
 @pytest.mark.parametrize("alias", ["2210.02885v2", "arXiv:2210.02885", "arxiv:2210.02885v1"])
-def test_versioned_arxiv_ids_redirect_to_the_canonical_page(client: httpx.Client, srv: LiveServer, alias: str) -> None:
+def test_versioned_arxiv_ids_redirect_to_the_canonical_page(
+    client: httpx.Client, srv: LiveServer, alias: str
+) -> None:
     r = client.get(f"/papers/{alias}")
     assert r.status_code == 301
     assert r.headers["location"] == f"/papers/{paper_id(srv, TEX_TITLE)}"
@@ -156,3 +163,93 @@ def test_old_style_arxiv_ids_work(client: httpx.Client, srv: LiveServer) -> None
                                   "/papers/" + "1" * 70, "/papers/2210.02885v"])  # fmt: skip
 def test_unknown_ids_are_404(client: httpx.Client, path: str) -> None:
     assert client.get(path).status_code == 404
+
+
+# ---- 3. BibTeX ------------------------------------------------------------------
+
+
+def parse_bib(text: str, decode: bool = False) -> list[dict[str, str]]:
+    """Entries as bibtexparser reads them: {ENTRYTYPE, ID, field: value}; decode turns TeX into Unicode."""
+    library = bibtexparser.parse_string(text, append_middleware=[LatexDecodingMiddleware()] if decode else [])
+    assert not library.failed_blocks, [b.error for b in library.failed_blocks]
+    return [
+        {"ENTRYTYPE": e.entry_type, "ID": e.key, **{f.key: f.value for f in e.fields}}
+        for e in library.entries
+    ]
+
+
+def one_entry(title: str, **kw: object) -> str:
+    return bibtex([Cited(Paper(title=title, authors=["Ada Lovelace"], **kw))])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Ünïcödé, 漢字 and emoji 🧪 in titles", "R&D: 50% of #1 fits_all ~ ^ cost $5", "A lone backslash \\ here",
+     "Unbalanced } braces { here", "Escaped \\{ brace", "}, note = {injected"],
+)  # fmt: skip
+def test_bibtex_plain_titles_round_trip_through_bibtexparser(title: str) -> None:
+    (entry,) = parse_bib(one_entry(title), decode=True)
+    assert set(entry) == {"ENTRYTYPE", "ID", "title", "author"}
+    # pylatexenc decodes \textasciicircum{} to the modifier letter ˆ, LaTeX prints ^
+    decoded = entry["title"].strip("{}").replace("\u02c6", "^")
+    if "brace" not in title and "{" not in title:
+        assert decoded == title
+    else:
+        # the brace characters themselves have no Unicode decoding; every word survives
+        words = [w.strip("{}\\,") for w in title.split()]
+        assert all(w in decoded for w in words if w), decoded
+
+
+@pytest.mark.parametrize(
+    "title",
+    [r"Bounds on $\alpha_1$ and $\ell_\infty$ norms", r"The {B}ayesian {\'e}tale cohomology of \LaTeX"],
+)
+def test_bibtex_keeps_the_tex_of_titles(title: str) -> None:
+    (entry,) = parse_bib(one_entry(title))
+    assert entry["title"] == "{" + title + "}"
+
+
+def test_bibtex_url_and_doi_are_verbatim_and_arxiv_papers_are_misc_eprints() -> None:
+    (entry,) = parse_bib(bibtex([Cited(PAPERS[0])]))
+    assert entry["ENTRYTYPE"] == "misc"
+    assert entry["doi"] == "10.1016/j.laa_2024.01.002"
+    assert entry["url"] == "https://arxiv.org/abs/2210.02885"
+    assert (entry["eprint"], entry["archivePrefix"], entry["primaryClass"]) == (
+        "2210.02885",
+        "arXiv",
+        "cs.LG",
+    )
+    assert entry["year"] == "2022"
+    (journal,) = parse_bib(bibtex([Cited(PAPERS[0], journal="Linear Algebra Appl. 690 (2024) 1-20")]))
+    assert journal["ENTRYTYPE"] == "article" and journal["journal"] == "Linear Algebra Appl. 690 (2024) 1-20"
+
+
+def test_bibtex_year_comes_from_publication_or_arxiv_id_never_the_ingest_date() -> None:
+    (old,) = parse_bib(bibtex([Cited(PAPERS[1])]))
+    assert old["year"] == "1999" and old["eprint"] == "hep-th/9901001"
+    (ingested,) = parse_bib(bibtex([Cited(PAPERS[2])]))
+    assert "year" not in ingested and PAPERS[2].feed_date
+
+
+def test_bibtex_keys_are_unique_across_an_export() -> None:
+    papers = [
+        Paper(title=f"Learning things {i}", authors=["Sam Paper"], published="2026-01-01") for i in range(30)
+    ]
+    papers.append(Paper(title="Learning alone", authors=["Sam Paper"], published="2026-01-01"))
+    # its key would be the first suffixed key of the others, were taken keys not skipped
+    papers.append(Paper(title="Learning", authors=["Sam Paper"], published="2026-01-01"))
+    entries = parse_bib(bibtex([Cited(p) for p in papers]))
+    keys = [e["ID"] for e in entries]
+    assert len(entries) == 32 and len(set(keys)) == 32
+    assert keys[:3] == ["paper2026learninga", "paper2026learningb", "paper2026learningc"]
+    assert all(k.startswith("paper2026learning") for k in keys)
+    assert unique_keys(PAPERS[2:4]) == ["lovelaceonlya", "lovelaceonlyb"]
+
+
+def test_bibtex_download_from_the_site_parses(client: httpx.Client, srv: LiveServer) -> None:
+    for title in (TEX_TITLE, HOSTILE_TITLE, "Old Style Strings"):
+        r = client.get(f"/papers/{paper_id(srv, title)}/bibtex")
+        assert r.status_code == 200
+        (entry,) = parse_bib(r.text)
+        assert entry["author"]
+    assert parse_bib(client.get("/papers/2210.02885/bibtex").text)[0]["doi"] == "10.1016/j.laa_2024.01.002"

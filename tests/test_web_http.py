@@ -283,7 +283,7 @@ def test_paper_page_links_and_bibtex(client: httpx.Client, srv: LiveServer) -> N
     bib = client.get(f"/papers/{pid}/bibtex")
     assert bib.status_code == 200 and bib.headers["content-type"].startswith("application/x-bibtex")
     text = bib.text
-    assert text.startswith("@article{lovelace")
+    assert text.startswith("@misc{lovelace")  # a DOI alone does not make it a journal article
     assert "author = {Ada Lovelace and Alan Turing}" in text
     assert "eprint = {2401.00001}" in text and "doi = {10.1000/xyz123}" in text
     assert text.count("{") == text.count("}")

@@ -16,6 +16,7 @@ from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
 from paperfeed.store.accounts import User
+from paperfeed.web.citations import Cited, bibtex
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
 from paperfeed.web.ids import lookup_paper
 from paperfeed.web.searching import QueryProblem, SearchService
@@ -213,47 +214,10 @@ def search_page(
     return render(request, "search.html", ctx, status_code=status)
 
 
-def bibtex(p: Paper) -> str:
-    """A BibTeX entry; special characters are escaped so the entry compiles."""
-
-    def esc(s: str) -> str:
-        out = []
-        for ch in s:
-            if ch in "{}\\":
-                out.append({"{": r"\{", "}": r"\}", "\\": r"\textbackslash{}"}[ch])
-            elif ch in "&%$#_":
-                out.append("\\" + ch)
-            elif ch == "~":
-                out.append(r"\textasciitilde{}")
-            elif ch == "^":
-                out.append(r"\textasciicircum{}")
-            elif ord(ch) < 32:
-                out.append(" ")
-            else:
-                out.append(ch)
-        return "".join(out)
-
-    year = (p.published or p.feed_date or "")[:4]
-    first = re.sub(r"\W+", "", (p.authors[0].split()[-1] if p.authors and p.authors[0].split() else "paper"))
-    word = next((w for w in re.findall(r"[A-Za-z]+", p.title) if len(w) > 3), "paper")
-    key = f"{first.lower() or 'paper'}{year}{word.lower()}"
-    fields = [("title", "{" + esc(p.title) + "}")]
-    if p.authors:
-        fields.append(("author", esc(" and ".join(p.authors))))
-    if year:
-        fields.append(("year", year))
-    if p.arxiv_id:
-        fields += [("eprint", esc(p.arxiv_id)), ("archivePrefix", "arXiv")]
-        if p.categories:
-            fields.append(("primaryClass", esc(p.categories[0])))
-    if p.doi:
-        fields.append(("doi", esc(p.doi)))
-    url = p.default_links().get("arxiv") or p.default_links().get("doi")
-    if url:
-        fields.append(("url", esc(url)))
-    kind = "article" if p.doi else "misc"
-    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
-    return f"@{kind}{{{key},\n{body}\n}}\n"
+def cited(store: Store, p: Paper) -> Cited:
+    """`p` with the journal arXiv knows it by, if its record was harvested."""
+    record = harvest_store.record_for_paper(store, p.rowid)
+    return Cited(p, (record or {}).get("journal_ref") or None)
 
 
 def _find_visible(store: Store, paper_id: str, user: User | None) -> tuple[Paper, bool]:
@@ -292,7 +256,7 @@ def paper_page(
     votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
     voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
     arxiv = harvest_store.record_for_paper(store, p.rowid)
-    ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,
+    ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex([Cited(p, (arxiv or {}).get("journal_ref") or None)]), "similar": similar, "similar_note": note,
            "votes": votes, "voted": voted, "here": here(request), "arxiv": arxiv,
            "citation": citation_meta(p, arxiv)}  # fmt: skip
     return render(request, "paper.html", ctx)
@@ -317,7 +281,7 @@ def paper_bibtex(
 ) -> Response:
     p = _visible_paper(store, paper_id, user)
     return PlainTextResponse(
-        bibtex(p),
+        bibtex([cited(store, p)]),
         media_type="application/x-bibtex; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{p.id}.bib"'},
     )
