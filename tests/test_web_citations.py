@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import bibtexparser
+import feedparser
 import httpx
 import pytest
 from bibtexparser.middlewares import LatexDecodingMiddleware
@@ -30,6 +31,8 @@ PAPERS = [
           categories=["cs.LG"], feed_date=DAY, sources=["jsonl"]),
     Paper(title="Only Ingested Twice", abstract="No ids either.", authors=["Ada Lovelace"],
           categories=["cs.LG"], feed_date=DAY, sources=["jsonl"]),
+    Paper(title="Anonymous Preprint", abstract="Nobody signed it.", categories=["cs.LG"], feed_date=DAY,
+          sources=["jsonl"]),
     Paper(title=HOSTILE_TITLE, abstract='<img src=x onerror=alert(1)> "quoted"', authors=['<b>Eve</b> "the" hacker'],
           categories=["cs.CR"], feed_date=DAY, sources=["jsonl"]),
 ]  # fmt: skip
@@ -253,3 +256,75 @@ def test_bibtex_download_from_the_site_parses(client: httpx.Client, srv: LiveSer
         (entry,) = parse_bib(r.text)
         assert entry["author"]
     assert parse_bib(client.get("/papers/2210.02885/bibtex").text)[0]["doi"] == "10.1016/j.laa_2024.01.002"
+
+
+# ---- 4. feeds over HTTP ---------------------------------------------------------
+
+
+def test_feeds_answer_conditional_requests_with_304(client: httpx.Client) -> None:
+    r = client.get("/feeds/daily.atom")
+    assert r.status_code == 200
+    etag, last_modified = r.headers["etag"], r.headers["last-modified"]
+    again = client.get("/feeds/daily.atom", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert client.get("/feeds/daily.atom", headers={"If-Modified-Since": last_modified}).status_code == 304
+    assert client.get("/feeds/daily.atom", headers={"If-None-Match": '"stale"'}).status_code == 200
+    # an ETag that no longer matches wins over a date that still would
+    stale = {"If-None-Match": '"stale"', "If-Modified-Since": last_modified}
+    assert client.get("/feeds/daily.atom", headers=stale).status_code == 200
+    old = {"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+    assert client.get("/feeds/daily.atom", headers=old).status_code == 200
+    assert client.get("/feeds/daily.atom", headers={"If-Modified-Since": "not a date"}).status_code == 200
+
+
+def test_feeds_are_gzipped(client: httpx.Client) -> None:
+    r = client.get("/feeds/daily.atom", headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+    assert int(r.headers["content-length"]) < len(r.content)  # compressed on the wire
+    assert "accept-encoding" in r.headers.get("vary", "").lower()
+    plain = client.get("/feeds/daily.atom", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == r.content
+
+
+def test_feeds_parse_with_an_icon_and_no_made_up_authors(client: httpx.Client, srv: LiveServer) -> None:
+    r = client.get("/feeds/daily.atom")
+    feed = feedparser.parse(r.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.feed.icon == "http://127.0.0.1:8000/favicon.ico"
+    by_title = {e.title: e for e in feed.entries}
+    assert "Unknown" not in r.text
+    assert "authors" not in by_title["Anonymous Preprint"] or by_title["Anonymous Preprint"].authors == [
+        {"name": "paperfeed"}
+    ]
+    assert [a["name"] for a in by_title[TEX_TITLE].authors] == ["Ada Lovelace", "Émile Borel", "Q. O'Neil"]
+
+
+def test_category_feeds(client: httpx.Client) -> None:
+    r = client.get("/feeds/category/cs.LG.atom")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/atom+xml")
+    feed = feedparser.parse(r.content)
+    assert not feed.bozo
+    titles = {e.title for e in feed.entries}
+    assert {TEX_TITLE, "Only Ingested Once", "Anonymous Preprint"} <= titles
+    assert "Old Style Strings" not in titles and "stat.ML" not in feed.feed.title
+    assert {e.title for e in feedparser.parse(client.get("/feeds/category/hep-th.atom").content).entries} == {
+        "Old Style Strings"
+    }
+    # a prefix of a category is not the category
+    assert feedparser.parse(client.get("/feeds/category/cs.L.atom").content).entries == []
+    for bad in (
+        "/feeds/category/%3Cscript%3E.atom",
+        "/feeds/category/a.b.c.atom",
+        "/feeds/category/" + "x" * 50 + ".atom",
+    ):
+        assert client.get(bad).status_code == 404, bad
+
+
+def test_favicon_is_served_and_head_is_answered(client: httpx.Client) -> None:
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon"
+    assert r.content[:4] == b"\x00\x00\x01\x00"  # the ICO header
+    head = client.head("/favicon.ico")
+    assert head.status_code == 200 and head.content == b""
+    feed_head = client.head("/feeds/category/cs.LG.atom")
+    assert feed_head.status_code == 200 and feed_head.content == b"" and feed_head.headers["etag"]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
@@ -250,8 +251,17 @@ def create_app(
     app.state.secure_cookies = secure
     app.add_middleware(SiteMiddleware, secure_cookies=secure)
     app.add_middleware(BodyLimitMiddleware)
+    # inside HeadMiddleware, so a HEAD answer carries the length of the compressed GET body
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(HeadMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # browsers and feed readers ask for it at the root whatever the page links
+        return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                            headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+
     _mount_docs(app)
 
     from paperfeed.web import api, auth, feeds, pages, submit
