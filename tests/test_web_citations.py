@@ -3,6 +3,8 @@ OpenGraph tags, arXiv ids in URLs, BibTeX, and feed HTTP caching, over real HTTP
 
 from __future__ import annotations
 
+import html
+import re
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -328,3 +330,76 @@ def test_favicon_is_served_and_head_is_answered(client: httpx.Client) -> None:
     assert head.status_code == 200 and head.content == b""
     feed_head = client.head("/feeds/category/cs.LG.atom")
     assert feed_head.status_code == 200 and feed_head.content == b"" and feed_head.headers["etag"]
+
+
+# ---- 5. exporting many papers ---------------------------------------------------
+
+
+def ris_records(text: str) -> list[dict[str, list[str]]]:
+    records: list[dict[str, list[str]]] = []
+    current: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        tag, sep, value = line.partition("  - ")
+        assert sep and len(tag) == 2, line  # every line is a RIS tag line
+        if tag == "ER":
+            records.append(current)
+            current = {}
+        else:
+            current.setdefault(tag, []).append(value)
+    assert current == {}, "a record without ER"
+    return records
+
+
+def test_export_a_selection_as_bibtex_and_ris(client: httpx.Client, srv: LiveServer) -> None:
+    pid = paper_id(srv, "Only Ingested Once")
+    ids = f"2210.02885v2, hep-th/9901001,{pid}"
+    r = client.get("/export.bib", params={"ids": ids})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-bibtex")
+    assert 'filename="paperfeed-selection.bib"' in r.headers["content-disposition"]
+    entries = parse_bib(r.text)
+    assert [e.get("eprint") for e in entries] == ["2210.02885", "hep-th/9901001", None]
+    records = ris_records(client.get("/export.ris", params={"ids": ids}).text)
+    assert [rec["TI"] for rec in records] == [[TEX_TITLE], ["Old Style Strings"], ["Only Ingested Once"]]
+    assert records[0]["AU"] == ["Ada Lovelace", "Émile Borel", "Q. O'Neil"] and records[0]["DO"] == [
+        PAPERS[0].doi
+    ]
+    assert records[0]["TY"] == ["UNPB"] and "PY" not in records[2]
+
+
+def test_export_a_day_a_search_and_a_category(client: httpx.Client) -> None:
+    day = parse_bib(client.get("/export.bib", params={"date": DAY}).text)
+    assert len(day) == len(PAPERS) and len({e["ID"] for e in day}) == len(PAPERS)
+    assert len(ris_records(client.get("/export.ris", params={"since": DAY, "until": DAY}).text)) == len(
+        PAPERS
+    )
+    found = parse_bib(client.get("/export.bib", params={"q": "Ingested"}).text)
+    assert sorted(e["ID"] for e in found) == ["lovelaceonlya", "lovelaceonlyb"]
+    hep = parse_bib(client.get("/export.bib", params={"category": "hep-th"}).text)
+    assert [e["eprint"] for e in hep] == ["hep-th/9901001"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/export.bib", 400), ("/export.bib?ids=nope,2210.02885", 404), ("/export.pdf?date=" + DAY, 422),
+     ("/export.ris?since=2026-12-01&until=2026-01-01", 400), ("/export.bib?date=2026-02-30", 422),
+     ("/export.bib?ids=" + ",".join(["x"] * 501), 400)],
+)  # fmt: skip
+def test_export_refuses_what_it_cannot_do(client: httpx.Client, path: str, status: int) -> None:
+    r = client.get(path)
+    assert r.status_code == status
+    assert r.json()["detail"]
+
+
+def test_pages_link_to_their_exports(client: httpx.Client, srv: LiveServer) -> None:
+    page = client.get("/", params={"date": DAY}).text
+    links = re.findall(r'href="(/export\.(?:bib|ris)\?[^"]+)"', page)
+    assert len(links) == 2
+    assert len(parse_bib(client.get(html.unescape(links[0])).text)) == len(PAPERS)
+    search = client.get("/search", params={"q": "Ingested"}).text
+    (bib_link,) = re.findall(r'href="(/export\.bib\?[^"]+)"', search)
+    assert len(parse_bib(client.get(html.unescape(bib_link)).text)) == 2
+    paper = client.get(f"/papers/{paper_id(srv, TEX_TITLE)}").text
+    (ris_link,) = re.findall(r'href="(/export\.ris\?[^"]+)"', paper)
+    assert ris_records(client.get(html.unescape(ris_link)).text)[0]["TI"] == [TEX_TITLE]

@@ -175,7 +175,7 @@ class BodyLimitMiddleware:
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    if path.startswith(("/api/", "/feeds/", "/healthz", "/openapi")):
+    if path.startswith(("/api/", "/feeds/", "/export.", "/healthz", "/openapi")):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -264,11 +264,12 @@ def create_app(
 
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, feeds, pages, submit
+    from paperfeed.web import api, auth, export, feeds, pages, submit
 
     app.include_router(api.router)
     app.include_router(api.health_router)
     app.include_router(feeds.router)
+    app.include_router(export.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(submit.router)

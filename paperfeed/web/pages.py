@@ -153,6 +153,7 @@ def daily(
         next_label=neighbour_label(next_day),
         view_urls={v: _daily_url(anchor, v, sort) for v in ("day", "week", "month")},
         sort_urls={s: _daily_url(anchor, view, s) for s in ("votes", "newest")},
+        export_qs=urlencode({"date": since} if view == "day" else {"since": since, "until": until}),
         prev_page_url=_daily_url(anchor, view, sort, pg - 1) if pg > 1 else None,
         next_page_url=_daily_url(anchor, view, sort, pg + 1) if pg < pages else None,
     )
@@ -189,6 +190,7 @@ def search_page(
                                 "author": author}.items() if v}  # fmt: skip
     ctx["feed_url"] = "/feeds/search.atom?" + urlencode(params)
     ctx["unfiltered_url"] = "/search?" + urlencode({"q": q})
+    ctx["export_qs"] = urlencode(params)
     try:
         s, u = parse_date(since), parse_date(until)
         if s and u and s > u:
