@@ -403,3 +403,37 @@ def test_pages_link_to_their_exports(client: httpx.Client, srv: LiveServer) -> N
     paper = client.get(f"/papers/{paper_id(srv, TEX_TITLE)}").text
     (ris_link,) = re.findall(r'href="(/export\.ris\?[^"]+)"', paper)
     assert ris_records(client.get(html.unescape(ris_link)).text)[0]["TI"] == [TEX_TITLE]
+
+
+# ---- list cards: authors, categories, links -------------------------------------
+
+
+def test_cards_link_authors_categories_and_arxiv_and_hide_source_tags(client: httpx.Client) -> None:
+    page = client.get("/", params={"date": DAY}).text
+    assert '<a href="/search?author=%C3%89mile%20Borel">Émile Borel</a>' in page
+    assert '<a class="tag" href="/search?category=cs.LG"' in page
+    assert 'href="https://arxiv.org/abs/2210.02885" rel="noopener noreferrer">arXiv:2210.02885</a>' in page
+    assert 'href="https://arxiv.org/pdf/hep-th/9901001"' in page
+    assert "jsonl" not in page  # the source tag of every paper here
+    assert "&lt;b&gt;Eve&lt;/b&gt;" in page and "<b>Eve</b>" not in page
+
+
+def test_author_and_category_links_list_their_papers(client: httpx.Client) -> None:
+    by_author = client.get("/search", params={"author": "Ada Lovelace"})
+    assert by_author.status_code == 200
+    titles = re.findall(r'<h2 class="title"><a href="/papers/[0-9a-f]+">([^<]+)</a>', by_author.text)
+    assert sorted(html.unescape(t) for t in titles) == sorted(
+        [TEX_TITLE, "Only Ingested Once", "Only Ingested Twice"]
+    )
+    assert "Papers by Ada Lovelace" in by_author.text
+    in_hep = client.get("/search", params={"category": "hep-th"}).text
+    assert re.findall(r'<h2 class="title"><a href="/papers/[0-9a-f]+">([^<]+)</a>', in_hep) == [
+        "Old Style Strings"
+    ]
+    assert 'href="/feeds/category/hep-th.atom"' in in_hep
+    nobody = client.get("/search", params={"author": "Nobody Atall"})
+    assert nobody.status_code == 200 and "No papers match these filters" in nobody.text
+    hostile = client.get("/search", params={"author": "<script>x</script>"})
+    assert hostile.status_code == 200 and "<script>x" not in hostile.text
+    exported = parse_bib(client.get("/export.bib", params={"author": "Ada Lovelace"}).text)
+    assert len(exported) == 3

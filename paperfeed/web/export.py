@@ -70,31 +70,33 @@ def export(
     limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = 200,
     store: Store = Depends(get_store),
 ) -> Response:
-    """One of: `ids` (a selection), `q` (a search, with its filters), `date` or `since`/`until`
-    (the papers of those feed days), or `category` alone (its newest papers)."""
+    """One of: `ids` (a selection), `q` (a search, with its filters), `category` and/or `author`
+    (their papers, newest first, within `date` or `since`/`until` if given), or `date` or
+    `since`/`until` alone (the papers of those feed days)."""
+    if date:
+        since = until = date
     if since and until and since > until:
         raise HTTPException(status_code=400, detail="since is after until")
+    window = {"limit": limit, "since": since.isoformat() if since else None, "category": category or None,
+              "until": until.isoformat() if until else None, "author": author or None}  # fmt: skip
     if ids and ids.strip():
         papers, name = _selection(store, ids)[:limit], "selection"
     elif q and q.strip():
         try:
-            result = request.app.state.search.search(
-                store, q, limit=limit, since=since.isoformat() if since else None,
-                until=until.isoformat() if until else None, category=category or None, author=author or None,
-            )  # fmt: skip
+            result = request.app.state.search.search(store, q, **window)
         except QueryProblem as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
         papers, name = [h.paper for h in result.hits], f"search-{q}"
-    elif date or since or until:
-        lo = (date or since or dt.date.min).isoformat()
-        hi = (date or until or dt.date.max).isoformat()
+    elif (category and category.strip()) or (author and author.strip()):
+        result = request.app.state.search.listing(store, **window)
+        papers, name = [h.paper for h in result.hits], "-".join(x for x in (category, author) if x)
+    elif since or until:
+        lo, hi = (since or dt.date.min).isoformat(), (until or dt.date.max).isoformat()
         papers = [p for p, _ in acc.list_range(store, lo, hi, limit=limit)]
-        name = lo if date else f"{since or 'start'}-{until or 'end'}"
-    elif category and category.strip():
-        papers, name = acc.list_category(store, category.strip(), limit=limit), category.strip()
+        name = lo if since == until else f"{since or 'start'}-{until or 'end'}"
     else:
         raise HTTPException(
-            status_code=400, detail="Say what to export: ids, q, date, since/until or category."
+            status_code=400, detail="Say what to export: ids, q, category or author, date, or since/until."
         )
     media_type, write = FORMATS[fmt]
     records = [harvest_store.record_for_paper(store, p.rowid) or {} for p in papers]

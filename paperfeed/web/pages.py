@@ -195,12 +195,14 @@ def search_page(
         s, u = parse_date(since), parse_date(until)
         if s and u and s > u:
             raise ValueError("The “From” date is after the “To” date.")
-        if q:
-            result = _search_service(request).search(
-                store, q, limit=SEARCH_PER_PAGE, offset=(pg - 1) * SEARCH_PER_PAGE,
-                since=s.isoformat() if s else None, until=u.isoformat() if u else None,
-                category=category, author=author,
-            )  # fmt: skip
+        if q or category or author:
+            service = _search_service(request)
+            window: dict[str, Any] = {
+                "limit": SEARCH_PER_PAGE, "offset": (pg - 1) * SEARCH_PER_PAGE, "category": category,
+                "author": author, "since": s.isoformat() if s else None, "until": u.isoformat() if u else None,
+            }  # fmt: skip
+            # filters alone (the author and category links of a card) list their papers
+            result = service.search(store, q, **window) if q else service.listing(store, **window)
             rowids = [h.paper.rowid for h in result.hits]
             ctx["result"] = result
             ctx["votes"] = acc.vote_counts(store, rowids)

@@ -26,21 +26,6 @@ _env = Environment(
 templates = Jinja2Templates(env=_env)
 
 
-def _authors_short(authors: list[str], n: int = 4) -> str:
-    if len(authors) <= n:
-        return ", ".join(authors)
-    return ", ".join(authors[:n]) + f" and {len(authors) - n} more"
-
-
-def _source_kinds(sources: list[str], n: int = 3) -> list[str]:
-    # "hf-page:003_..." -> "hf-page", once: a paper seen on three saved pages is one hf-page tag
-    return list(dict.fromkeys(s.split(":", 1)[0] for s in sources))[:n]
-
-
-_env.filters["authors_short"] = _authors_short
-_env.filters["source_kinds"] = _source_kinds
-
-
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     """Render `name` with `user`, `csrf_token`, `base_url` and `request` added to `context`."""
     ctx = dict(context or {})
