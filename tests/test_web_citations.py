@@ -19,6 +19,7 @@ from webserver import LiveServer, start_server
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.web.citations import Cited, bibtex, unique_keys
+from paperfeed.web.pages import page_window
 
 DAY = "2026-11-20"
 TEX_TITLE = r"Bounds on $\alpha_1$ and \ell_\infty {Robust} Learning: Ünïcödé & 50% of R_D #1"
@@ -38,13 +39,16 @@ PAPERS = [
     Paper(title=HOSTILE_TITLE, abstract='<img src=x onerror=alert(1)> "quoted"', authors=['<b>Eve</b> "the" hacker'],
           categories=["cs.CR"], feed_date=DAY, sources=["jsonl"]),
 ]  # fmt: skip
+BUSY_DAY = "2026-11-19"  # 120 papers: three pages of the daily list
+FILLERS = [Paper(title=f"Filler paper number {i}", abstract="Filler.", authors=["Filler Person"],
+                 categories=["math.CO"], feed_date=BUSY_DAY, sources=["jsonl"]) for i in range(120)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def srv() -> LiveServer:
     root = Path(tempfile.mkdtemp(prefix="paperfeed-cite-"))
     with open_store(root / "data") as store:
-        store.upsert_papers(PAPERS)
+        store.upsert_papers(PAPERS + FILLERS)
     server = start_server(root / "data", warm_search=False, rate_limit_scale=1000.0)
     yield server
     server.stop()
@@ -437,3 +441,59 @@ def test_author_and_category_links_list_their_papers(client: httpx.Client) -> No
     assert hostile.status_code == 200 and "<script>x" not in hostile.text
     exported = parse_bib(client.get("/export.bib", params={"author": "Ada Lovelace"}).text)
     assert len(exported) == 3
+
+
+# ---- navigation -----------------------------------------------------------------
+
+
+def test_page_window_shows_ends_and_neighbours() -> None:
+    assert page_window(1, 1) == [1]
+    assert page_window(1, 3) == [1, 2, 3]
+    assert page_window(10, 20) == [1, None, 8, 9, 10, 11, 12, None, 20]
+    assert page_window(2, 20) == [1, 2, 3, 4, None, 20]
+
+
+def test_daily_pages_are_numbered_top_and_bottom(client: httpx.Client) -> None:
+    page = client.get("/", params={"date": BUSY_DAY, "page": 2}).text
+    navs = re.findall(r'<nav class="pager numbered" aria-label="([^"]+)">(.*?)</nav>', page, re.S)
+    assert [label for label, _ in navs] == ["Pages, top", "Pages, bottom"]
+    for _, nav in navs:
+        assert re.findall(r">(\d+)</a>", nav) == ["1", "2", "3"]
+        assert '<a href="/?date=2026-11-19&amp;page=2" aria-current="page">2</a>' in nav
+        assert (
+            'rel="prev" href="/?date=2026-11-19"' in nav
+            and 'rel="next" href="/?date=2026-11-19&amp;page=3"' in nav
+        )
+    first = client.get("/", params={"date": BUSY_DAY}).text
+    assert '<span class="disabled">← Previous</span>' in first
+    assert "pager numbered" not in client.get("/", params={"date": DAY}).text  # one page: no pager
+
+
+def test_a_page_past_the_end_says_so(client: httpx.Client) -> None:
+    r = client.get("/", params={"date": BUSY_DAY, "page": 99})
+    assert r.status_code == 404
+    assert "There is no page 99" in r.text and "120 papers on 3 pages" in r.text
+    assert "No papers that day" not in r.text
+    assert 'href="/?date=2026-11-19&amp;page=3">Go to the last page' in r.text
+
+
+def test_daily_page_has_a_date_picker(client: httpx.Client) -> None:
+    page = client.get("/", params={"date": BUSY_DAY, "view": "week"}).text
+    form = page[page.index('<form class="datepick"') :]
+    form = form[: form.index("</form>")]
+    assert '<input id="day-pick" type="date" name="date" value="2026-11-19" required>' in form
+    assert '<input type="hidden" name="view" value="week">' in form and '<label for="day-pick">' in form
+
+
+def test_stylesheet_has_a_dark_scheme_and_unbroken_dates(client: httpx.Client) -> None:
+    css = client.get("/static/style.css").text
+    light = css[css.index(":root {") : css.index("}", css.index(":root {"))]
+    dark_at = css.index("@media (prefers-color-scheme: dark)")
+    dark = css[dark_at : css.index("}", css.index(":root {", dark_at))]
+    names = set(re.findall(r"(--[a-z-]+):", light))
+    assert len(names) > 10 and names == set(re.findall(r"(--[a-z-]+):", dark))
+    # colours outside the two palettes would not follow the scheme
+    rest = css[css.index("}", css.index(":root {", dark_at)) :]
+    assert not re.findall(r"#[0-9a-fA-F]{3,6}\b", rest)
+    assert re.search(r"time \{ white-space: nowrap; \}", css)
+    assert ".vote .count { font-weight: 700; color: inherit; }" in css

@@ -81,6 +81,17 @@ def period_label(start: dt.date, end: dt.date, view: str) -> str:
     return f"{start:%A}, {start:%b} {start.day}, {start.year}"
 
 
+def page_window(page: int, pages: int, around: int = 2) -> list[int | None]:
+    """Page numbers to show: the first, the last and those near `page`; None marks a gap."""
+    shown = sorted({1, pages, *range(max(1, page - around), min(pages, page + around) + 1)})
+    out: list[int | None] = []
+    for n in shown:
+        if out and n - (out[-1] or 0) > 1:
+            out.append(None)
+        out.append(n)
+    return out
+
+
 def _daily_url(date: str | None, view: str, sort: str, page: int = 1) -> str:
     params: dict[str, Any] = {}
     if date:
@@ -154,10 +165,13 @@ def daily(
         view_urls={v: _daily_url(anchor, v, sort) for v in ("day", "week", "month")},
         sort_urls={s: _daily_url(anchor, view, s) for s in ("votes", "newest")},
         export_qs=urlencode({"date": since} if view == "day" else {"since": since, "until": until}),
-        prev_page_url=_daily_url(anchor, view, sort, pg - 1) if pg > 1 else None,
+        prev_page_url=_daily_url(anchor, view, sort, pg - 1) if 1 < pg <= pages else None,
         next_page_url=_daily_url(anchor, view, sort, pg + 1) if pg < pages else None,
+        page_links=[(n, _daily_url(anchor, view, sort, n) if n else None) for n in page_window(pg, pages)],
+        last_page_url=_daily_url(anchor, view, sort, pages),
     )
-    return render(request, "daily.html", ctx)
+    # past the last page is a wrong address, not an empty day
+    return render(request, "daily.html", ctx, status_code=404 if total and pg > pages else 200)
 
 
 def _search_service(request: Request) -> SearchService:
