@@ -497,3 +497,13 @@ def test_stylesheet_has_a_dark_scheme_and_unbroken_dates(client: httpx.Client) -
     assert not re.findall(r"#[0-9a-fA-F]{3,6}\b", rest)
     assert re.search(r"time \{ white-space: nowrap; \}", css)
     assert ".vote .count { font-weight: 700; color: inherit; }" in css
+
+
+def test_static_files_and_pages_have_cache_headers_and_compression(client: httpx.Client) -> None:
+    css = client.get("/static/style.css", headers={"Accept-Encoding": "gzip"})
+    assert css.headers["cache-control"] == "public, max-age=3600" and css.headers["content-encoding"] == "gzip"
+    assert client.get("/static/style.css", headers={"If-None-Match": css.headers["etag"]}).status_code == 304
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["cache-control"] == "private, no-cache" and page.headers["content-encoding"] == "gzip"
+    assert client.get("/feeds/daily.atom").headers["cache-control"] == "public, max-age=300"
+    assert client.get("/api/papers").headers["cache-control"] == "no-cache"

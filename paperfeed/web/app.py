@@ -91,6 +91,8 @@ class SiteMiddleware:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", _cache_policy(path, headers)))
                 if self.secure:
                     # the site is served over https (base_url): browsers must never fall back to http
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
@@ -103,6 +105,21 @@ class SiteMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _cache_policy(path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Cache-Control for a response that did not choose its own.
+
+    Static files are revalidated hourly (their ETag makes that a 304), as their URLs carry
+    no version. Pages hold a per-visitor CSRF token and login state: no shared cache may
+    keep them, and the browser asks again each time.
+    """
+    if path.startswith(("/static/", "/docs-static/")):
+        return b"public, max-age=3600"
+    content_type = next((v for n, v in headers if n == b"content-type"), b"")
+    if content_type.startswith(b"text/html"):
+        return b"private, no-cache"
+    return b"no-cache"
 
 
 class HeadMiddleware:
