@@ -501,9 +501,48 @@ def test_stylesheet_has_a_dark_scheme_and_unbroken_dates(client: httpx.Client) -
 
 def test_static_files_and_pages_have_cache_headers_and_compression(client: httpx.Client) -> None:
     css = client.get("/static/style.css", headers={"Accept-Encoding": "gzip"})
-    assert css.headers["cache-control"] == "public, max-age=3600" and css.headers["content-encoding"] == "gzip"
+    assert (
+        css.headers["cache-control"] == "public, max-age=3600" and css.headers["content-encoding"] == "gzip"
+    )
     assert client.get("/static/style.css", headers={"If-None-Match": css.headers["etag"]}).status_code == 304
     page = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert page.headers["cache-control"] == "private, no-cache" and page.headers["content-encoding"] == "gzip"
     assert client.get("/feeds/daily.atom").headers["cache-control"] == "public, max-age=300"
     assert client.get("/api/papers").headers["cache-control"] == "no-cache"
+
+
+# ---- accounts -------------------------------------------------------------------
+
+
+def _csrf(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m
+    return m.group(1)
+
+
+def test_a_vote_cast_while_logged_out_counts_after_signing_up(client: httpx.Client, srv: LiveServer) -> None:
+    pid = paper_id(srv, "Old Style Strings")
+    before = client.get(f"/api/papers/{pid}").json()["votes"]
+    page = client.get("/", params={"date": DAY}).text
+    (vote_link,) = re.findall(rf'<a class="vote" href="(/login\?[^"]*vote={pid})"', page)
+    login_page = client.get(html.unescape(vote_link)).text
+    assert "Your vote for “Old Style Strings” is recorded once you log in." in login_page
+    (signup_link,) = re.findall(r'<a href="(/signup\?[^"]+)">Create an account', login_page)
+    signup_page = client.get(html.unescape(signup_link)).text
+    assert f'<input type="hidden" name="vote" value="{pid}">' in signup_page
+    r = client.post("/signup", data={"email": "voter@example.org", "password": "correct horse 1", "next": "/",
+                                     "vote": pid, "csrf_token": _csrf(signup_page)})  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == f"/#p-{pid}"
+    assert client.get(f"/api/papers/{pid}").json()["votes"] == before + 1
+    # and the header now leads to the subscriptions of the account
+    assert '<a href="/account/subscriptions">Your subscriptions</a>' in client.get("/").text
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    # logging in again with the same pending vote does not count it twice
+    login_form = client.get("/login", params={"next": "/", "vote": pid}).text
+    r = client.post("/login", data={"email": "voter@example.org", "password": "correct horse 1", "next": "/",
+                                    "vote": pid, "csrf_token": _csrf(login_form)})  # fmt: skip
+    assert r.status_code == 303
+    assert client.get(f"/api/papers/{pid}").json()["votes"] == before + 1
+    # a vote for a paper that does not exist is ignored, not an error
+    bogus = client.get("/login", params={"vote": "<script>"})
+    assert bogus.status_code == 200 and "Your vote for" not in bogus.text

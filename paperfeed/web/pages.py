@@ -331,7 +331,7 @@ def vote_form(
 ) -> Response:
     target = safe_next(next)
     if user is None:
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return RedirectResponse("/login?" + urlencode({"next": target, "vote": paper_id}), status_code=303)
     p = _visible_paper(store, paper_id, user)
     if action == "undo":
         acc.unvote(store, user.id, p.rowid)
