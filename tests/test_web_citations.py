@@ -19,6 +19,7 @@ from webserver import LiveServer, start_server
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.web.citations import Cited, bibtex, unique_keys
+from paperfeed.web.math import render_tex
 from paperfeed.web.pages import page_window
 
 DAY = "2026-11-20"
@@ -422,13 +423,12 @@ def test_cards_link_authors_categories_and_arxiv_and_hide_source_tags(client: ht
     assert "&lt;b&gt;Eve&lt;/b&gt;" in page and "<b>Eve</b>" not in page
 
 
-def test_author_and_category_links_list_their_papers(client: httpx.Client) -> None:
+def test_author_and_category_links_list_their_papers(client: httpx.Client, srv: LiveServer) -> None:
     by_author = client.get("/search", params={"author": "Ada Lovelace"})
     assert by_author.status_code == 200
-    titles = re.findall(r'<h2 class="title"><a href="/papers/[0-9a-f]+">([^<]+)</a>', by_author.text)
-    assert sorted(html.unescape(t) for t in titles) == sorted(
-        [TEX_TITLE, "Only Ingested Once", "Only Ingested Twice"]
-    )
+    listed = re.findall(r'<h2 class="title"><a href="/papers/([0-9a-f]+)">', by_author.text)
+    titles = [TEX_TITLE, "Only Ingested Once", "Only Ingested Twice"]
+    assert sorted(listed) == sorted(paper_id(srv, t) for t in titles)
     assert "Papers by Ada Lovelace" in by_author.text
     in_hep = client.get("/search", params={"category": "hep-th"}).text
     assert re.findall(r'<h2 class="title"><a href="/papers/[0-9a-f]+">([^<]+)</a>', in_hep) == [
@@ -546,3 +546,60 @@ def test_a_vote_cast_while_logged_out_counts_after_signing_up(client: httpx.Clie
     # a vote for a paper that does not exist is ignored, not an error
     bogus = client.get("/login", params={"vote": "<script>"})
     assert bogus.status_code == 200 and "Your vote for" not in bogus.text
+
+
+# ---- math -----------------------------------------------------------------------
+
+
+def test_tex_in_titles_and_abstracts_is_mathml_on_the_page(client: httpx.Client, srv: LiveServer) -> None:
+    page = client.get(f"/papers/{paper_id(srv, TEX_TITLE)}").text
+    h1 = page[page.index('<h1 class="title">') : page.index("</h1>")]
+    assert '<math display="inline"><mrow><msub><mi>α</mi><mn>1</mn></msub></mrow></math>' in h1
+    assert "$" not in h1 and "\\alpha" not in h1
+    # the citation tags keep the TeX: that is what reference managers store
+    assert head_tags(page).values("citation_title") == [TEX_TITLE]
+    daily = client.get("/", params={"date": DAY}).text
+    assert "<mi>α</mi>" in daily
+
+
+@pytest.mark.parametrize(
+    "text",
+    [r"$\text{<script>alert(1)</script>}$", r"$\href{javascript:alert(1)}{x}$", r"$\text{&lt;img src=x onerror=alert(1)&gt;}$",
+     r"$\text{</mtext><img src=x onerror=alert(1)>}$", "$x$ <img src=x onerror=alert(1)> $y$", r"$\style{x}$",
+     r"$\mathrm{a\" onload=\"alert(1)}$", r"$\text{<!DOCTYPE x [<!ENTITY a 'b'>]>}$", r"$\frac{1}{2$"],
+)  # fmt: skip
+def test_hostile_tex_never_becomes_markup(text: str) -> None:
+    out = str(render_tex(text))
+    elements = Elements()
+    elements.feed(out)
+    assert {tag for tag, _ in elements.found} <= {
+        "math",
+        "mrow",
+        "mi",
+        "mn",
+        "mo",
+        "mtext",
+        "mfrac",
+        "mstyle",
+    }, out
+    # the only attributes are MathML presentation words, never an event handler or a URL
+    assert {name for _, attrs in elements.found for name, _ in attrs} <= {
+        "display",
+        "mathvariant",
+        "stretchy",
+    }, out
+    assert "<!" not in out
+
+
+class Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, attrs))
+
+
+def test_tex_without_math_is_plain_escaped_text() -> None:
+    assert str(render_tex("R&D costs $5 <b>today</b>")) == "R&amp;D costs $5 &lt;b&gt;today&lt;/b&gt;"
+    assert str(render_tex(None)) == ""

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from paperfeed.web.deps import csrf_token, get_settings, load_user
+from paperfeed.web.math import render_tex
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -24,6 +25,9 @@ _env = Environment(
     lstrip_blocks=True,
 )
 templates = Jinja2Templates(env=_env)
+
+
+_env.filters["tex"] = render_tex
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
