@@ -54,12 +54,7 @@ class Settings:
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:
         s = cls(data_dir=resolve_data_dir(data_dir))
-        path = config_file or (Path(os.environ["PAPERFEED_CONFIG"]) if os.environ.get("PAPERFEED_CONFIG") else None)
-        path = path or s.data_dir / "config.toml"
-        file_values: dict = {}
-        if path.is_file():
-            with path.open("rb") as f:
-                file_values = tomllib.load(f)
+        file_values = _file_values(s.data_dir, config_file)
         for f in fields(cls):
             if f.name == "data_dir":
                 continue
@@ -93,6 +88,31 @@ class Settings:
 
     def harvest_sets(self) -> list[str]:
         return self.arxiv_sets.replace(",", " ").split()
+
+
+def _file_values(data_dir: Path, config_file: Path | None = None) -> dict:
+    path = config_file or (Path(os.environ["PAPERFEED_CONFIG"]) if os.environ.get("PAPERFEED_CONFIG") else None)
+    path = path or data_dir / "config.toml"
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def is_configured(name: str, data_dir: Path, config_file: Path | None = None) -> bool:
+    """Whether setting `name` was given (environment or config file) rather than defaulted."""
+    return os.environ.get(f"PAPERFEED_{name.upper()}") is not None or name in _file_values(data_dir, config_file)
+
+
+def served_base_url(host: str, port: int) -> str:
+    """The base URL of a server bound to host:port, for when none is configured.
+
+    A wildcard bind (0.0.0.0, ::) has no one address; the loopback one at least works
+    from the machine itself.
+    """
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _data_dir_secret(data_dir: Path) -> str:

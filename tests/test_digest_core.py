@@ -247,6 +247,10 @@ def test_double_opt_in_then_one_alert_per_period(tmp_path: Path, smtp: SmtpSink)
         assert "Reweighting Losses Without Any Importance" in text  # 'importance' and 'reweighting' both there
         assert "Graph Colouring" not in text
         assert "Ann Author, Bo Builder" in text
+        # the first alert has no "last alert" to count from
+        assert "since you subscribed" in text and "since your last alert" not in text
+        # each item says when, what and which: date, categories, arXiv id; no row of "Read more"
+        assert "Read more" not in html and "Read more" not in text
         for url in links_in(text):
             assert url.startswith("https://papers.example.org/"), url
         assert 'style="' in html and "<style" not in html  # inline CSS only
@@ -262,6 +266,7 @@ def test_double_opt_in_then_one_alert_per_period(tmp_path: Path, smtp: SmtpSink)
         assert (r5.composed, r5.sent) == (1, 1)
         t5, _ = parts(smtp.received[-1].msg)
         assert "Importance reweighting, again" in t5 and "Robust" not in t5
+        assert "since your last alert" in t5
         ids = [r.msg["Message-ID"] for r in smtp.received]
         assert len(set(ids)) == len(ids)
 
@@ -336,6 +341,13 @@ def test_trending_digest_lists_voted_papers(tmp_path: Path, smtp: SmtpSink) -> N
         listed = re.findall(r"^\d+\. (.+)$", text, flags=re.M)
         assert listed == [" ".join(p.title.split()) for p in papers]
         assert "3 votes" in html and "1 vote" in html
+        # the plain-text part carries the votes too, with each paper's date and categories
+        assert "3 votes" in text and "1 vote" in text
+        first = papers[0]
+        meta = re.findall(r"^   (.+ · 3 votes)$", text, flags=re.M)
+        assert meta and (first.feed_date or first.published or "") in meta[0]
+        if first.categories:
+            assert first.categories[0] in meta[0]
         assert mail.msg["Subject"].startswith("Trending papers, week ")
         r2 = send_digests(store, settings)
         assert (r2.composed, r2.sent) == (0, 0)

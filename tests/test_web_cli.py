@@ -50,6 +50,7 @@ def test_serve_starts_and_answers(data_dir: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "serve", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k != "PAPERFEED_BASE_URL"},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -64,10 +65,26 @@ def test_serve_starts_and_answers(data_dir: Path) -> None:
         assert r.status_code == 200 and "No papers yet" in r.text
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
         assert health["store"]["ok"] is True and health["store"]["papers"] == 0
+        # with no PAPERFEED_BASE_URL, absolute links point at the port actually served
+        feed = httpx.get(f"http://127.0.0.1:{port}/feeds/daily.atom", timeout=5).text
+        assert f"<id>http://127.0.0.1:{port}/feeds/daily.atom</id>" in feed
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
-    assert "serving" in proc.stderr.read()
+    err = proc.stderr.read()
+    assert "serving" in err
+    assert f"PAPERFEED_BASE_URL is not set: links in pages, feeds and mail use http://127.0.0.1:{port}" in err
+
+
+def test_a_configured_base_url_is_kept(tmp_path: Path) -> None:
+    from paperfeed.config import Settings, is_configured, served_base_url
+
+    assert not is_configured("base_url", tmp_path) or "PAPERFEED_BASE_URL" in os.environ
+    (tmp_path / "config.toml").write_text('base_url = "https://papers.example.org/"\n')
+    assert is_configured("base_url", tmp_path)
+    assert Settings.load(tmp_path).base_url == "https://papers.example.org"
+    assert served_base_url("0.0.0.0", 8123) == "http://127.0.0.1:8123"
+    assert served_base_url("::1", 8123) == "http://[::1]:8123"
 
 
 @pytest.mark.parametrize(

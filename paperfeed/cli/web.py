@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from paperfeed.config import Settings
+from paperfeed.config import Settings, is_configured, served_base_url
 from paperfeed.store import open_store
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,12 @@ def serve(obj, host: str, port: int, workers: int, no_sync: bool, digest_every: 
     import uvicorn
 
     data_dir: Path = obj.data_dir
+    if not is_configured("base_url", data_dir):
+        # absolute links (canonical, feed ids, API urls, mail) must point at this server, not
+        # at a default port; set through the environment so workers and schedulers see it too
+        os.environ["PAPERFEED_BASE_URL"] = served_base_url(host, port)
+        click.echo(f"PAPERFEED_BASE_URL is not set: links in pages, feeds and mail use "
+                   f"{os.environ['PAPERFEED_BASE_URL']} (set it to the public address)", err=True)  # fmt: skip
     settings = obj.settings()
     # open once here so migrations run before workers race to apply them
     with open_store(data_dir) as store:

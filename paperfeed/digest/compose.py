@@ -154,6 +154,10 @@ def _paper_view(base: str, p: Paper, votes: int | None) -> dict:
         "excerpt": excerpt(p.abstract),
         "pdf": p.default_links().get("pdf"),
         "votes": votes,
+        "meta": " · ".join(x for x in (p.feed_date or p.published, ", ".join(p.categories[:6]),
+                                       f"arXiv:{p.arxiv_id}" if p.arxiv_id else "") if x),  # fmt: skip
+        # every link in a mail says where it goes: a row of identical "PDF" links does not
+        "pdf_label": f"PDF of arXiv:{p.arxiv_id}" if p.arxiv_id else f"PDF of “{_short(' '.join(p.title.split()), 40)}”",
     }
 
 
@@ -177,6 +181,10 @@ def paper_block(settings: Settings, papers: list[tuple[Paper, int | None]], more
             lines.append(textwrap.fill(v["authors"], 76, initial_indent="   ", subsequent_indent="   "))
         if v["excerpt"]:
             lines.append(textwrap.fill(v["excerpt"], 76, initial_indent="   ", subsequent_indent="   "))
+        votes = f"{v['votes']} vote{'' if v['votes'] == 1 else 's'}" if v["votes"] is not None else ""
+        meta = " · ".join(x for x in (v["meta"], votes) if x)
+        if meta:
+            lines.append(f"   {meta}")
         lines.append(f"   {v['url']}")
         parts.append("\n".join(lines))
     text = "\n\n".join(parts)
@@ -213,18 +221,22 @@ def compose_trending(
     return subject, _build(settings, sub, period_key, subject, text, html, links, now)
 
 
-def _short(query: str) -> str:
-    return query if len(query) <= SUBJECT_QUERY_CHARS else query[: SUBJECT_QUERY_CHARS - 1] + "…"
+def _short(text: str, limit: int = SUBJECT_QUERY_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def compose_alert(
-    settings: Settings, sub: Subscription, period_key: str, block: PaperBlock, now: dt.datetime
-) -> tuple[str, bytes]:
+    settings: Settings, sub: Subscription, period_key: str, block: PaperBlock, now: dt.datetime,
+    *, first: bool = False,
+) -> tuple[str, bytes]:  # fmt: skip
     links = Links.for_subscription(settings, sub)
     n = block.count
     subject = f'{n} new paper{"" if n == 1 else "s"} for "{_short(sub.query)}"'
     heading = f"New papers for “{sub.query}”"
-    intro = f"{n} paper{' has' if n == 1 else 's have'} arrived on paperfeed since your last alert."
+    papers = f"{n} paper{' has' if n == 1 else 's have'}"
+    # there is no "last alert" before the first one
+    intro = (f"{papers} arrived on paperfeed since you subscribed." if first
+             else f"{papers} arrived on paperfeed since your last alert.")  # fmt: skip
     reason = f"You get this {sub.period} alert because {sub.email} saved the search “{sub.query}”."
     text = f"{heading}\n{intro}\n\n{block.text}{_footer_text(reason, links)}"
     html = _env.get_template("mail_base.html").render(

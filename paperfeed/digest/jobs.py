@@ -296,7 +296,8 @@ def _compose_period(
                     if len(blocks) > 1000:
                         blocks.clear()
                     blocks[block_key] = block
-                subject, msg = compose.compose_alert(settings, sub, key, block, now)
+                first = not ob.has_mailed(store, sub.id, "alert")
+                subject, msg = compose.compose_alert(settings, sub, key, block, now, first=first)
                 rows.append((sub, subject, msg, block.count, upto))
         if dry is not None:
             for sub, _subject, msg, _n, _wm in rows:

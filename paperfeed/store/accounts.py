@@ -468,3 +468,22 @@ def substring_search(
     ).fetchall()
     scores = {r[0]: float(r[1]) for r in rows}
     return [(p, scores[p.rowid]) for p in store.get_by_rowids([r[0] for r in rows])], total
+
+
+def list_category(store: Store, category: str, *, days: int = 30, limit: int = 100) -> list[Paper]:
+    """Visible papers of one category (exact, as arXiv writes it: cs.LG) from the last
+    `days` feed days, newest first.
+
+    The window bounds the scan: an unknown category reads a month of papers, not the store.
+    """
+    latest = latest_feed_date(store)
+    if latest is None:
+        return []
+    since = (dt.date.fromisoformat(latest) - dt.timedelta(days=days)).isoformat()
+    rows = store.conn.execute(
+        "SELECT p.rowid FROM papers p WHERE p.feed_date >= ? AND p.hidden = 0 "
+        "AND EXISTS (SELECT 1 FROM json_each(p.categories) WHERE value = ?) "
+        "ORDER BY p.feed_date DESC, p.rowid DESC LIMIT ?",
+        (since, category, limit),
+    ).fetchall()
+    return store.get_by_rowids([r[0] for r in rows])

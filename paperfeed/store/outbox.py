@@ -208,6 +208,15 @@ def mark_failed(store: Store, row_id: int, code: int | None, error: str, now: st
             )
 
 
+def has_mailed(store: Store, subscription_id: int, kind: str) -> bool:
+    """Whether a `kind` mail for the subscription was ever queued (sent or still on its way)."""
+    row = store.conn.execute(
+        "SELECT 1 FROM outbox WHERE subscription_id = ? AND kind = ? AND status NOT IN ('cancelled', 'failed') LIMIT 1",
+        (subscription_id, kind),
+    ).fetchone()
+    return row is not None
+
+
 def recent_confirmations(store: Store, email_key: str, since: str) -> int:
     """Confirmation mails queued for an address since `since`, over all its subscriptions."""
     return store.conn.execute(

@@ -14,12 +14,20 @@ from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.web.deps import get_settings, get_store, load_user
+from paperfeed.web.ids import lookup_paper
 from paperfeed.web.searching import QueryProblem
 
 router = APIRouter(prefix="/api", tags=["papers"])
 health_router = APIRouter(tags=["health"])
 
-PaperId = Annotated[str, Path(min_length=1, max_length=64, description="The paper's public id")]
+PaperId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The paper's public id, or its arXiv id (2210.02885, 2210.02885v2)",
+    ),
+]
 DateQ = Annotated[dt.date | None, Query(description="YYYY-MM-DD")]
 
 
@@ -139,7 +147,7 @@ def api_papers(
 
 
 def _get_visible(store: Store, paper_id: str) -> Paper:
-    p = store.get_paper(paper_id)
+    p, _ = lookup_paper(store, paper_id)
     if p is None or p.hidden:
         raise HTTPException(status_code=404, detail=f"no paper with id {paper_id!r}")
     return p
@@ -168,10 +176,25 @@ def api_similar(
                                                            score=score) for s, score in sims])  # fmt: skip
 
 
+@router.get(
+    "/papers/{archive}/{number}", response_model=PaperOut, responses=ERRORS,
+    summary="One paper by an old-style arXiv id (hep-th/9901001)",
+)  # fmt: skip
+def api_paper_old_style(
+    request: Request,
+    archive: Annotated[str, Path(max_length=40, description="arXiv archive, such as hep-th")],
+    number: Annotated[str, Path(max_length=20, description="Seven digits, optionally a version: 9901001v2")],
+    store: Store = Depends(get_store),
+) -> PaperOut:
+    return api_paper(request, f"{archive}/{number}", store)
+
+
 @router.get("/search", response_model=SearchOut, responses=ERRORS, summary="Search papers (hybrid pipeline)")
 def api_search(
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=10_000, description="Words, a question or a pasted abstract")],
+    q: Annotated[
+        str, Query(min_length=1, max_length=10_000, description="Words, a question or a pasted abstract")
+    ],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     since: DateQ = None,

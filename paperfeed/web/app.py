@@ -12,9 +12,17 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
@@ -83,6 +91,8 @@ class SiteMiddleware:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", _cache_policy(path, headers)))
                 if self.secure:
                     # the site is served over https (base_url): browsers must never fall back to http
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
@@ -95,6 +105,21 @@ class SiteMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _cache_policy(path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Cache-Control for a response that did not choose its own.
+
+    Static files are revalidated hourly (their ETag makes that a 304), as their URLs carry
+    no version. Pages hold a per-visitor CSRF token and login state: no shared cache may
+    keep them, and the browser asks again each time.
+    """
+    if path.startswith(("/static/", "/docs-static/")):
+        return b"public, max-age=3600"
+    content_type = next((v for n, v in headers if n == b"content-type"), b"")
+    if content_type.startswith(b"text/html"):
+        return b"private, no-cache"
+    return b"no-cache"
 
 
 class HeadMiddleware:
@@ -174,7 +199,7 @@ class BodyLimitMiddleware:
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    if path.startswith(("/api/", "/feeds/", "/healthz", "/openapi")):
+    if path.startswith(("/api/", "/feeds/", "/export.", "/healthz", "/openapi")):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -199,13 +224,16 @@ def _mount_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Response:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="paperfeed API",
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
             swagger_css_url="/docs-static/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
         )
+        # FastAPI's page has no lang, which screen readers need to pick a voice
+        body = bytes(page.body).replace(b"<html>", b'<html lang="en">', 1)
+        return HTMLResponse(body)
 
 
 def create_app(
@@ -250,15 +278,25 @@ def create_app(
     app.state.secure_cookies = secure
     app.add_middleware(SiteMiddleware, secure_cookies=secure)
     app.add_middleware(BodyLimitMiddleware)
+    # inside HeadMiddleware, so a HEAD answer carries the length of the compressed GET body
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(HeadMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # browsers and feed readers ask for it at the root whatever the page links
+        return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                            headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, feeds, pages, submit
+    from paperfeed.web import api, auth, export, feeds, pages, submit
 
     app.include_router(api.router)
     app.include_router(api.health_router)
     app.include_router(feeds.router)
+    app.include_router(export.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(submit.router)

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed.addresses import address_key
 from paperfeed.config import Settings
+from paperfeed.models import Paper
 from paperfeed.store import Store, ratelimits
 from paperfeed.store import accounts as acc
 from paperfeed.web.deps import (
@@ -35,6 +36,7 @@ from paperfeed.web.deps import (
     too_many,
     verify_csrf,
 )
+from paperfeed.web.ids import lookup_paper
 from paperfeed.web.pages import safe_next
 from paperfeed.web.templating import render
 
@@ -43,7 +45,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-def _login_response(request: Request, store: Store, user_id: int, target: str) -> Response:
+def _pending_vote(store: Store, paper_id: str) -> Paper | None:
+    """The paper a logged-out visitor clicked the vote button of, if it can be voted for."""
+    p = lookup_paper(store, paper_id)[0] if paper_id else None
+    return p if p is not None and not p.hidden else None
+
+
+def _login_response(request: Request, store: Store, user_id: int, target: str, vote: str = "") -> Response:
+    # the vote that sent the visitor here counts once they are in: no second click needed
+    paper = _pending_vote(store, vote)
+    if paper is not None:
+        acc.vote(store, user_id, paper.rowid)
+        target += "" if "#" in target else f"#p-{paper.id}"
     token = acc.create_session(store, user_id)
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(
@@ -59,19 +72,25 @@ def _login_response(request: Request, store: Store, user_id: int, target: str) -
 
 
 def _form(request: Request, mode: str, next_: str, email: str = "", error: str | None = None,
-          status_code: int = 200) -> Response:  # fmt: skip
+          status_code: int = 200, vote: str = "") -> Response:  # fmt: skip
     ctx = {"mode": mode, "next": safe_next(next_), "email": email, "error": error}
+    if vote:
+        store = request.app.state.pool.acquire()
+        try:
+            ctx["vote_paper"] = _pending_vote(store, vote)
+        finally:
+            request.app.state.pool.release(store)
     return render(request, "login.html", ctx, status_code=status_code)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> Response:
-    return _form(request, "login", next)
+def login_page(request: Request, next: str = "/", vote: str = "") -> Response:
+    return _form(request, "login", next, vote=vote)
 
 
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request, next: str = "/") -> Response:
-    return _form(request, "signup", next)
+def signup_page(request: Request, next: str = "/", vote: str = "") -> Response:
+    return _form(request, "signup", next, vote=vote)
 
 
 # Failed log-ins per account, whatever address they come from: a password-guessing
@@ -86,6 +105,7 @@ def login(
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
+    vote: str = Form(""),
     store: Store = Depends(get_store),
 ) -> Response:
     key = address_key(email)
@@ -95,8 +115,8 @@ def login(
     user = acc.authenticate(store, email, password)
     if user is None:
         ratelimits.note(store, "login-failed", key)
-        return _form(request, "login", next, email[:254], "Wrong email or password.", status_code=400)
-    return _login_response(request, store, user.id, safe_next(next))
+        return _form(request, "login", next, email[:254], "Wrong email or password.", status_code=400, vote=vote)
+    return _login_response(request, store, user.id, safe_next(next), vote)
 
 
 @router.post("/signup", dependencies=[Depends(verify_csrf), Depends(rate_limit("signup", 10))])
@@ -105,15 +125,16 @@ def signup(
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
+    vote: str = Form(""),
     store: Store = Depends(get_store),
 ) -> Response:
     try:
         user = acc.create_user(store, email, password)
     except acc.AccountError as exc:
-        return _form(request, "signup", next, email[:254], str(exc), status_code=400)
+        return _form(request, "signup", next, email[:254], str(exc), status_code=400, vote=vote)
     if acc.note_verify_sent(store, user.id):
         request.app.state.mailer.send_verification(user.id)
-    return _login_response(request, store, user.id, safe_next(next))
+    return _login_response(request, store, user.id, safe_next(next), vote)
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])

@@ -8,9 +8,11 @@ are dropped, since a feed reader rejects the whole document over one of them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -52,6 +54,45 @@ def _when(p: Paper) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _http_date(iso: str) -> str | None:
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return formatdate((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp(), usegmt=True)
+
+
+def _not_modified(request: Request, etag: str, last_modified: str | None) -> bool:
+    """RFC 9110: If-None-Match wins over If-Modified-Since; ETags compare weakly."""
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or etag.removeprefix("W/") in tags
+    ims = request.headers.get("if-modified-since")
+    if ims and last_modified:
+        try:
+            return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def cached(request: Request, body: bytes, media_type: str, updated: str | None) -> Response:
+    """`body` with validators, or an empty 304 when the client's copy is current.
+
+    Feed readers poll every few minutes; a 304 saves the whole document. The ETag is
+    weak because the gzip layer may change the bytes on the wire.
+    """
+    etag = 'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+    last_modified = _http_date(updated) if updated else None
+    if last_modified:
+        headers["Last-Modified"] = last_modified
+    if _not_modified(request, etag, last_modified):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def atom(
     request: Request, title: str, self_path: str, alternate_path: str, papers: Sequence[Paper], subtitle: str = ""
 ) -> Response:
@@ -63,10 +104,12 @@ def atom(
     _el(feed, "id", base + self_path)
     _el(feed, "link", rel="self", href=base + self_path, type="application/atom+xml")
     _el(feed, "link", rel="alternate", href=base + alternate_path, type="text/html")
-    updated = max((_when(p) for p in papers), default=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    _el(feed, "updated", updated)
+    newest = max((_when(p) for p in papers), default=None)
+    # an empty feed is stamped with the day, not the second, so its ETag holds between polls
+    _el(feed, "updated", newest or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT00:00:00Z"))
     _el(_el(feed, "author"), "name", "paperfeed")
     _el(feed, "generator", "paperfeed")
+    _el(feed, "icon", base + "/favicon.ico")
     for p in papers:
         entry = _el(feed, "entry")
         _el(entry, "title", p.title, type="text")
@@ -79,13 +122,14 @@ def atom(
         _el(entry, "updated", _when(p))
         if p.feed_date or p.published:
             _el(entry, "published", f"{p.feed_date or p.published}T00:00:00Z")
-        for a in p.authors[:50] or ["Unknown"]:
+        # no author element rather than a made-up name: the feed's own author covers the entry
+        for a in p.authors[:50]:
             _el(_el(entry, "author"), "name", a)
         for c in p.categories:
             _el(entry, "category", term=c)
         _el(entry, "summary", p.abstract, type="text")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
-    return Response(body, media_type=ATOM)
+    return cached(request, body, ATOM, newest)
 
 
 @router.get("/daily.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}, 422: {"model": ErrorOut, "description": "Invalid parameter"}})
@@ -136,3 +180,20 @@ def search_feed(
     qs = urlencode(params)
     return atom(request, f"Search: {q}", f"/feeds/search.atom?{qs}", f"/search?{qs}", [h.paper for h in result.hits],
                 subtitle="Papers matching a saved paperfeed search")  # fmt: skip
+
+
+_CATEGORY_RE = re.compile(r"^[A-Za-z-]{1,20}(?:\.[A-Za-z-]{1,20})?$")
+
+
+@router.get(
+    "/category/{category}.atom", response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}}, 404: {"model": ErrorOut, "description": "Not a category"}},
+)  # fmt: skip
+def category_feed(request: Request, category: str, store: Store = Depends(get_store)) -> Response:
+    """The newest papers of one category, as arXiv writes it (cs.LG, hep-th), from the last 30 days."""
+    if not _CATEGORY_RE.match(category):
+        raise HTTPException(status_code=404, detail="Not a category name; use one such as cs.LG or hep-th.")
+    papers = acc.list_category(store, category)
+    return atom(request, f"Papers in {category}", f"/feeds/category/{category}.atom",
+                "/search?" + urlencode({"category": category}), papers,
+                subtitle=f"The newest papers in {category} on paperfeed")  # fmt: skip

@@ -16,7 +16,9 @@ from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
 from paperfeed.store.accounts import User
+from paperfeed.web.citations import Cited, bibtex
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
+from paperfeed.web.ids import lookup_paper
 from paperfeed.web.searching import QueryProblem, SearchService
 from paperfeed.web.templating import render
 
@@ -77,6 +79,17 @@ def period_label(start: dt.date, end: dt.date, view: str) -> str:
     if view == "month":
         return f"{start:%B %Y}"
     return f"{start:%A}, {start:%b} {start.day}, {start.year}"
+
+
+def page_window(page: int, pages: int, around: int = 2) -> list[int | None]:
+    """Page numbers to show: the first, the last and those near `page`; None marks a gap."""
+    shown = sorted({1, pages, *range(max(1, page - around), min(pages, page + around) + 1)})
+    out: list[int | None] = []
+    for n in shown:
+        if out and n - (out[-1] or 0) > 1:
+            out.append(None)
+        out.append(n)
+    return out
 
 
 def _daily_url(date: str | None, view: str, sort: str, page: int = 1) -> str:
@@ -151,10 +164,14 @@ def daily(
         next_label=neighbour_label(next_day),
         view_urls={v: _daily_url(anchor, v, sort) for v in ("day", "week", "month")},
         sort_urls={s: _daily_url(anchor, view, s) for s in ("votes", "newest")},
-        prev_page_url=_daily_url(anchor, view, sort, pg - 1) if pg > 1 else None,
+        export_qs=urlencode({"date": since} if view == "day" else {"since": since, "until": until}),
+        prev_page_url=_daily_url(anchor, view, sort, pg - 1) if 1 < pg <= pages else None,
         next_page_url=_daily_url(anchor, view, sort, pg + 1) if pg < pages else None,
+        page_links=[(n, _daily_url(anchor, view, sort, n) if n else None) for n in page_window(pg, pages)],
+        last_page_url=_daily_url(anchor, view, sort, pages),
     )
-    return render(request, "daily.html", ctx)
+    # past the last page is a wrong address, not an empty day
+    return render(request, "daily.html", ctx, status_code=404 if total and pg > pages else 200)
 
 
 def _search_service(request: Request) -> SearchService:
@@ -187,77 +204,51 @@ def search_page(
                                 "author": author}.items() if v}  # fmt: skip
     ctx["feed_url"] = "/feeds/search.atom?" + urlencode(params)
     ctx["unfiltered_url"] = "/search?" + urlencode({"q": q})
+    ctx["export_qs"] = urlencode(params)
     try:
         s, u = parse_date(since), parse_date(until)
         if s and u and s > u:
             raise ValueError("The “From” date is after the “To” date.")
-        if q:
-            result = _search_service(request).search(
-                store, q, limit=SEARCH_PER_PAGE, offset=(pg - 1) * SEARCH_PER_PAGE,
-                since=s.isoformat() if s else None, until=u.isoformat() if u else None,
-                category=category, author=author,
-            )  # fmt: skip
+        if q or category or author:
+            service = _search_service(request)
+            window: dict[str, Any] = {
+                "limit": SEARCH_PER_PAGE, "offset": (pg - 1) * SEARCH_PER_PAGE, "category": category,
+                "author": author, "since": s.isoformat() if s else None, "until": u.isoformat() if u else None,
+            }  # fmt: skip
+            # filters alone (the author and category links of a card) list their papers
+            result = service.search(store, q, **window) if q else service.listing(store, **window)
             rowids = [h.paper.rowid for h in result.hits]
             ctx["result"] = result
             ctx["votes"] = acc.vote_counts(store, rowids)
             ctx["voted"] = acc.user_voted(store, user.id, rowids) if user else set()
             base = {**params}
             ctx["prev_page_url"] = "/search?" + urlencode({**base, "page": pg - 1}) if pg > 1 else None
-            ctx["next_page_url"] = "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
+            ctx["next_page_url"] = (
+                "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
+            )
     except (ValueError, QueryProblem) as exc:
         ctx["error"] = str(exc)
         status = 400
     return render(request, "search.html", ctx, status_code=status)
 
 
-def bibtex(p: Paper) -> str:
-    """A BibTeX entry; special characters are escaped so the entry compiles."""
+def cited(store: Store, p: Paper) -> Cited:
+    """`p` with the journal arXiv knows it by, if its record was harvested."""
+    record = harvest_store.record_for_paper(store, p.rowid)
+    return Cited(p, (record or {}).get("journal_ref") or None)
 
-    def esc(s: str) -> str:
-        out = []
-        for ch in s:
-            if ch in "{}\\":
-                out.append({"{": r"\{", "}": r"\}", "\\": r"\textbackslash{}"}[ch])
-            elif ch in "&%$#_":
-                out.append("\\" + ch)
-            elif ch == "~":
-                out.append(r"\textasciitilde{}")
-            elif ch == "^":
-                out.append(r"\textasciicircum{}")
-            elif ord(ch) < 32:
-                out.append(" ")
-            else:
-                out.append(ch)
-        return "".join(out)
 
-    year = (p.published or p.feed_date or "")[:4]
-    first = re.sub(r"\W+", "", (p.authors[0].split()[-1] if p.authors and p.authors[0].split() else "paper"))
-    word = next((w for w in re.findall(r"[A-Za-z]+", p.title) if len(w) > 3), "paper")
-    key = f"{first.lower() or 'paper'}{year}{word.lower()}"
-    fields = [("title", "{" + esc(p.title) + "}")]
-    if p.authors:
-        fields.append(("author", esc(" and ".join(p.authors))))
-    if year:
-        fields.append(("year", year))
-    if p.arxiv_id:
-        fields += [("eprint", esc(p.arxiv_id)), ("archivePrefix", "arXiv")]
-        if p.categories:
-            fields.append(("primaryClass", esc(p.categories[0])))
-    if p.doi:
-        fields.append(("doi", esc(p.doi)))
-    url = p.default_links().get("arxiv") or p.default_links().get("doi")
-    if url:
-        fields.append(("url", esc(url)))
-    kind = "article" if p.doi else "misc"
-    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
-    return f"@{kind}{{{key},\n{body}\n}}\n"
+def _find_visible(store: Store, paper_id: str, user: User | None) -> tuple[Paper, bool]:
+    p, alias = lookup_paper(store, paper_id)
+    if p is None or (p.hidden and not (user and user.is_admin)):
+        raise HTTPException(
+            status_code=404, detail="There is no paper with this id (it may have been removed)."
+        )
+    return p, alias
 
 
 def _visible_paper(store: Store, paper_id: str, user: User | None) -> Paper:
-    p = store.get_paper(paper_id) if len(paper_id) <= 64 else None
-    if p is None or (p.hidden and not (user and user.is_admin)):
-        raise HTTPException(status_code=404, detail="There is no paper with this id (it may have been removed).")
-    return p
+    return _find_visible(store, paper_id, user)[0]
 
 
 @router.get("/papers/{paper_id}", response_class=HTMLResponse)
@@ -267,7 +258,10 @@ def paper_page(
     store: Store = Depends(get_store),
     user: User | None = Depends(current_user),
 ) -> Response:
-    p = _visible_paper(store, paper_id, user)
+    p, alias = _find_visible(store, paper_id, user)
+    if alias:
+        # one URL per paper for bookmarks and crawlers; the bare arXiv id is served as is
+        return RedirectResponse(f"/papers/{p.id}", status_code=301)
     service = _search_service(request)
     similar: list[tuple[Paper, float]] = []
     note = "No similar papers found."
@@ -279,9 +273,24 @@ def paper_page(
         note = "Similar papers appear once the dense search index is built (paperfeed index)."
     votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
     voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
-    ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex(p), "similar": similar, "similar_note": note,
-           "votes": votes, "voted": voted, "here": here(request), "arxiv": harvest_store.record_for_paper(store, p.rowid)}  # fmt: skip
+    arxiv = harvest_store.record_for_paper(store, p.rowid)
+    ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex([Cited(p, (arxiv or {}).get("journal_ref") or None)]), "similar": similar, "similar_note": note,
+           "votes": votes, "voted": voted, "here": here(request), "arxiv": arxiv,
+           "citation": citation_meta(p, arxiv)}  # fmt: skip
     return render(request, "paper.html", ctx)
+
+
+def citation_meta(p: Paper, arxiv: dict | None) -> dict[str, Any]:
+    """What the Highwire (Google Scholar, Zotero) and OpenGraph tags of a paper page say.
+
+    The date is the publication date, else arXiv's first-version date; the day the
+    paper entered this site's feed is not a publication date, so it is never used.
+    """
+    date = p.published or (arxiv or {}).get("created") or None
+    words = " ".join(p.abstract.split())
+    description = words if len(words) <= 300 else words[:297].rsplit(" ", 1)[0] + "…"
+    return {"date": (date or "")[:10].replace("-", "/") or None, "iso_date": (date or "")[:10] or None,
+            "journal": (arxiv or {}).get("journal_ref") or None, "description": description}  # fmt: skip
 
 
 @router.get("/papers/{paper_id}/bibtex")
@@ -290,10 +299,22 @@ def paper_bibtex(
 ) -> Response:
     p = _visible_paper(store, paper_id, user)
     return PlainTextResponse(
-        bibtex(p),
+        bibtex([cited(store, p)]),
         media_type="application/x-bibtex; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{p.id}.bib"'},
     )
+
+
+@router.get("/papers/{archive}/{number}", response_class=HTMLResponse)
+def old_style_paper_page(
+    request: Request,
+    archive: str,
+    number: str,
+    store: Store = Depends(get_store),
+    user: User | None = Depends(current_user),
+) -> Response:
+    """Old-style arXiv ids (hep-th/9901001) have a slash, so they take two path segments."""
+    return paper_page(request, f"{archive}/{number}", store, user)
 
 
 @router.post(
@@ -310,7 +331,7 @@ def vote_form(
 ) -> Response:
     target = safe_next(next)
     if user is None:
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return RedirectResponse("/login?" + urlencode({"next": target, "vote": paper_id}), status_code=303)
     p = _visible_paper(store, paper_id, user)
     if action == "undo":
         acc.unvote(store, user.id, p.rowid)

@@ -268,6 +268,20 @@ class SearchService:
         return SearchPage(q, hits, total, limit, offset, engine="fallback",
                           notes=["The search index is not ready; showing plain word matches."])  # fmt: skip
 
+    def listing(
+        self, store: Store, *, limit: int = 20, offset: int = 0, since: str | None = None,
+        until: str | None = None, category: str | None = None, author: str | None = None,
+    ) -> SearchPage:  # fmt: skip
+        """Papers matching the filters alone, newest first: an author's or a category's papers,
+        which a link on a paper card asks for without any query words."""
+        from paperfeed.store.accounts import substring_search
+
+        rows, total = substring_search(
+            store, [], since=since, until=until, category=category, author=author, limit=limit, offset=offset
+        )
+        return SearchPage("", [Hit(paper=p, score=s, snippet=Markup("")) for p, s in rows], total, limit, offset,
+                          engine="filters")  # fmt: skip
+
     def similar(self, store: Store, paper: Paper, k: int = 8) -> list[tuple[Paper, float]]:
         searcher = self.ensure_loaded()
         if searcher is None:

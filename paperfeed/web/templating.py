@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from paperfeed.web.deps import csrf_token, get_settings, load_user
+from paperfeed.web.math import render_tex
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -26,19 +27,7 @@ _env = Environment(
 templates = Jinja2Templates(env=_env)
 
 
-def _authors_short(authors: list[str], n: int = 4) -> str:
-    if len(authors) <= n:
-        return ", ".join(authors)
-    return ", ".join(authors[:n]) + f" and {len(authors) - n} more"
-
-
-def _source_kinds(sources: list[str], n: int = 3) -> list[str]:
-    # "hf-page:003_..." -> "hf-page", once: a paper seen on three saved pages is one hf-page tag
-    return list(dict.fromkeys(s.split(":", 1)[0] for s in sources))[:n]
-
-
-_env.filters["authors_short"] = _authors_short
-_env.filters["source_kinds"] = _source_kinds
+_env.filters["tex"] = render_tex
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
