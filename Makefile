@@ -23,8 +23,12 @@ install: $(STAMP)
 
 # Chromium for the Playwright tests comes from Debian's package (Playwright's own
 # browser download is not reachable here).
+# axe-core (the accessibility check's rules) comes from the npm registry into .cache/axe.
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -f $(AXE) || npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4 >/dev/null
 
 demo: $(STAMP)
 	$(BIN)/paperfeed --data $(DATA) ingest --demo
@@ -37,7 +41,7 @@ lint: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check paperfeed tests bench
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) $(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts
+	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts .cache
