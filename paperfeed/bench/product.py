@@ -93,16 +93,21 @@ def build_vectors(data_dir: Path, matrix: np.ndarray, progress: bool = False) ->
     """Build the vector index through `sync` with precomputed vectors (row i of `matrix`
     is the i-th paper by rowid); seconds taken. The lookup costs a hash per text, far
     below any real encoder."""
-    from paperfeed.index.sync import sync
+    from paperfeed.index.sync import embed_text, passages, sync
+    from paperfeed.models import Paper
 
-    keys, rows = [], []
-    pos = 0
-    for rowids, texts in embed_texts_by_rowid(data_dir):
-        keys.append(np.fromiter((_text_key(t) for t in texts), dtype=np.int64, count=len(texts)))
-        rows.append(np.arange(pos, pos + len(rowids)))
-        pos += len(rowids)
+    keys: list[int] = []
+    rows: list[int] = []
+    with _open_store(data_dir) as store:
+        cur = store.conn.execute("SELECT title, abstract FROM papers ORDER BY rowid")
+        for pos, (title, abstract) in enumerate(cur):
+            paper = Paper(title=title, abstract=abstract)
+            # a long text's passages get its own synthetic vector (sync embeds them too)
+            for text in (embed_text(paper), *passages(paper)):
+                keys.append(_text_key(text))
+                rows.append(pos)
     real = get_embedder()
-    lookup = LookupEmbedder(real.name, real.dim, np.concatenate(keys), np.concatenate(rows), matrix)
+    lookup = LookupEmbedder(real.name, real.dim, np.asarray(keys, np.int64), np.asarray(rows, np.int64), matrix)
     with _open_store(data_dir) as store:
         t0 = time.perf_counter()
         sync(store, data_dir, progress, embedder=lookup)
