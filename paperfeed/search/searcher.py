@@ -428,7 +428,7 @@ class Searcher:
             return whole
         ids, scores = pv.search(qv, k)
         owners = [passage_owner(i) for i in ids]
-        keep = self.lexical.restrict(owners, constraint) if constraint is not None and self.lexical else None
+        keep = self.lexical.restrict(owners, constraint) if constraint is not None and self.lexical is not None else None
         pairs = [(o, float(s)) for o, s in zip(owners, scores, strict=True) if keep is None or o in keep]
         ids, scores = max_merge([whole, ([o for o, _ in pairs], [s for _, s in pairs])])
         return ids[:k], scores[:k]
