@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import psutil
 
-from paperfeed.search import open_searcher
+from paperfeed.search import QueryError, open_searcher
 from paperfeed.store import open_store
 
 MODES = ("lexical", "dense", "hybrid", "default")
@@ -65,7 +65,10 @@ def _product(data_dir: Path, work: Path) -> dict:
         try:
             for q in per_mode[mode]:
                 s = time.perf_counter()
-                searcher.search(q, store=store, limit=K, mode=mode if mode != "default" else "best")
+                try:
+                    searcher.search(q, store=store, limit=K, mode=mode if mode != "default" else "best")
+                except QueryError:
+                    continue  # refused with a message (e.g. only common words): nothing was searched
                 times.append((time.perf_counter() - s) * 1000)
         except Exception as e:  # noqa: BLE001 - one broken mode must not hide the others
             errors[mode] = f"{type(e).__name__}: {e}"
