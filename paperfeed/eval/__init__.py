@@ -154,7 +154,7 @@ def run_mode(coll: Collection, data_dir: Path, mode: str, *, searcher: Any = Non
                 for r, sc in zip(ranking.rids[:DEPTH], ranking.scores[:DEPTH], strict=False):
                     if r in ext:
                         docs[ext[r]] = float(sc)
-            run[qid] = docs or {"__none__": 0.0}
+            run[qid] = docs
         seconds = time.perf_counter() - t0
     return score_run(coll, mode, run, seconds)
 
@@ -163,6 +163,7 @@ def score_run(coll: Collection, name: str, run: dict[str, dict[str, float]], sec
     """Metrics of a run (query id -> document id -> score) against the collection's judgments."""
     from ranx import Qrels, Run, evaluate
 
+    # a query that retrieved nothing still counts (as zeros); ranx needs a document to hold it
     run = {q: (run.get(q) or {"__none__": 0.0}) for q in coll.queries}
     qrels = Qrels(coll.qrels)
     r = Run(run)

@@ -70,12 +70,7 @@ def plain_runs(corpus: str, queries: dict[str, str]) -> dict[str, Run]:
     runs = [RanxRun(bm25, name="bm25"), RanxRun(dense, name="dense")]
     rrf = fuse(runs, method="rrf", params={"k": 60})
     wsum = fuse(runs, norm="min-max", method="wsum", params={"weights": [0.5, 0.5]})
-    return {
-        "plain-bm25": bm25,
-        "plain-dense": dense,
-        "plain-rrf": _top(rrf.to_dict()),
-        "plain-wsum": _top(wsum.to_dict()),
-    }
+    return dict(zip(RUNS, (bm25, dense, _top(rrf.to_dict()), _top(wsum.to_dict())), strict=True))
 
 
 def _top(run: Run, k: int = DEPTH) -> Run:
