@@ -110,9 +110,6 @@ def test_bench_ingest_json(tmp_path: Path) -> None:
 
 
 def test_bench_json_shape_with_baseline(tmp_path: Path) -> None:
-    search = pytest.importorskip("paperfeed.search")
-    if not hasattr(search, "Searcher"):
-        pytest.skip("the search package has not landed yet")
     res = run_cli(
         "bench", "--papers", "300", "--json", "--baseline", "--queries", "20", "--embed-docs", "40",
         "--real-vectors-below", "0", "--workdir", str(tmp_path), timeout=600,

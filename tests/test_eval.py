@@ -64,7 +64,6 @@ def test_eval_json_lexical_is_one_object_with_the_metrics(small: Path):
 
 
 def test_eval_compare_adds_a_paired_test(small: Path):
-    pytest.importorskip("paperfeed.index.vectors")
     code, out, _ = _eval(str(small), "--compare", "lexical,best", "--json")
     assert code == 0, out
     obj = json.loads(out)

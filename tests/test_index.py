@@ -111,7 +111,6 @@ def test_replaced_store_rebuilds_the_index(tmp_path: Path):
 
 
 def test_vectors_are_computed_once_per_text(store_dir):
-    pytest.importorskip("paperfeed.index.vectors")
     data, store, tmp = store_dir
     rows = _papers(12)
     ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", rows)])
@@ -132,7 +131,6 @@ def test_vectors_are_computed_once_per_text(store_dir):
 
 
 def test_rebuild_recreates_everything(store_dir):
-    pytest.importorskip("paperfeed.index.vectors")
     data, store, tmp = store_dir
     ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(6))])
     sync(store, data)

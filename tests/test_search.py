@@ -24,7 +24,6 @@ SEEDS = sorted((Path(__file__).resolve().parent.parent / "paperfeed" / "demo" / 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip("paperfeed.index.vectors")
     data = tmp_path_factory.mktemp("seeded")
     store = open_store(data)
     ingest_paths(store, SEEDS)
@@ -259,7 +258,6 @@ def test_the_count_is_of_matching_papers_not_the_depth(seeded):
 
 
 def test_dense_rankings_are_the_same_after_a_rebuild(tmp_path):
-    pytest.importorskip("paperfeed.index.vectors")
     rankings = []
     for n in range(2):
         data = tmp_path / f"d{n}"
@@ -287,7 +285,6 @@ def test_fusion_is_a_min_max_weighted_sum():
 def test_a_long_text_is_found_by_a_passage_past_the_model_window(tmp_path):
     """The model reads ~190 words; a topic stated only at the end of a long abstract is found
     through that passage's vector, and hiding the paper removes its passages."""
-    pytest.importorskip("paperfeed.index.vectors")
     from paperfeed.index.sync import PASSAGE_SLOTS, PASSAGES_DIR, open_vectors
 
     filler = " ".join(["The committee discussed budgets, schedules and the annual report in detail."] * 40)
@@ -311,7 +308,6 @@ def test_a_long_text_is_found_by_a_passage_past_the_model_window(tmp_path):
 
 
 def test_an_index_from_before_passages_gets_them_without_re_embedding_everything(tmp_path):
-    pytest.importorskip("paperfeed.index.vectors")
     import shutil
     import sqlite3
 

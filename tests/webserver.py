@@ -99,8 +99,14 @@ def demo_server() -> LiveServer:
             root = Path(tempfile.mkdtemp(prefix="paperfeed-web-"))
             data = build_demo_data(root)
             _demo = start_server(data, rate_limit_scale=1000.0)
-            # wait for the search warm-up and its index catch-up, so tests see the real engine
-            _demo.server.config.app.state.search.caught_up.wait(300)  # type: ignore[union-attr]
+            # wait for the search warm-up and its index catch-up, so tests see the real engine;
+            # `caught_up` is set on failure too, so a search that did not load stops here
+            search = _demo.server.config.app.state.search  # type: ignore[union-attr]
+            if not search.caught_up.wait(300):
+                raise RuntimeError("the demo server's index catch-up did not finish in 300 s")
+            status = search.status()
+            if not (status["ready"] and status["dense"]):
+                raise RuntimeError(f"search did not load on the demo server: {status}")
 
             def cleanup() -> None:
                 assert _demo is not None

@@ -91,8 +91,6 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
     )  # fmt: skip
     try:
         result = run_bench(opts)
-    except ImportError as e:
-        raise click.ClickException(f"the search or embedding part is not available in this build ({e})") from e
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)

@@ -23,11 +23,9 @@ def demo_paths() -> list[Path]:
 
 
 def sync_indexes(store, data_dir: Path, progress: bool | None) -> None:  # noqa: ANN001
-    """Bring the search indexes up to date, if the search package is installed."""
-    try:
-        from paperfeed.index import sync
-    except ImportError:
-        return
+    """Bring the search indexes up to date."""
+    from paperfeed.index import sync  # imported here: `paperfeed papers` never loads the index stack
+
     sync(store, data_dir, progress=sys.stderr.isatty() if progress is None else progress)
 
 

@@ -20,11 +20,8 @@ log = logging.getLogger(__name__)
 
 def _sync_indexes(data_dir: Path) -> None:
     """Catch the search indexes up with the store before serving (once, not per worker)."""
-    try:
-        from paperfeed.index import sync
-    except ImportError:
-        log.info("search index package not installed; search uses the substring fallback")
-        return
+    from paperfeed.index import sync  # imported here: tantivy and numpy only when serving
+
     t0 = time.perf_counter()
     try:
         with open_store(data_dir) as store:
@@ -56,11 +53,7 @@ def _run_every(what: str, seconds: float, stop: threading.Event, job: Callable[[
 def _digest_loop(data_dir: Path, seconds: float, stop: threading.Event) -> None:
     """The digest job on a timer; the outbox's UNIQUE (subscription, period) keeps it from
     sending anything twice."""
-    try:
-        from paperfeed.digest import run_scheduled
-    except ImportError:
-        log.warning("digest_interval_minutes is set but the digest package is not installed")
-        return
+    from paperfeed.digest import run_scheduled
 
     def job() -> None:
         # reloaded every run, so an edited config.toml (SMTP password...) needs no restart

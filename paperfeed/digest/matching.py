@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,28 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paperfeed.index.lexical import analyze_index
 from paperfeed.models import Paper
+from paperfeed.search.query import parse_query
+from paperfeed.store.accounts import trending
 from paperfeed.store.papers import Store
 
 log = logging.getLogger(__name__)
 
 TRENDING_PERIOD = {"daily": "day", "weekly": "week"}
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "of", "on", "or", "that", "the", "to", "with", "via", "using", "towards"]
-)
 
 
 def trending_papers(store: Store, period: str, limit: int) -> list[tuple[Paper, int | None]]:
     """Top papers of the period by the site's trending score, with their vote counts."""
-    try:
-        from paperfeed.store.accounts import trending
-    except ImportError:
-        trending = None
-    if trending is not None:
-        return [(p, votes) for p, votes, _score in trending(store, TRENDING_PERIOD[period], limit, 0)]
-    # Without accounts (no votes yet) the newest papers of the feed are what trends.
-    return [(p, None) for p in store.list_papers(order="newest", limit=limit)]
+    return [(p, votes) for p, votes, _score in trending(store, TRENDING_PERIOD[period], limit, 0)]
 
 
 # An alert window holds at most this many papers (the newest). Only a bulk import
@@ -72,33 +63,6 @@ def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[
     return list(iter_candidates(store, after_seq, upto_seq, filters))
 
 
-def _analyzers() -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]]:
-    """(query analyser, document analyser): the site's lexical index's own when
-    it is installed, so an alert matches the words a search on the site would."""
-    try:
-        from paperfeed.index.lexical import analyze_index, analyze_query
-
-        return analyze_query, analyze_index
-    except Exception as exc:  # noqa: BLE001 - mail must go out even if the search stack is broken
-        log.info("alerts use their own analyser: %s", exc)
-    try:
-        import Stemmer
-
-        stem = Stemmer.Stemmer("english").stemWords
-    except ImportError:  # pragma: no cover - PyStemmer is a dependency
-
-        def stem(words: list[str]) -> list[str]:
-            return words
-
-    def terms(text: str) -> list[str]:
-        return stem([w for w in _WORD_RE.findall(text.casefold()) if w not in _STOP])
-
-    return terms, terms
-
-
-_query_terms, _doc_terms = _analyzers()
-
-
 @dataclass(frozen=True)
 class AlertQuery:
     """A saved search as alerts match it: every term, every phrase, no excluded word."""
@@ -108,27 +72,13 @@ class AlertQuery:
     excluded: tuple[tuple[str, ...], ...] = ()
 
 
-@functools.lru_cache(maxsize=1)
-def _search_parser() -> Callable | None:
-    try:
-        from paperfeed.search import parse_query
-    except Exception as exc:  # noqa: BLE001 - as above: fall back rather than not mail
-        log.info("alerts parse queries themselves: %s", exc)
-        return None
-    return parse_query
-
-
 @functools.lru_cache(maxsize=4096)
 def compile_query(query: str) -> AlertQuery:
-    """Parse `query` with the site's search syntax ("exact phrase", -word) when the
-    search package is installed, so an alert means what the same search on the site
-    means. Raises ValueError (the search package's QueryError) for a query it refuses."""
-    parse_query = _search_parser()
-    if parse_query is None:
-        return AlertQuery(tuple(dict.fromkeys(_query_terms(query))))
+    """Parse `query` with the site's search syntax ("exact phrase", -word), so an alert
+    means what the same search on the site means. Raises ValueError (the search package's QueryError) for a query it refuses."""
     pq = parse_query(query)
-    phrases = tuple(t for t in (tuple(_doc_terms(ph)) for ph in pq.phrases) if len(t) > 1)
-    excluded = tuple(t for t in (tuple(_doc_terms(ex)) for ex in pq.excluded) if t)
+    phrases = tuple(t for t in (tuple(analyze_index(ph)) for ph in pq.phrases) if len(t) > 1)
+    excluded = tuple(t for t in (tuple(analyze_index(ex)) for ex in pq.excluded) if t)
     return AlertQuery(tuple(pq.terms), phrases, excluded)
 
 
@@ -164,7 +114,7 @@ class Window:
         for p in papers:
             i = len(rowids)
             # the title counts twice: a query word in the title matters more
-            terms = Counter(_doc_terms(f"{p.title} {p.title} {p.abstract}"))
+            terms = Counter(analyze_index(f"{p.title} {p.title} {p.abstract}"))
             rowids.append(p.rowid)
             lengths.append(sum(terms.values()))
             for t, tf in terms.items():
@@ -234,7 +184,7 @@ class Window:
 
 def _phrases_ok(p: Paper, aq: AlertQuery) -> bool:
     # title and abstract apart, so a phrase cannot run from one into the other
-    fields = (_doc_terms(p.title), _doc_terms(p.abstract))
+    fields = (analyze_index(p.title), analyze_index(p.abstract))
     if not all(any(_contains(f, ph) for f in fields) for ph in aq.phrases):
         return False
     return not any(len(ex) > 1 and any(_contains(f, ex) for f in fields) for ex in aq.excluded)

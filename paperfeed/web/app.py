@@ -291,7 +291,7 @@ def create_app(
 
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, export, feeds, pages, submit
+    from paperfeed.web import api, auth, export, feeds, pages, submit, subscriptions
 
     app.include_router(api.router)
     app.include_router(api.health_router)
@@ -300,12 +300,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(submit.router)
-    try:
-        from paperfeed.web.subscriptions import router as subscriptions_router
-    except ImportError as exc:
-        log.info("subscriptions are not available: %s", exc)
-    else:
-        app.include_router(subscriptions_router)
+    app.include_router(subscriptions.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
