@@ -107,7 +107,7 @@ def test_source_and_date_filters(seeded):
 def test_similar_papers(seeded):
     _, store, s = seeded
     p = next(p for p in store.list_papers(limit=1000) if "weighting vectors" in p.title.lower())
-    sims = s.similar(p.rowid, k=5, store=store)
+    sims = s.similar(p.rowid, limit=5, store=store)
     assert len(sims) == 5
     assert p.rowid not in {h.paper.rowid for h in sims}
     assert any("weighting vectors" in h.paper.title.lower() for h in sims)

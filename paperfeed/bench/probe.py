@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import psutil
 
-from paperfeed.search import QueryError, open_searcher
+from paperfeed.search import QueryError, Searcher, open_searcher
 from paperfeed.store import open_store
 
 MODES = ("lexical", "dense", "hybrid", "default")
@@ -82,44 +82,26 @@ def _product(data_dir: Path, work: Path) -> dict:
     return out
 
 
-def _vector_index(searcher: Any) -> Any:
-    for name in ("vectors", "vector_index", "vec", "dense"):
-        v = getattr(searcher, name, None)
-        if v is not None and callable(getattr(v, "search", None)):
-            return v
-    return None
-
-
-def _info(searcher: Any) -> dict:
-    vec = _vector_index(searcher)
+def _info(searcher: Searcher) -> dict:
+    vec = searcher.vectors
     info: dict[str, Any] = {"searcher": type(searcher).__name__}
     if vec is not None:
-        info["vector_index"] = type(vec).__name__
-        for attr in ("uses_ann", "ann_threshold", "kind", "dtype"):
-            v = getattr(vec, attr, None)
-            if callable(v):
-                try:
-                    v = v()
-                except TypeError:
-                    continue
-            if isinstance(v, str | int | float | bool):
-                info[f"vector_{attr}"] = v
-        info["vectors"] = len(vec)
+        info.update(vector_index=type(vec).__name__, vector_uses_ann=vec.uses_ann,
+                    vector_ann_threshold=vec.ann_threshold, vectors=len(vec))  # fmt: skip
     return info
 
 
-def _ann_recall(searcher: Any, work: Path) -> dict:
+def _ann_recall(searcher: Searcher, work: Path) -> dict:
     qpath, tpath = work / "recall_queries.npy", work / "recall_truth.npy"
-    vec = _vector_index(searcher)
+    vec = searcher.vectors
     if vec is None or not qpath.exists():
-        return {"ann_recall_at_10": None, "ann_error": "no vector index with a search(vector, k) method"}
+        return {"ann_recall_at_10": None, "ann_error": "no vector index"}
     qv, truth = np.load(qpath), np.load(tpath)
     hits_total, times = 0, []
     for q, t in zip(qv, truth, strict=True):
         s = time.perf_counter()
-        res = vec.search(q, K)
+        ids, _scores = vec.search(q, K)
         times.append((time.perf_counter() - s) * 1000)
-        ids = res[0] if isinstance(res, tuple) else res
         hits_total += len(set(int(i) for i in list(ids)[:K]) & set(int(i) for i in t))
     return {"ann_recall_at_10": round(hits_total / (K * len(qv)), 4), "ann_ms": times}
 

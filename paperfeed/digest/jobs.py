@@ -58,6 +58,7 @@ from paperfeed.digest.validate import (
     clean_period,
     clean_query,
 )
+from paperfeed.search import window
 from paperfeed.store import outbox as ob
 from paperfeed.store import subscriptions as subs
 from paperfeed.store.papers import Store
@@ -120,10 +121,10 @@ def subscribe(
     else:
         kind, period, q, f = "alert", clean_period(every), clean_query(query), clean_filters(filters)
         try:
-            matching.compile_query(q)
+            window.compile_query(q)
         except ValueError as exc:
             raise SubscriptionError(f"That search cannot be run: {exc}.") from None
-        if not matching.query_terms(q):
+        if not window.query_terms(q):
             raise SubscriptionError(
                 f"“{q}” has no words to search for (only very common words); add a topic word."
             )

@@ -40,6 +40,7 @@ import numpy as np
 from paperfeed.index.damage import IndexDamaged
 from paperfeed.index.lexical import SCHEMA_VERSION, LexicalIndex
 from paperfeed.models import Paper
+from paperfeed.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ def open_vectors(directory: Path, embedder: Any) -> Any:
 
 
 def sync(
-    store: Any,
+    store: Store,
     data_dir: Path,
     progress: bool = False,
     *,
@@ -329,11 +330,11 @@ def sync(
     return report
 
 
-def rebuild(store: Any, data_dir: Path, progress: bool = True, *, embedder: Any = None) -> SyncReport:
+def rebuild(store: Store, data_dir: Path, progress: bool = True, *, embedder: Any = None) -> SyncReport:
     return sync(store, data_dir, progress, embedder=embedder, rebuild=True)
 
 
-def status(store: Any, data_dir: Path) -> dict[str, Any]:
+def status(store: Store, data_dir: Path) -> dict[str, Any]:
     """How far behind the store each index is (for `paperfeed index --status`), and `problems`:
     damage that needs `paperfeed index --rebuild` (empty when there is none)."""
     root = index_dir(data_dir)
@@ -426,7 +427,7 @@ def _wipe_vectors(root: Path, state: IndexState) -> None:
         c.execute("DELETE FROM meta WHERE key IN ('vec_seq', 'embedder', 'passages')")
 
 
-def _check_vectors(store: Any, root: Path, vec: Any, state: IndexState) -> None:
+def _check_vectors(store: Store, root: Path, vec: Any, state: IndexState) -> None:
     """Raise IndexDamaged when papers recorded as embedded have no vector.
 
     Carrying on would record more progress on top of the hole, and the missing papers would
@@ -452,7 +453,7 @@ def _check_vectors(store: Any, root: Path, vec: Any, state: IndexState) -> None:
         raise IndexDamaged(root / VECTORS_DIR, f"{lost} of the {recorded} papers recorded as embedded have no vector")
 
 
-def _check_identity(store: Any, root: Path, state: IndexState, report: SyncReport, *, force: bool) -> None:
+def _check_identity(store: Store, root: Path, state: IndexState, report: SyncReport, *, force: bool) -> None:
     """Start over when the indexes do not belong to this store (a new or replaced database),
     when the lexical schema changed, or when asked to."""
     token = store.meta_get(STORE_TOKEN_KEY)
@@ -476,7 +477,7 @@ def _check_identity(store: Any, root: Path, state: IndexState, report: SyncRepor
         report.rebuilt.append("lexical")
 
 
-def _pending(store: Any, since: int) -> int:
+def _pending(store: Store, since: int) -> int:
     return store.conn.execute("SELECT COUNT(*) FROM papers WHERE seq > ?", (since,)).fetchone()[0]
 
 
@@ -487,7 +488,7 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
 
 
 def _sync_lexical(
-    store: Any, lex: LexicalIndex, state: IndexState, report: SyncReport, progress: bool
+    store: Store, lex: LexicalIndex, state: IndexState, report: SyncReport, progress: bool
 ) -> None:
     since = state.get_int("lex_seq")
     total = _pending(store, since)
@@ -518,7 +519,7 @@ def _sync_lexical(
                 state.set(lex_seq=last_seq)  # after the commit: a crash in between replays the batch
 
 
-def _backfill_passages(store: Any, pvec: Any, emb: Any, state: IndexState, progress: bool) -> None:
+def _backfill_passages(store: Store, pvec: Any, emb: Any, state: IndexState, progress: bool) -> None:
     """Passages for the papers embedded before passages existed (an index of an older
     version): only long texts are embedded again, never the whole collection."""
     done = state.get_int("vec_seq")
@@ -535,7 +536,7 @@ def _backfill_passages(store: Any, pvec: Any, emb: Any, state: IndexState, progr
 
 
 def _sync_vectors(
-    store: Any, vec: Any, pvec: Any, emb: Any, state: IndexState, report: SyncReport, progress: bool
+    store: Store, vec: Any, pvec: Any, emb: Any, state: IndexState, report: SyncReport, progress: bool
 ) -> None:
     since = state.get_int("vec_seq")
     total = _pending(store, since)

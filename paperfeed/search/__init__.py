@@ -5,7 +5,7 @@ searcher = open_searcher(data_dir, store)          # hold it warm (one per proce
 res = searcher.search("effective rank", store=store, mode="best", limit=10, offset=0,
                       since="2024-01", category="cs.LG")
 res.hits[0].paper, res.hits[0].score, res.hits[0].snippet (safe HTML with <mark>)
-searcher.similar(paper.rowid, k=8, store=store)    # dense nearest neighbours
+searcher.similar(paper.rowid, limit=8, store=store)    # dense nearest neighbours
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ from typing import Any
 
 from paperfeed.search.query import MODES, Filters, ParsedQuery, QueryError, parse_query
 from paperfeed.search.searcher import Hit, Ranking, Searcher, SearchResults
+from paperfeed.store import Store
 
 
-def open_searcher(data_dir: Path, store: Any = None, **kw: Any) -> Searcher:
+def open_searcher(data_dir: Path, store: Store | None = None, **kw: Any) -> Searcher:
     """A warm Searcher for `data_dir`; with `store`, the indexes are caught up first."""
     return Searcher.open(Path(data_dir), store, **kw)
 
 
 def search(
-    store: Any,
+    store: Store,
     searcher: Searcher,
     query: str,
     *,

@@ -97,6 +97,20 @@ def _clean(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch in "\t\n" else " " for ch in text).translate(_QUOTES)
 
 
+def check_query(raw: str | None) -> str:
+    """The query as the site takes it, checked once for every entry point (page, API, feed,
+    export): stripped, and refused when empty, longer than MAX_QUERY_CHARS or holding a NUL
+    (which no one types; the CLI's `parse_query` alone would only blank it)."""
+    query = (raw or "").strip()
+    if not query:
+        raise QueryError("Type a few words to search for.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"The query is too long (at most {MAX_QUERY_CHARS} characters).")
+    if "\x00" in query:
+        raise QueryError("The query contains a NUL character.")
+    return query
+
+
 def parse_query(raw: str | None) -> ParsedQuery:
     """Parse a search box's text. Raises QueryError only for an empty query."""
     if raw is None or not str(raw).strip():

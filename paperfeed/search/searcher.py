@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tantivy
@@ -57,6 +57,10 @@ from paperfeed.models import Paper
 from paperfeed.search import snippets
 from paperfeed.search.fusion import fuse, max_merge, minmax, softmax_weights
 from paperfeed.search.query import Filters, ParsedQuery, QueryError, normalize_mode, parse_query
+from paperfeed.store import Store
+
+if TYPE_CHECKING:  # imported by open_vectors only when a vector index exists
+    from paperfeed.index.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +155,12 @@ class Searcher:
         self._rcache: OrderedDict[tuple, Ranking] = OrderedDict()
         self._seen: tuple[int, int] = (-1, -1)  # (lex_seq, vec_seq) the open indexes reflect
         self.lexical: LexicalIndex | None = None
-        self.vectors: Any = None
-        self.passages: Any = None  # vectors of the windows of long texts (see index.sync)
+        self.vectors: VectorIndex | None = None
+        self.passages: VectorIndex | None = None  # vectors of the windows of long texts (see index.sync)
         self._open_indexes()
 
     @classmethod
-    def open(cls, data_dir: Path, store: Any = None, **kw: Any) -> Searcher:
+    def open(cls, data_dir: Path, store: Store | None = None, **kw: Any) -> Searcher:
         s = cls(data_dir, **kw)
         if store is not None:
             s.refresh(store)
@@ -216,7 +220,7 @@ class Searcher:
     def ready(self) -> bool:
         return self.lexical is not None and len(self.lexical) > 0
 
-    def refresh(self, store: Any, *, wait: bool = False) -> None:
+    def refresh(self, store: Store, *, wait: bool = False) -> None:
         """Catch the indexes up with `store` if it changed since we last looked."""
         try:
             max_seq = store.max_seq()
@@ -240,7 +244,7 @@ class Searcher:
         self,
         query: str,
         *,
-        store: Any,
+        store: Store,
         mode: str = "best",
         limit: int = 10,
         offset: int = 0,
@@ -292,11 +296,11 @@ class Searcher:
             took_ms=(time.perf_counter() - t0) * 1000,
         )
 
-    def similar(self, rowid: int, k: int = 10, *, store: Any = None) -> list[Hit]:
+    def similar(self, rowid: int, limit: int = 10, *, store: Store | None = None) -> list[Hit]:
         """Nearest papers to paper `rowid` by its stored vector (the paper itself left out)."""
         if store is not None:
             self.refresh(store)
-        k = _int_in(k, "k", 1, 100)
+        k = _int_in(limit, "limit", 1, 100)
         vec = self.vectors
         if vec is None or not vec.has([rowid])[0]:
             return []
@@ -323,7 +327,7 @@ class Searcher:
         mode: str = "best",
         filters: Filters | None = None,
         depth: int = CANDIDATES,
-        store: Any = None,
+        store: Store | None = None,
     ) -> Ranking:
         """Ranked rowids and scores for a query: what eval measures and search pages through."""
         if isinstance(pq, str):
@@ -469,7 +473,7 @@ class Searcher:
         return ids[:k], scores[:k]
 
     def _hybrid(
-        self, pq: ParsedQuery, constraint: tantivy.Query | None, k: int, *, feedback: bool, store: Any
+        self, pq: ParsedQuery, constraint: tantivy.Query | None, k: int, *, feedback: bool, store: Store | None
     ) -> Ranking:
         lex0 = self._lexical(pq.terms, pq, constraint, k, count=True)
         qv = self._qvec(pq.text)
@@ -533,7 +537,7 @@ def _matching(lex: Ranking, dense_ids: list[int], dense_scores: list[float], k: 
     )
 
 
-def _texts(store: Any, rids: list[int]) -> dict[int, str]:
+def _texts(store: Store | None, rids: list[int]) -> dict[int, str]:
     if store is None:
         return {}
     return {p.rowid: f"{p.title} {p.abstract}" for p in store.get_by_rowids(rids)}

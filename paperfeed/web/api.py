@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from paperfeed.index.sync import problems as index_problems
 from paperfeed.models import Paper
+from paperfeed.search import QueryError
+from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.web.deps import get_settings, get_store, load_user
 from paperfeed.web.ids import lookup_paper
-from paperfeed.web.searching import QueryProblem
 
 router = APIRouter(prefix="/api", tags=["papers"])
 health_router = APIRouter(tags=["health"])
@@ -170,7 +171,7 @@ def api_similar(
     store: Store = Depends(get_store),
 ) -> SimilarOut:
     p = _get_visible(store, paper_id)
-    sims = request.app.state.search.similar(store, p, k=k)
+    sims = request.app.state.search.similar(store, p, limit=k)
     counts = acc.vote_counts(store, [s.rowid for s, _ in sims])
     return SimilarOut(paper_id=p.id, items=[SimilarItemOut(paper=paper_out(request, s, counts.get(s.rowid, 0)),
                                                            score=score) for s, score in sims])  # fmt: skip
@@ -193,7 +194,7 @@ def api_paper_old_style(
 def api_search(
     request: Request,
     q: Annotated[
-        str, Query(min_length=1, max_length=10_000, description="Words, a question or a pasted abstract")
+        str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Words, a question or a pasted abstract")
     ],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -209,7 +210,7 @@ def api_search(
             store, q, limit=limit, offset=offset, since=_iso(since), until=_iso(until),
             category=category or None, author=author or None,
         )  # fmt: skip
-    except QueryProblem as exc:
+    except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     counts = acc.vote_counts(store, [h.paper.rowid for h in result.hits])
     return SearchOut(

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from paperfeed.models import Paper
+from paperfeed.search import QueryError
+from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
@@ -18,7 +20,6 @@ from paperfeed.web.api import ErrorOut
 from paperfeed.web.citations import Cited, bibtex, ris
 from paperfeed.web.deps import get_store
 from paperfeed.web.ids import lookup_paper
-from paperfeed.web.searching import QueryProblem
 
 router = APIRouter(tags=["export"])
 
@@ -61,7 +62,7 @@ def export(
     ids: Annotated[
         str | None, Query(max_length=20_000, description="Paper or arXiv ids, comma-separated")
     ] = None,
-    q: Annotated[str | None, Query(max_length=500, description="A search, as on /search")] = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="A search, as on /search")] = None,
     date: DateQ = None,
     since: DateQ = None,
     until: DateQ = None,
@@ -84,7 +85,7 @@ def export(
     elif q and q.strip():
         try:
             result = request.app.state.search.search(store, q, **window)
-        except QueryProblem as exc:
+        except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
         papers, name = [h.paper for h in result.hits], f"search-{q}"
     elif (category and category.strip()) or (author and author.strip()):

@@ -20,11 +20,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from paperfeed.models import Paper
+from paperfeed.search import QueryError
+from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.web.api import ErrorOut
 from paperfeed.web.deps import get_settings, get_store
-from paperfeed.web.searching import QueryProblem
 
 router = APIRouter(prefix="/feeds", tags=["feeds"])
 
@@ -157,7 +158,7 @@ def trending_feed(
 )  # fmt: skip
 def search_feed(
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=500)],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
     since: DateQ = None,
     until: DateQ = None,
     category: Annotated[str | None, Query(max_length=100)] = None,
@@ -171,7 +172,7 @@ def search_feed(
             store, q, limit=limit, since=since.isoformat() if since else None,
             until=until.isoformat() if until else None, category=category or None, author=author or None,
         )
-    except QueryProblem as exc:
+    except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     if since and until and since > until:
         raise HTTPException(status_code=400, detail="since is after until")

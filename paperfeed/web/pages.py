@@ -19,7 +19,7 @@ from paperfeed.store.accounts import User
 from paperfeed.web.citations import Cited, bibtex
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
 from paperfeed.web.ids import lookup_paper
-from paperfeed.web.searching import QueryProblem, SearchService
+from paperfeed.web.searching import SearchService
 from paperfeed.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -190,7 +190,7 @@ def search_page(
     store: Store = Depends(get_store),
     user: User | None = Depends(current_user),
 ) -> Response:
-    q = q.strip()[:500]
+    q = q.strip()  # checked, with the other entry points, by search.query.check_query
     category = (category or "").strip()[:100] or None
     author = (author or "").strip()[:200] or None
     pg = parse_page(page)
@@ -226,7 +226,7 @@ def search_page(
             ctx["next_page_url"] = (
                 "/search?" + urlencode({**base, "page": pg + 1}) if result.has_more else None
             )
-    except (ValueError, QueryProblem) as exc:
+    except ValueError as exc:  # QueryError included
         ctx["error"] = str(exc)
         status = 400
     return render(request, "search.html", ctx, status_code=status)
@@ -266,7 +266,7 @@ def paper_page(
     similar: list[tuple[Paper, float]] = []
     note = "No similar papers found."
     try:
-        similar = service.similar(store, p, k=8)
+        similar = service.similar(store, p, limit=8)
     except Exception as exc:  # noqa: BLE001 - a missing vector must not take the page down
         note = f"Similar papers are not available right now ({type(exc).__name__})."
     if not similar and not service.status().get("dense"):

@@ -1,11 +1,3 @@
-"""The site's view of search: one warm Searcher per process, plus safe snippets.
-
-The search package (paperfeed.search) owns ranking; this module only holds its
-Searcher warm, turns its hits into what pages need, and falls back to a plain
-substring match when the search package or its indexes are not available, so
-the site still answers (and /healthz says the index is not ready).
-"""
-
 from __future__ import annotations
 
 import html
@@ -19,35 +11,27 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from paperfeed.index import sync
 from paperfeed.index.damage import IndexDamaged
 from paperfeed.models import Paper
-from paperfeed.search import QueryError, Searcher, open_searcher
-from paperfeed.search.query import MAX_QUERY_CHARS
+from paperfeed.search import Filters, Hit, Searcher, open_searcher, parse_query
+from paperfeed.search.query import check_query
+from paperfeed.search.snippets import snippet
 from paperfeed.store import Store
+from paperfeed.store.accounts import substring_search
 
 log = logging.getLogger(__name__)
 
-# A pasted abstract is a query too: longer text is cut by the query parser, with a note.
-MAX_QUERY = MAX_QUERY_CHARS
 RETRY_SECONDS = 60.0
 _MARK_SPLIT = re.compile(r"(</?mark>)", re.IGNORECASE)
-
-
-class QueryProblem(ValueError):
-    """The query cannot be run; the message says why (shown to the user, 400 in the API)."""
-
-
-@dataclass
-class Hit:
-    paper: Paper
-    score: float
-    snippet: Markup
-    votes: int = 0
-    title_html: Markup | None = None  # the title with matched words marked, when the engine gives it
+# the fallback matches at most this many words of a query by substring (it scans the table)
+FALLBACK_WORDS = 10
 
 
 @dataclass
 class SearchPage:
+    """One page of results as the site shows it; each hit's snippet and title_html are Markup."""
+
     query: str
     hits: list[Hit]
     total: int | None
@@ -63,43 +47,32 @@ class SearchPage:
         return len(self.hits) >= self.limit
 
 
-def safe_snippet(snippet: str) -> Markup:
+def safe_snippet(text: str) -> Markup:
     """Keep only <mark> tags from a snippet; everything else becomes text.
 
     Unescaping before escaping makes this right whether or not the searcher
     already escaped the text, so a title with markup can never become markup.
     """
     out = []
-    for part in _MARK_SPLIT.split(snippet or ""):
+    for part in _MARK_SPLIT.split(text or ""):
         low = part.lower()
         if low in ("<mark>", "</mark>"):
             out.append(low)
         else:
             out.append(str(escape(html.unescape(part))))
-    text = "".join(out)
+    marked = "".join(out)
     # balance marks so a truncated snippet cannot leave one open
-    opened = text.count("<mark>") - text.count("</mark>")
+    opened = marked.count("<mark>") - marked.count("</mark>")
     if opened > 0:
-        text += "</mark>" * opened
-    return Markup(text)
+        marked += "</mark>" * opened
+    return Markup(marked)
 
 
-def highlight(text: str, terms: list[str], width: int = 320) -> Markup:
-    """A window of `text` around the first term, terms wrapped in <mark> (fallback engine)."""
-    if not text:
-        return Markup("")
-    low = text.casefold()
-    first = min((i for i in (low.find(t.casefold()) for t in terms if t) if i >= 0), default=0)
-    start = max(0, first - width // 4)
-    window = text[start : start + width]
-    pattern = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True) if t)
-    parts = re.split(f"({pattern})", window, flags=re.IGNORECASE) if pattern else [window]
-    out = []
-    for i, part in enumerate(parts):
-        out.append(f"<mark>{escape(part)}</mark>" if i % 2 == 1 else str(escape(part)))
-    prefix = "… " if start > 0 else ""
-    suffix = " …" if start + width < len(text) else ""
-    return Markup(prefix + "".join(out) + suffix)
+def _shown(hit: Hit) -> Hit:
+    """`hit` with its snippet and title as Markup the templates can print as they are."""
+    return Hit(paper=hit.paper, score=hit.score, rank=hit.rank,
+               snippet=safe_snippet(hit.snippet or str(escape(hit.paper.abstract[:320]))),
+               title_html=safe_snippet(hit.title_html) if hit.title_html else "")  # fmt: skip
 
 
 class SearchService:
@@ -148,8 +121,6 @@ class SearchService:
         if not self._catch_up_lock.acquire(blocking=False):
             return
         try:
-            from paperfeed.index import sync
-
             store = self.pool.acquire()
             try:
                 seq = store.max_seq()
@@ -215,7 +186,7 @@ class SearchService:
     def search(
         self,
         store: Store,
-        q: str,
+        query: str,
         *,
         limit: int = 20,
         offset: int = 0,
@@ -224,48 +195,40 @@ class SearchService:
         category: str | None = None,
         author: str | None = None,
     ) -> SearchPage:
-        q = (q or "").strip()
-        if not q:
-            raise QueryProblem("Type a few words to search for.")
-        if len(q) > MAX_QUERY:
-            raise QueryProblem(f"The query is too long (at most {MAX_QUERY} characters).")
-        if "\x00" in q:
-            raise QueryProblem("The query contains a NUL character.")
+        """Raises QueryError (shown to the user, a 400 in the API) for a query or filter that
+        cannot be run."""
+        query = check_query(query)
         searcher = self.ensure_loaded()
         self.catch_up_in_background(store)
         if searcher is None or not self._ready(searcher):
-            return self._fallback(store, q, limit, offset, since, until, category, author)
-        assert searcher is not None
+            return self._fallback(store, query, limit, offset, since, until, category, author)
         try:
-            result = searcher.search(q, store=store, limit=limit, offset=offset, since=since, until=until,
+            result = searcher.search(query, store=store, limit=limit, offset=offset, since=since, until=until,
                                      category=category, author=author)  # fmt: skip
-        except QueryError as exc:
-            raise QueryProblem(str(exc)) from exc
         except IndexDamaged as exc:
             # found while catching up; /healthz names the fix, the visitor still gets results
             log.error("%s", exc)
-            return self._fallback(store, q, limit, offset, since, until, category, author)
-        hits = [
-            Hit(paper=h.paper, score=h.score, snippet=safe_snippet(h.snippet or str(escape(h.paper.abstract[:320]))),
-                title_html=safe_snippet(h.title_html) if h.title_html else None)  # fmt: skip
-            # an index that lags behind a moderator must still not show a hidden paper
-            for h in result.hits
-            if not h.paper.hidden
-        ]
-        return SearchPage(q, hits, result.total, limit, offset, engine="hybrid", notes=list(result.notes))
+            return self._fallback(store, query, limit, offset, since, until, category, author)
+        # an index that lags behind a moderator must still not show a hidden paper
+        hits = [_shown(h) for h in result.hits if not h.paper.hidden]
+        return SearchPage(query, hits, result.total, limit, offset, engine="hybrid", notes=list(result.notes))
 
     def _fallback(
-        self, store: Store, q: str, limit: int, offset: int,
+        self, store: Store, query: str, limit: int, offset: int,
         since: str | None, until: str | None, category: str | None, author: str | None,
     ) -> SearchPage:  # fmt: skip
-        from paperfeed.store.accounts import substring_search
-
-        terms = [t for t in re.findall(r"\w+", q) if len(t) > 1][:10] or [q]
+        """Plain word matches while the index is not ready, read with the search's own parser
+        and filter checks, so a query or filter is refused (or not) as the engine would."""
+        pq = parse_query(query)
+        Filters.parse(since=since, until=until, category=category, author=author)
+        words = list(pq.exact[:FALLBACK_WORDS]) or [pq.text]
         rows, total = substring_search(
-            store, terms, since=since, until=until, category=category, author=author, limit=limit, offset=offset
+            store, words, since=since, until=until, category=category, author=author, limit=limit, offset=offset
         )
-        hits = [Hit(paper=p, score=s, snippet=highlight(p.abstract, terms)) for p, s in rows]
-        return SearchPage(q, hits, total, limit, offset, engine="fallback",
+        terms = pq.highlight_terms()
+        hits = [Hit(paper=p, score=s, snippet=Markup(snippet(p.abstract, terms)), rank=offset + i + 1)
+                for i, (p, s) in enumerate(rows)]  # fmt: skip
+        return SearchPage(query, hits, total, limit, offset, engine="fallback",
                           notes=["The search index is not ready; showing plain word matches."])  # fmt: skip
 
     def listing(
@@ -274,21 +237,19 @@ class SearchService:
     ) -> SearchPage:  # fmt: skip
         """Papers matching the filters alone, newest first: an author's or a category's papers,
         which a link on a paper card asks for without any query words."""
-        from paperfeed.store.accounts import substring_search
-
         rows, total = substring_search(
             store, [], since=since, until=until, category=category, author=author, limit=limit, offset=offset
         )
-        return SearchPage("", [Hit(paper=p, score=s, snippet=Markup("")) for p, s in rows], total, limit, offset,
-                          engine="filters")  # fmt: skip
+        hits = [Hit(paper=p, score=s, snippet=Markup(""), rank=offset + i + 1) for i, (p, s) in enumerate(rows)]
+        return SearchPage("", hits, total, limit, offset, engine="filters")
 
-    def similar(self, store: Store, paper: Paper, k: int = 8) -> list[tuple[Paper, float]]:
+    def similar(self, store: Store, paper: Paper, limit: int = 8) -> list[tuple[Paper, float]]:
         searcher = self.ensure_loaded()
         if searcher is None:
             return []
         try:
-            hits = searcher.similar(paper.rowid, k, store=store)
+            hits = searcher.similar(paper.rowid, limit, store=store)
         except IndexDamaged as exc:
             log.error("%s", exc)
             return []
-        return [(h.paper, h.score) for h in hits if h.paper.rowid != paper.rowid and not h.paper.hidden][:k]
+        return [(h.paper, h.score) for h in hits if h.paper.rowid != paper.rowid and not h.paper.hidden][:limit]
