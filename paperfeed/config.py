@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     message names the setting and what it accepts; the CLI prints it instead of a traceback."""
 
 
+# read from the environment only (see Settings.from_env)
+PROCESS_WIDE = frozenset({"embedder", "model_dir", "embed_threads", "embed_max_tokens", "ann_threshold"})
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=resolve_data_dir)
@@ -50,16 +54,41 @@ class Settings:
     # comma-separated ("127.0.0.1", "10.0.0.5,10.0.0.6", "*" for any). Empty: none, so a
     # client cannot choose the address its rate limits are counted against.
     forwarded_allow_ips: str = ""
+    # The embedding model. These belong to the install, not to a data directory, so they are
+    # read from the environment alone (`from_env`), where no data directory is known.
+    embedder: str = ""  # a backend name (see `paperfeed models list`); empty: the fastest here
+    model_dir: str = ""  # derived model files; empty: <sys.prefix>/share/paperfeed/models
+    embed_threads: int = 0  # inference threads; 0: the cores this process may run on
+    embed_max_tokens: int = 256  # tokens of a text the ONNX encoder reads
+    ann_threshold: int = 50_000  # vectors from which dense search is approximate (HNSW)
 
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:
         s = cls(data_dir=resolve_data_dir(data_dir))
-        file_values = _file_values(s.data_dir, config_file)
-        for f in fields(cls):
+        s._read(_file_values(s.data_dir, config_file))
+        if not s.secret_key:
+            s.secret_key = _data_dir_secret(s.data_dir)
+        return s
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The settings the environment gives, without a config file or a generated secret: for
+        the process-wide ones (the embedding model), read where no data directory is known."""
+        s = cls(data_dir=resolve_data_dir())
+        s._read({})
+        return s
+
+    def _read(self, file_values: dict) -> None:
+        s = self
+        for f in fields(self):
             if f.name == "data_dir":
                 continue
             env = os.environ.get(f"PAPERFEED_{f.name.upper()}")
-            raw = env if env is not None else file_values.get(f.name)
+            if f.name in PROCESS_WIDE:
+                # blank is unset; a config.toml (per data directory) cannot choose the install's model
+                raw = env if env and env.strip() else None
+            else:
+                raw = env if env is not None else file_values.get(f.name)
             if raw is None:
                 continue
             if f.type in ("int", int):
@@ -82,9 +111,7 @@ class Settings:
         s.base_url = s.base_url.rstrip("/")
         if not s.arxiv_oai_url.startswith(("http://", "https://")):
             raise ConfigError(f"PAPERFEED_ARXIV_OAI_URL must be an http(s) URL, not {s.arxiv_oai_url!r}")
-        if not s.secret_key:
-            s.secret_key = _data_dir_secret(s.data_dir)
-        return s
+        s.embedder, s.model_dir = s.embedder.strip(), s.model_dir.strip()
 
     def harvest_sets(self) -> list[str]:
         return self.arxiv_sets.replace(",", " ").split()

@@ -88,36 +88,21 @@ def bench_embed(docs: int = 2000, rounds: int = 2, embedder: str = "default", se
     }
 
 
-def _cli() -> Any:
+def bench_embed_report(docs: int, rounds: int, embedder: str, as_json: bool) -> None:
+    """Embedding docs/s: the product embedder vs plain sentence-transformers, same texts,
+    alternating runs in one process, with the cosine of their vectors."""
     import click
+    import orjson
 
-    @click.command("embed")
-    @click.option("--docs", type=click.IntRange(16, 1_000_000), default=2000, show_default=True,
-                  help="Real-text abstracts embedded per run (seed pages + arXiv sample, then synthetic).")  # fmt: skip
-    @click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True,
-                  help="Alternating product/plain rounds; figures are medians.")  # fmt: skip
-    @click.option("--embedder", default="default", show_default=True,
-                  help="Product backend to measure (see `paperfeed models list`).")  # fmt: skip
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-    def bench_embed_cmd(docs: int, rounds: int, embedder: str, as_json: bool) -> None:
-        """Embedding docs/s: the product embedder vs plain sentence-transformers, same texts,
-        alternating runs in one process, with the cosine of their vectors."""
-        import orjson
+    from paperfeed.bench.report import table
 
-        from paperfeed.bench.report import table
-
-        try:
-            result = bench_embed(docs, rounds, embedder)
-        except ValueError as e:  # unknown embedder name
-            raise click.BadParameter(str(e), param_hint="--embedder") from None
-        except (ImportError, RuntimeError, OSError) as e:
-            raise click.ClickException(str(e)) from e
-        if as_json:
-            click.echo(orjson.dumps(result).decode())
-        if sys.stderr.isatty() or not as_json:
-            click.echo(table(result), err=as_json)
-
-    return bench_embed_cmd
-
-
-bench_embed_cmd = _cli()
+    try:
+        result = bench_embed(docs, rounds, embedder)
+    except ValueError as e:  # unknown embedder name
+        raise click.BadParameter(str(e), param_hint="--embedder") from None
+    except (ImportError, RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+    if sys.stderr.isatty() or not as_json:
+        click.echo(table(result), err=as_json)

@@ -1,49 +1,16 @@
-"""`paperfeed bench`: the main benchmark, `bench ingest`, and the other concerns' benches."""
+"""`paperfeed bench` and its subcommands; what they measure lives in paperfeed.bench, web.bench and digest."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from paperfeed.cli.main import load_lazy
-
-# subcommands owned by other concerns, imported only when asked for
-EXTERNAL: dict[str, str] = {
-    "search": "paperfeed.cli.search:bench_search",
-    "web": "paperfeed.web.bench:bench_web",
-    "mail": "paperfeed.digest.bench:bench_mail",
-    "mail-kills": "paperfeed.digest.killbench:bench_mail_kills",
-    "embed": "paperfeed.bench.embed:bench_embed_cmd",
-}
-EXTERNAL_HELP = {
-    "search": "Search quality and latency benchmarks.",
-    "web": "HTTP load benchmark of the site and API.",
-    "mail": "Digest composition and sending benchmark.",
-    "mail-kills": "Mails sent twice per 1,000 SIGKILLs of the digest send job.",
-    "embed": "Embedding docs/s, product embedder vs plain sentence-transformers.",
-}
-
-
-class BenchGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*self.commands, *EXTERNAL])
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self.commands:
-            return self.commands[name]
-        target = EXTERNAL.get(name)
-        if target is None:
-            return None
-        return load_lazy(name, target, EXTERNAL_HELP.get(name, ""), f"bench {name}")
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(n, self.commands[n].get_short_help_str() if n in self.commands else EXTERNAL_HELP.get(n, ""))
-                for n in self.list_commands(ctx)]  # fmt: skip
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+from paperfeed.cli.options import json_option
+from paperfeed.cli.table import LazyGroup
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -55,10 +22,10 @@ def _emit(result: dict, as_json: bool) -> None:
         click.echo(table(result), err=as_json)
 
 
-@click.group(cls=BenchGroup, invoke_without_command=True)
+@click.group(cls=LazyGroup, table_prefix="bench", invoke_without_command=True)
 @click.option("--papers", type=click.IntRange(100, 10_000_000), default=10_000, show_default=True,
               help="Size of the synthetic corpus.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option("Print one JSON object on stdout.")
 @click.option("--baseline", is_flag=True,
               help="Also run the plain path (sentence-transformers encode, exact NumPy, plain bm25s).")  # fmt: skip
 @click.option("--queries", type=click.IntRange(10, 100_000), default=500, show_default=True)
@@ -96,7 +63,7 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
     _emit(result, as_json)
 
 
-@bench.command("ingest")
+@click.command("ingest")
 @click.option("--records", type=click.IntRange(1, 100_000_000), default=1_000_000, show_default=True,
               help="Synthetic arXiv lines to generate.")  # fmt: skip
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -104,8 +71,8 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the generated file and throw-away data dir go (default: system temp).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True)
-def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None, as_json: bool) -> None:
+@json_option()
+def bench_ingest(records: int, file: Path | None, seed: int, workdir: Path | None, as_json: bool) -> None:
     """Time `paperfeed ingest` of an arXiv OAI snapshot file, in a child process.
 
     Reports records/s and the importer's peak RSS. The target is 15,000
@@ -122,7 +89,7 @@ def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None,
     _emit(result, as_json)
 
 
-@bench.command("harvest")
+@click.command("harvest")
 @click.option("--records", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
               help="Synthetic arXiv records to serve.")  # fmt: skip
 @click.option("--page-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
@@ -130,8 +97,8 @@ def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None,
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the throw-away data dir goes (default: system temp).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True)
-def harvest_cmd(records: int, page_size: int, seed: int, workdir: Path | None, as_json: bool) -> None:
+@json_option()
+def bench_harvest(records: int, page_size: int, seed: int, workdir: Path | None, as_json: bool) -> None:
     """Time `paperfeed harvest arxiv` replaying a large harvest from a loopback OAI-PMH server.
 
     Reports records/s (without the polite delay) and the harvester's peak RSS. The target
@@ -146,3 +113,75 @@ def harvest_cmd(records: int, page_size: int, seed: int, workdir: Path | None, a
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
+
+
+@click.command("web")
+@click.option("--use-data", is_flag=True,
+              help="Benchmark the --data directory as it is (default: a fresh copy of the demo seed corpus).")  # fmt: skip
+@click.option("--requests", "n", type=click.IntRange(10, 100_000), default=200, show_default=True,
+              help="Sequential requests per page for the server-time figures.")  # fmt: skip
+@click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--seconds", type=click.FloatRange(1, 600), default=15, show_default=True, help="Load run length.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Server worker processes.")
+@json_option("Print the figures as JSON.")
+@click.pass_obj
+def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+    """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
+    from paperfeed.web.bench import bench_web as run
+
+    run(obj.data_dir, use_data, n, clients, seconds, workers, as_json)
+
+
+@click.command("mail")
+@click.option("--mails", default=10_000, show_default=True, help="Subscriptions, so digests to compose and send.")
+@click.option("--papers", "paper_counts", default="402,100000", show_default=True,
+              help="Store sizes to run at, comma-separated (402 = just the seed pages).")  # fmt: skip
+@click.option("--new", "new_window", default=2000, show_default=True,
+              help="Papers that are new for every alert (the last day's ingest).")  # fmt: skip
+@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel SMTP connections, as `digest send --connections`.")  # fmt: skip
+@click.option("--sink-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 10_000),
+              help="Delay the sink's answer to each mail, like a remote relay.")  # fmt: skip
+@json_option("Print the results as JSON.")
+def bench_mail(mails: int, paper_counts: str, new_window: int, connections: int, sink_delay_ms: float,
+               as_json: bool) -> None:  # fmt: skip
+    """Compose and send N digests to a local aiosmtpd sink: mails/s, peak RSS, and
+    how mail time changes with the size of the store."""
+    from paperfeed.digest.bench import bench_mail as run
+
+    run(mails, paper_counts, new_window, connections, sink_delay_ms, as_json)
+
+
+@click.command("mail-kills")
+@click.option("--kills", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Rounds of send, SIGKILL at a random moment, send again.")  # fmt: skip
+@click.option("--mails", default=40, show_default=True, type=click.IntRange(1, 100_000),
+              help="Digests sent (and resent) in each round.")  # fmt: skip
+@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel SMTP connections, as `digest send --connections`.")  # fmt: skip
+@click.option("--sink-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 10_000),
+              help="Delay the sink's answer to each mail, like a remote relay.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int)
+@json_option("Print the result as JSON.")
+def bench_mail_kills(kills: int, mails: int, connections: int, sink_delay_ms: float, seed: int,
+                     as_json: bool) -> None:  # fmt: skip
+    """Mails sent twice per 1,000 SIGKILLs of the send job (each followed by a rerun)."""
+    from paperfeed.digest.killbench import bench_mail_kills as run
+
+    run(kills, mails, connections, sink_delay_ms, seed, as_json)
+
+
+@click.command("embed")
+@click.option("--docs", type=click.IntRange(16, 1_000_000), default=2000, show_default=True,
+              help="Real-text abstracts embedded per run (seed pages + arXiv sample, then synthetic).")  # fmt: skip
+@click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="Alternating product/plain rounds; figures are medians.")  # fmt: skip
+@click.option("--embedder", default="default", show_default=True,
+              help="Product backend to measure (see `paperfeed models list`).")  # fmt: skip
+@json_option("Print one JSON object on stdout.")
+def bench_embed(docs: int, rounds: int, embedder: str, as_json: bool) -> None:
+    """Embedding docs/s: the product embedder vs plain sentence-transformers, same texts,
+    alternating runs in one process, with the cosine of their vectors."""
+    from paperfeed.bench.embed import bench_embed_report
+
+    bench_embed_report(docs, rounds, embedder, as_json)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from paperfeed.cli.options import json_option
 from paperfeed.store import open_store
 
 
@@ -64,7 +65,7 @@ def subscriptions() -> None:
 
 
 @subscriptions.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@json_option("One JSON array, for scripts.")
 @click.option("--email", help="Only this address.")
 @click.option("--status", type=click.Choice(["pending", "active", "unsubscribed"]), help="Only this status.")
 @click.pass_obj
@@ -139,7 +140,7 @@ def digest() -> None:
               help="Write the mails to this folder as .eml files; send and record nothing.")  # fmt: skip
 @click.option("--connections", type=click.IntRange(1, 32), default=4, show_default=True,
               help="SMTP connections to send over in parallel.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 @click.pass_obj
 def send_cmd(obj, period, dry_run, connections, as_json) -> None:  # noqa: ANN001
     """Compose the digests due for this period and send everything due.

@@ -12,6 +12,7 @@ import click
 import orjson
 
 from paperfeed.cli.ingest import sync_indexes
+from paperfeed.cli.options import json_option, progress_option
 from paperfeed.config import Settings
 from paperfeed.ingest import harvest as hv
 from paperfeed.ingest.harvest import make_client
@@ -72,8 +73,8 @@ def harvest() -> None:
 @click.option("--retry-for", type=click.FloatRange(min=0), default=DEFAULT_RETRY_SECONDS, show_default=True,
               metavar="SECONDS", help="Give up after waiting this long in retries of failed requests.")
 @click.option("--no-index", is_flag=True, help="Only store; leave the search indexes to catch up later.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@json_option("Print the summary as JSON.")
+@progress_option
 @click.pass_obj
 def harvest_arxiv_cmd(obj, url, sets, from_, until, delay, retry_for, no_index, as_json, progress) -> None:  # noqa: ANN001
     """Harvest new, revised and deleted arXiv papers over OAI-PMH.
@@ -103,7 +104,7 @@ def harvest_arxiv_cmd(obj, url, sets, from_, until, delay, retry_for, no_index, 
 
 
 @harvest.command("status")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: {\"sets\": [...], \"last_run\": ...}.")
+@json_option("One JSON object: {\"sets\": [...], \"last_run\": ...}.")
 @click.pass_obj
 def harvest_status(obj, as_json) -> None:  # noqa: ANN001
     """The last run, the day each set has reached, its counts and its last error."""
@@ -136,7 +137,7 @@ def harvest_status(obj, as_json) -> None:  # noqa: ANN001
 @click.argument("ident", metavar="arxiv:ID")
 @click.option("--url", help="OAI-PMH base URL (default: arxiv_oai_url).")
 @click.option("--no-index", is_flag=True, help="Only store; leave the search indexes to catch up later.")
-@click.option("--json", "as_json", is_flag=True, help="Print the stored paper as JSON.")
+@json_option("Print the stored paper as JSON.")
 @click.pass_obj
 def add(obj, ident: str, url: str | None, no_index: bool, as_json: bool) -> None:  # noqa: ANN001
     """Add (or refresh) one paper by id: arxiv:2210.02885, fetched with OAI-PMH GetRecord."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
+from paperfeed.cli.options import json_option, progress_option, show_progress
 from paperfeed.ingest import FORMATS, ingest_paths
 from paperfeed.store import open_store
 
@@ -26,7 +27,7 @@ def sync_indexes(store, data_dir: Path, progress: bool | None) -> None:  # noqa:
     """Bring the search indexes up to date."""
     from paperfeed.index import sync  # imported here: `paperfeed papers` never loads the index stack
 
-    sync(store, data_dir, progress=sys.stderr.isatty() if progress is None else progress)
+    sync(store, data_dir, progress=show_progress(progress))
 
 
 @click.command()
@@ -36,8 +37,8 @@ def sync_indexes(store, data_dir: Path, progress: bool | None) -> None:  # noqa:
 @click.option("--source", help="Name the source (default: from the file name).")
 @click.option("--demo", is_flag=True, help="Ingest the bundled demo corpus (five Daily Papers pages).")
 @click.option("--no-index", is_flag=True, help="Only store; leave the search indexes to catch up later.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@json_option("Print the summary as JSON.")
+@progress_option
 @click.pass_obj
 def ingest(obj, paths, fmt, year, source, demo, no_index, as_json, progress) -> None:  # noqa: ANN001
     """Import papers from PATHS.
@@ -100,7 +101,7 @@ def papers(obj, feed_date, source, limit, offset, as_json) -> None:  # noqa: ANN
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, e.g. {\"papers\": 402, ...}.")
+@json_option("Print one JSON object, e.g. {\"papers\": 402, ...}.")
 @click.pass_obj
 def stats(obj, as_json) -> None:  # noqa: ANN001
     """How many papers, days and sources are stored."""

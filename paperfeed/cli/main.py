@@ -1,9 +1,7 @@
-"""The `paperfeed` command. Subcommands are imported only when used, so that
-`paperfeed papers` starts in milliseconds and never loads the embedding model."""
+"""The `paperfeed` command: its global options; the subcommands are in `paperfeed.cli.table`."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -13,44 +11,9 @@ import click
 
 from paperfeed import __version__
 from paperfeed.addresses import printable
+from paperfeed.cli.options import data_option
+from paperfeed.cli.table import LazyGroup
 from paperfeed.config import ConfigError, Settings, resolve_data_dir
-
-# name -> "module:attribute"; each concern owns its own CLI module
-COMMANDS: dict[str, str] = {
-    "ingest": "paperfeed.cli.ingest:ingest",
-    "papers": "paperfeed.cli.ingest:papers",
-    "stats": "paperfeed.cli.ingest:stats",
-    "search": "paperfeed.cli.search:search",
-    "index": "paperfeed.cli.search:index",
-    "eval": "paperfeed.cli.search:eval",
-    "serve": "paperfeed.cli.web:serve",
-    "users": "paperfeed.cli.web:users",
-    "subscribe": "paperfeed.cli.digest:subscribe",
-    "subscriptions": "paperfeed.cli.digest:subscriptions",
-    "digest": "paperfeed.cli.digest:digest",
-    "bench": "paperfeed.cli.bench:bench",
-    "models": "paperfeed.cli.models:models",
-    "harvest": "paperfeed.cli.harvest:harvest",
-    "add": "paperfeed.cli.harvest:add",
-}
-
-HELP = {
-    "ingest": "Import papers from files (seed pages, arXiv snapshot, BEIR, JSONL, CSV).",
-    "papers": "List papers, by feed date.",
-    "stats": "Counts of what is stored.",
-    "search": "Search papers (hybrid lexical + dense, reranked).",
-    "index": "Bring the search indexes up to date with the store, or rebuild them.",
-    "eval": "Measure retrieval quality on a BEIR-layout collection.",
-    "serve": "Serve the site and the JSON API.",
-    "users": "Manage accounts (create an admin, ...).",
-    "subscribe": "Subscribe an address to the trending digest or a saved-search alert.",
-    "subscriptions": "List and confirm subscriptions.",
-    "digest": "Compose and send digests and alerts.",
-    "bench": "Benchmarks: ingest, search, embedding, at any corpus size.",
-    "models": "Prepare the offline embedding models.",
-    "harvest": "Fetch new, revised and deleted papers from arXiv (OAI-PMH); status of past runs.",
-    "add": "Add one paper by id (arxiv:2210.02885).",
-}
 
 
 @dataclass
@@ -62,38 +25,8 @@ class AppContext:
         return Settings.load(self.data_dir)
 
 
-def load_lazy(name: str, target: str, help_text: str, label: str | None = None) -> click.Command:
-    """Import the command at "module:attr" when it is run, so `paperfeed papers` never imports
-    torch. A command that fails to import is a bug and fails loudly (tests import every one)."""
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        return load_lazy(name, target, HELP.get(name, ""))
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Listing help must not import every subcommand (and torch with it).
-        rows = [(name, HELP.get(name, "")) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (env PAPERFEED_DATA; default ./paperfeed-data).",
-)
+@data_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.version_option(__version__, prog_name="paperfeed")
 @click.pass_context

@@ -14,6 +14,7 @@ import time
 import click
 
 import paperfeed.embed  # noqa: F401  (sets the offline environment before anything loads)
+from paperfeed.cli.options import json_option
 from paperfeed.embed import BACKENDS, model_dir, resolve_name
 
 
@@ -67,7 +68,7 @@ def _check(names: list[str]) -> None:
 
 
 @models.command(name="list", help="Show the embedding backends and whether their files are ready.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 def list_(as_json: bool) -> None:
     from paperfeed.embed import bf16_backend, onnx_backend, static_backend
 

@@ -11,17 +11,9 @@ from typing import Any
 import click
 import orjson
 
+from paperfeed.cli.options import json_option, progress_option, show_progress
+
 MODE_CHOICE = click.Choice(["best", "hybrid", "lexical", "dense"], case_sensitive=False)
-
-
-def _data_dir(ctx: click.Context) -> Path:
-    obj = ctx.find_object(object) if ctx.obj is None else ctx.obj
-    d = getattr(obj, "data_dir", None)
-    return Path(d) if d else Path("paperfeed-data")
-
-
-def _progress(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
 
 
 @click.command()
@@ -34,9 +26,7 @@ def _progress(flag: bool | None) -> bool:
 @click.option("--category", help="Only papers in this arXiv category, e.g. cs.CL (comma-separated: any of).")
 @click.option("--author", help="Only papers with an author matching this name.")
 @click.option("--source", help="Only papers from this source, e.g. hf-page:000_8dc835357653a6ba.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print a JSON list of hits (id, title, score, snippet, ...)."
-)
+@json_option("Print a JSON list of hits (id, title, score, snippet, ...).")
 @click.pass_context
 def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, offset: int, since: str | None,
            until: str | None, category: str | None, author: str | None, source: str | None,
@@ -45,7 +35,7 @@ def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, of
     from paperfeed.search import QueryError, open_searcher
     from paperfeed.store import open_store
 
-    data_dir = _data_dir(ctx)
+    data_dir: Path = ctx.obj.data_dir
     text = " ".join(query)
     if not (data_dir / "paperfeed.db").exists():
         raise click.ClickException(f"no papers in {data_dir} yet: run `paperfeed ingest FILE...` first")
@@ -92,8 +82,8 @@ def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, of
     "--status", "show_status", is_flag=True, help="Only say how far behind the store the indexes are."
 )
 @click.option("--no-vectors", is_flag=True, help="Only the lexical index (embed later: it resumes).")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
-@click.option("--json", "as_json", is_flag=True)
+@progress_option
+@json_option()
 @click.pass_context
 def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool, progress: bool | None,
           as_json: bool) -> None:  # fmt: skip
@@ -101,7 +91,7 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
     from paperfeed.index import status, sync
     from paperfeed.store import open_store
 
-    data_dir = _data_dir(ctx)
+    data_dir: Path = ctx.obj.data_dir
     with open_store(data_dir) as store:
         if show_status:
             out = status(store, data_dir)
@@ -110,7 +100,7 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
             )
             return
         try:
-            report = sync(store, data_dir, _progress(progress), vectors=not no_vectors, rebuild=rebuild)
+            report = sync(store, data_dir, show_progress(progress), vectors=not no_vectors, rebuild=rebuild)
         except KeyboardInterrupt:
             raise click.ClickException(
                 "stopped; run `paperfeed index` again to resume where it left off"
@@ -130,7 +120,7 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
 @click.argument("directories", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--suite", type=click.Path(path_type=Path),
               help="A folder of collections (e.g. ../shared/ir): evaluate every one in it.")  # fmt: skip
-@click.option("--mode", type=MODE_CHOICE, default="best", show_default=True)
+@click.option("--mode", type=MODE_CHOICE, default="best", show_default=True, help="Retrieval pipeline to measure.")
 @click.option(
     "--compare", "compare_modes", help="Two modes M1,M2: both runs plus a paired significance test."
 )
@@ -138,8 +128,8 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
 @click.option("--baseline", is_flag=True,
               help="Also run the plain pipeline (bm25s, plain sentence-transformers, RRF and weighted-sum "
                    "fusion) and compare every mode with its weighted sum, per collection.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
-@click.option("--progress/--no-progress", default=None)
+@json_option("Print exactly one JSON object.")
+@progress_option
 def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_modes: str | None,
           all_modes: bool, baseline: bool, as_json: bool, progress: bool | None) -> None:  # fmt: skip
     """Measure retrieval quality on BEIR-layout collections (corpus.jsonl, queries.jsonl,
@@ -170,7 +160,7 @@ def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_
     all_runs: dict[str, list[Any]] = {}
     for directory in dirs:
         try:
-            coll, ingest, runs = evaluate_dir(directory, modes, progress=_progress(progress), baseline=baseline)
+            coll, ingest, runs = evaluate_dir(directory, modes, progress=show_progress(progress), baseline=baseline)
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         rejected = ingest.get("rejected", 0)
@@ -244,7 +234,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
                    + ", ".join(f"{c} {t['delta']:+.3f} p={t['p_ttest']:.3g}" for c, t in tests.items()))  # fmt: skip
 
 
-eval = eval_  # the main CLI loads "paperfeed.cli.search:eval"
 
 
 BENCH_QUERIES = [
@@ -272,10 +261,10 @@ def _bench_queries(store: Any, n: int, seed: int = 7) -> list[str]:
 
 @click.command(name="search")
 @click.option("--queries", "n_queries", type=click.IntRange(10, 100000), default=200, show_default=True)
-@click.option("--modes", default="lexical,dense,hybrid,best", show_default=True)
+@click.option("--modes", default="lexical,dense,hybrid,best", show_default=True, help="Pipelines to time, comma-separated.")
 @click.option("--demo/--no-demo", default=None,
               help="Benchmark on the bundled seed corpus in a temporary directory (default: when the data dir is empty).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_context
 def bench_search(ctx: click.Context, n_queries: int, modes: str, demo: bool | None, as_json: bool) -> None:
     """Warm search latency per mode (p50/p95/p99 ms), model loaded, over a fixed query set."""
@@ -286,7 +275,7 @@ def bench_search(ctx: click.Context, n_queries: int, modes: str, demo: bool | No
     from paperfeed.store import open_store
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    data_dir = _data_dir(ctx)
+    data_dir: Path = ctx.obj.data_dir
     tmp = None
     if demo or (demo is None and not (data_dir / "paperfeed.db").exists()):
         from paperfeed.cli.ingest import demo_paths

@@ -206,17 +206,6 @@ def run_scenario(n_mails: int, n_papers: int, new_window: int, connections: int 
         shutil.rmtree(root, ignore_errors=True)
 
 
-@click.command("mail")
-@click.option("--mails", default=10_000, show_default=True, help="Subscriptions, so digests to compose and send.")
-@click.option("--papers", "paper_counts", default="402,100000", show_default=True,
-              help="Store sizes to run at, comma-separated (402 = just the seed pages).")  # fmt: skip
-@click.option("--new", "new_window", default=2000, show_default=True,
-              help="Papers that are new for every alert (the last day's ingest).")  # fmt: skip
-@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel SMTP connections, as `digest send --connections`.")  # fmt: skip
-@click.option("--sink-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 10_000),
-              help="Delay the sink's answer to each mail, like a remote relay.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench_mail(mails: int, paper_counts: str, new_window: int, connections: int, sink_delay_ms: float,
                as_json: bool) -> None:  # fmt: skip
     """Compose and send N digests to a local aiosmtpd sink: mails/s, peak RSS, and

@@ -129,17 +129,6 @@ def run_kills(kills: int, mails: int, connections: int, sink_delay_ms: float, se
         shutil.rmtree(root, ignore_errors=True)
 
 
-@click.command("mail-kills")
-@click.option("--kills", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
-              help="Rounds of send, SIGKILL at a random moment, send again.")  # fmt: skip
-@click.option("--mails", default=40, show_default=True, type=click.IntRange(1, 100_000),
-              help="Digests sent (and resent) in each round.")  # fmt: skip
-@click.option("--connections", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel SMTP connections, as `digest send --connections`.")  # fmt: skip
-@click.option("--sink-delay-ms", default=0.0, show_default=True, type=click.FloatRange(0, 10_000),
-              help="Delay the sink's answer to each mail, like a remote relay.")  # fmt: skip
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def bench_mail_kills(kills: int, mails: int, connections: int, sink_delay_ms: float, seed: int,
                      as_json: bool) -> None:  # fmt: skip
     """Mails sent twice per 1,000 SIGKILLs of the send job (each followed by a rerun)."""

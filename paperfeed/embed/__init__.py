@@ -40,6 +40,7 @@ from typing import Protocol, runtime_checkable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from paperfeed.config import Settings  # noqa: E402
 from paperfeed.embed.paths import model_dir, packaged_model_path  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def resolve_name(name: str = "default") -> str:
 
     source = "embedder"
     if name == "default":
-        name = os.environ.get("PAPERFEED_EMBEDDER", "").strip() or "default"
+        name = Settings.from_env().embedder or "default"
         source = "PAPERFEED_EMBEDDER" if name != "default" else source
     if name == "default":
         from paperfeed.embed import bf16_backend, onnx_backend

@@ -61,7 +61,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 import queue
 import shutil
 import tempfile
@@ -74,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from paperfeed.config import Settings
 from paperfeed.embed.paths import default_threads, model_dir, packaged_model_path
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 # Bump when the export recipe changes: existing exports are then redone by `models prepare`.
 EXPORT_VERSION = 3
 DEFAULT_VARIANT = "minilm-onnx-int8"
-MAX_TOKENS = int(os.environ.get("PAPERFEED_EMBED_MAX_TOKENS", "256"))
+MAX_TOKENS = Settings.from_env().embed_max_tokens
 # Characters kept before tokenising: 256 tokens never need more than this (word pieces average
 # ~4-5 characters), and it keeps a megabyte-long "abstract" from costing a megabyte of tokenising.
 MAX_CHARS = MAX_TOKENS * 16

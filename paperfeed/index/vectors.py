@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from paperfeed.config import Settings
 from paperfeed.index.damage import IndexDamaged
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _usearch_index_class() -> Any:
     return Index
 
 
-DEFAULT_ANN_THRESHOLD = int(os.environ.get("PAPERFEED_ANN_THRESHOLD", "50000"))
+DEFAULT_ANN_THRESHOLD = Settings.from_env().ann_threshold
 # HNSW parameters (see the table above): M=16 keeps the graph small, efConstruction=128 buys
 # recall at build time, efSearch adapts to the number of candidates asked for.
 HNSW_M = 16

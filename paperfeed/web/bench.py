@@ -155,23 +155,13 @@ async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dic
     }
 
 
-@click.command("web")
-@click.option("--use-data", is_flag=True,
-              help="Benchmark the --data directory as it is (default: a fresh copy of the demo seed corpus).")  # fmt: skip
-@click.option("--requests", "n", type=click.IntRange(10, 100_000), default=200, show_default=True,
-              help="Sequential requests per page for the server-time figures.")  # fmt: skip
-@click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--seconds", type=click.FloatRange(1, 600), default=15, show_default=True, help="Load run length.")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Server worker processes.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.pass_obj
-def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+def bench_web(data_dir: Path, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
     """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the figures
     tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-web-"))
     log_path = tmp / "server.log"
     if use_data:
-        data = Path(obj.data_dir)
+        data = Path(data_dir)
     else:
         click.echo("preparing the demo corpus (ingest; serve builds the index)...", err=True)
         data = _prepare_demo(tmp)
