@@ -193,9 +193,8 @@ def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, 
     links point at itself. Returns (server, settings); stop the server after use."""
     import shutil
 
-    from webserver import start_server
-
     from paperfeed.config import Settings
+    from tests.webserver import start_server
 
     shutil.copytree(_mail_template(), data)
     settings = Settings.load(data)

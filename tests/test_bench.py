@@ -17,7 +17,9 @@ import pytest
 from paperfeed.bench.synth import SyntheticCorpus, TextModel, query_vectors, synthetic_vectors
 from paperfeed.ingest import arxiv
 from paperfeed.models import Paper, title_key
-from tests.conftest import run_cli
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # runs the benchmarks end to end
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from digest_support import SmtpSink, parts, start_mail_site
-from webserver import LiveServer
 
 from paperfeed.config import Settings
 from paperfeed.digest import send_digests
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
+from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.webserver import LiveServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -24,7 +24,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from digest_support import SmtpSink, parts, smtp_env
 
 from paperfeed.cli.ingest import demo_paths
 from paperfeed.config import Settings
@@ -28,6 +26,8 @@ from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
 from paperfeed.store import subscriptions as subs
+from tests.digest_support import SmtpSink, parts, smtp_env
+from tests.helpers import run_cli
 
 QUERY = "importance reweighting"
 FROM = "Paperfeed Digest <digest@paperfeed.test>"
@@ -136,7 +136,7 @@ def test_cli_refuses_bad_input_clearly(tmp_path: Path, smtp: SmtpSink) -> None:
     assert smtp.received == []
     # the mail server is down: the confirmation mail waits in the outbox, and
     # `digest send` says so with exit status 1 (cron mails its output)
-    from digest_support import free_port
+    from tests.digest_support import free_port
 
     down = {**env, "PAPERFEED_SMTP_PORT": str(free_port())}
     r = run_cli("subscribe", "later@example.org", "--trending", "weekly", data=tmp_path, env=down)
@@ -453,7 +453,7 @@ def test_retries_give_up_after_max_attempts(tmp_path: Path, smtp: SmtpSink) -> N
 
 
 def test_unreachable_server_keeps_mail_for_later(tmp_path: Path, smtp: SmtpSink) -> None:
-    from digest_support import free_port
+    from tests.digest_support import free_port
 
     settings = make_settings(tmp_path, smtp)
     down = Settings(**{**settings.__dict__, "smtp_port": free_port()})
@@ -532,7 +532,7 @@ def test_non_ascii_query_and_idn_address(tmp_path: Path, smtp: SmtpSink) -> None
 def test_bench_mail_command_runs_small(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from paperfeed.digest.bench import bench_mail
+    from paperfeed.cli.bench import bench_mail
 
     r = CliRunner().invoke(bench_mail, ["--mails", "20", "--papers", "402", "--json"])
     assert r.exit_code == 0, r.output

@@ -12,13 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from digest_support import SmtpSink, smtp_env
 
 from paperfeed.digest import send_digests, subscribe
 from paperfeed.digest.jobs import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
+from tests.digest_support import SmtpSink, smtp_env
+
+pytestmark = pytest.mark.slow  # SIGKILLs send jobs in subprocesses
 
 SUBSCRIBERS = 16
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from conftest import spawn_cli
-from digest_support import SmtpSink, _mail_template, free_port, smtp_env
+import pytest
 
 from paperfeed.config import Settings
 from paperfeed.digest import subscribe
@@ -20,6 +18,10 @@ from paperfeed.digest.jobs import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
+from tests.digest_support import SmtpSink, _mail_template, free_port, smtp_env
+from tests.helpers import spawn_cli, wait_for
+
+pytestmark = pytest.mark.slow  # runs `serve` with its digest scheduler
 
 TICK = 0.5  # seconds between scheduled runs
 
@@ -39,17 +41,6 @@ def _digest_rows(data: Path, sub_id: int) -> list[ob.OutboxRow]:
         return [r for r in ob.list_rows(store, subscription_id=sub_id, limit=100) if r.kind != "confirm"]
 
 
-def _wait(what: str, check, proc: subprocess.Popen, log: Path, timeout: float = 90):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert proc.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {log.read_text()[-3000:]}"
-        time.sleep(0.1)
-
-
 def test_serve_scheduler_sends_each_digest_once_and_survives_smtp_down(tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(_mail_template(), data)
@@ -64,13 +55,13 @@ def test_serve_scheduler_sends_each_digest_once_and_survives_smtp_down(tmp_path:
                      data=data, log=log, env=env)  # fmt: skip
     try:
         # SMTP down: the run composes the digest, fails to connect, schedules a retry, and serve lives on
-        [row] = _wait("a failed attempt", lambda: [r for r in _digest_rows(data, first) if r.attempts >= 1],
+        [row] = wait_for("a failed attempt", lambda: [r for r in _digest_rows(data, first) if r.attempts >= 1],
                       proc, log)  # fmt: skip
         assert row.status == "pending" and "connection" in (row.last_error or ""), row
         assert row.next_attempt_at > row.updated_at  # backed off, not hammered every tick
         time.sleep(3 * TICK)
         assert [r.attempts for r in _digest_rows(data, first)] == [1]
-        r = _wait("the site", lambda: _get(f"http://127.0.0.1:{port}/healthz"), proc, log)
+        r = wait_for("the site", lambda: _get(f"http://127.0.0.1:{port}/healthz"), proc, log)
         assert r.status_code == 200
 
         # the server comes back and the backoff elapses: the next tick delivers it

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from digest_support import SmtpSink, parts, start_mail_site
-from webserver import LiveServer
 
 from paperfeed.config import Settings
 from paperfeed.digest import send_digests, subscribe
@@ -20,6 +18,10 @@ from paperfeed.digest.jobs import confirm_email, send_lock
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
+from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.webserver import LiveServer
+
+pytestmark = pytest.mark.slow  # starts the site and an SMTP sink over an indexed corpus
 
 HOSTILE = "<script>alert(1)</script> graph colouring"
 

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ARXIV_SAMPLE, CRANFIELD, run_cli
 
 from paperfeed.embed import bf16_backend, get_embedder, onnx_backend, resolve_name, static_backend
+from tests.helpers import ARXIV_SAMPLE, CRANFIELD, run_cli
+
+pytestmark = pytest.mark.slow  # loads every embedding backend and embeds texts with each
 
 
 def _abstracts(n: int) -> list[str]:

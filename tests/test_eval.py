@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+pytestmark = pytest.mark.slow  # embeds an evaluation collection
+
 CRANFIELD = Path(__file__).resolve().parent.parent.parent / "shared" / "ir" / "cranfield"
 METRIC_KEYS = {"ndcg@10", "map@100", "recall@100", "mrr@10", "queries"}
 

@@ -3,7 +3,6 @@ the real `paperfeed` command in subprocesses, real SQLite, real HTTP on 127.0.0.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -14,8 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from digest_support import free_port
 
 from paperfeed.bench.oai_server import ArxivOaiServer, Fault, OaiRecord, retry_after
 from paperfeed.ingest import harvest as hv
@@ -23,13 +20,8 @@ from paperfeed.ingest.oai import OaiClient
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as hs
 from paperfeed.store import open_store
-
-TODAY = dt.datetime.now(dt.UTC).date()
-
-
-def day(offset: int) -> str:
-    return (TODAY + dt.timedelta(days=offset)).isoformat()
-
+from tests.digest_support import free_port
+from tests.helpers import day, run_cli
 
 TEX_TITLE = "On the $\\mathcal{O}(n \\log n)$ Complexity of\n  Sparse Attention in Transformers {#%d}"
 TEX_ABSTRACT = (

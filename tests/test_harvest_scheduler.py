@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import spawn_cli
-from digest_support import free_port
-from test_digest_scheduler import _wait
-from test_harvest import day
+import pytest
 
 from paperfeed.bench.oai_server import ArxivOaiServer, OaiRecord
+from tests.digest_support import free_port
+from tests.helpers import day, spawn_cli, wait_for
+
+pytestmark = pytest.mark.slow  # runs `serve` with its harvest scheduler
 
 TICK = 1.0
 
@@ -45,11 +46,11 @@ def test_serve_harvests_on_a_timer_and_new_papers_reach_list_and_search(tmp_path
         proc = spawn_cli("serve", "--port", str(port), "--workers", "2", "--no-sync", "--harvest-every", str(TICK),
                          data=data, log=log, env=env)  # fmt: skip
         try:
-            _wait("the first harvest", lambda: "Zymurgy of Quantum Yeast" in _titles(base, "/api/search?q=zymurgy"),
+            wait_for("the first harvest", lambda: "Zymurgy of Quantum Yeast" in _titles(base, "/api/search?q=zymurgy"),
                   proc, log, timeout=120)  # fmt: skip
             # a paper announced later arrives with a later scheduled run, no restart
             srv.records.append(_record("2611.00002", "Oenology of Entangled Grapes", day(0)))
-            _wait("the next harvest", lambda: "Oenology of Entangled Grapes" in _titles(base, "/api/search?q=oenology"),
+            wait_for("the next harvest", lambda: "Oenology of Entangled Grapes" in _titles(base, "/api/search?q=oenology"),
                   proc, log, timeout=120)  # fmt: skip
             assert _titles(base, f"/api/papers?date={day(0)}") == ["Oenology of Entangled Grapes"]
             time.sleep(2 * TICK)

@@ -7,13 +7,16 @@ import re
 from pathlib import Path
 
 import httpx
-from test_harvest import day
-from webserver import start_server
+import pytest
 
 from paperfeed.bench.oai_server import ArxivOaiServer, OaiRecord
 from paperfeed.config import Settings
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from tests.helpers import day
+from tests.webserver import start_server
+
+pytestmark = pytest.mark.slow  # starts a server and an OAI-PMH server
 
 
 def _csrf(page: str) -> str:

@@ -282,7 +282,7 @@ def test_lost_vectors_are_found_by_counting(store_dir):
 
 
 def test_index_cli_names_the_fix_and_rebuild_repairs_a_garbage_state_file(store_dir):
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     data, store, tmp = store_dir
     ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(3))])
@@ -304,7 +304,7 @@ def test_index_cli_names_the_fix_and_rebuild_repairs_a_garbage_state_file(store_
 def test_any_damage_under_index_is_named_and_rebuild_recovers(store_dir):
     """A corrupt tantivy segment and a truncated codes file: `index` and `search` name the
     fix instead of a traceback, `index --status` lists the damage, `--rebuild` repairs it."""
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     data, store, tmp = store_dir
     ingest_paths(store, [_write_jsonl(tmp / "a.jsonl", _papers(5))])

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 
+from paperfeed.cli.main import cli
+from paperfeed.cli.table import COMMANDS, load
 from paperfeed.ingest import detect_format, ingest_paths
 from paperfeed.store import open_store
-from tests.conftest import ARXIV_SAMPLE, CRANFIELD, SEEDS_DIR, run_cli
+from tests.helpers import ARXIV_SAMPLE, CRANFIELD, run_cli
 
 
 def test_seed_pages_give_402_papers_twice(data_dir: Path, seed_paths: list[Path]) -> None:
@@ -158,12 +161,19 @@ def test_data_dir_from_environment(tmp_path: Path) -> None:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["ingest", "--help"], ["papers", "--help"], ["stats", "--help"]])
-def test_help_is_useful(args: list[str]) -> None:
-    r = run_cli(*args)
-    assert r.returncode == 0 and "Usage:" in r.stdout and len(r.stdout) > 150
+@pytest.mark.parametrize("name", ["", "ingest", "papers", "stats"])
+def test_help_lists_every_command_and_option(name: str) -> None:
+    r = run_cli(*([name] if name else []), "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"Usage: paperfeed {name}".rstrip())
+    command = load(name) if name else cli
+    for option in (p for p in command.params if isinstance(p, click.Option)):
+        assert any(o in r.stdout for o in option.opts), option.opts
+    if not name:
+        for sub in (n for n in COMMANDS if " " not in n):
+            assert f"\n  {sub} " in r.stdout, sub
 
 
 def test_page_files_detected(seed_paths: list[Path]) -> None:
+    assert len(seed_paths) == 5
     assert all(detect_format(p) == "hf-page" for p in seed_paths)
-    assert SEEDS_DIR.is_dir()

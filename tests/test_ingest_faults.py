@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from paperfeed.ingest import ingest_paths
 from paperfeed.store import open_store
-from tests.conftest import ARXIV_SAMPLE, run_cli
+from tests.helpers import ARXIV_SAMPLE, run_cli
+
+pytestmark = pytest.mark.slow  # kills and faults ingest subprocesses
 
 
 def _jsonl(path: Path, lines: list[bytes]) -> Path:

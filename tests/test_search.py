@@ -19,6 +19,8 @@ from paperfeed.ingest import ingest_paths
 from paperfeed.search import QueryError, open_searcher
 from paperfeed.store import open_store
 
+pytestmark = pytest.mark.slow  # embeds and indexes the demo corpus
+
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "paperfeed" / "demo" / "seeds").glob("*.txt"))
 
 
@@ -135,9 +137,14 @@ def test_empty_queries_give_a_clear_error(seeded, query):
 def test_unbalanced_operators_still_search(seeded, query):
     _, store, s = seeded
     res = s.search(query, store=store, limit=5)
-    assert isinstance(res.total, int)
-    if "rank" in query or "weighting" in query:
-        assert res.hits
+    if query.count('"') % 2:
+        assert "an unbalanced quote was ignored" in res.notes
+    words = [w for w in ("rank", "weighting") if w in query]
+    if words:
+        top = res.hits[0].paper
+        assert any(w in f"{top.title} {top.abstract}".lower() for w in words)
+    else:  # one made-up word: nothing contains it, and no paper is near enough in meaning
+        assert res.hits == [] and res.total == 0
 
 
 def test_ten_thousand_character_query(seeded):
@@ -146,8 +153,8 @@ def test_ten_thousand_character_query(seeded):
     q = (abstract + " ") * (10_000 // (len(abstract) + 1) + 1)
     q = q[:10_000]
     res = s.search(q, store=store, mode="best", limit=5)
-    assert res.hits
-    assert res.took_ms < 5_000
+    # the paper whose abstract was pasted (many times over) is the best match
+    assert res.hits[0].paper.abstract == abstract
     res = s.search("x" * 20_000, store=store, limit=5)  # longer than the cap: cut, with a note
     assert any("cut" in n for n in res.notes)
 

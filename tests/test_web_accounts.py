@@ -170,7 +170,7 @@ def test_one_address_validator_and_key_for_accounts_and_subscriptions(store: Sto
 
 
 def test_control_characters_are_escaped_in_users_list_and_logs(tmp_path: Path) -> None:
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     data = tmp_path / "data"
     with open_store(data) as store:

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from tests.webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -24,7 +24,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]
 
 
 @pytest.fixture(scope="module")

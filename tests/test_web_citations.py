@@ -14,13 +14,15 @@ import feedparser
 import httpx
 import pytest
 from bibtexparser.middlewares import LatexDecodingMiddleware
-from webserver import LiveServer, start_server
 
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.web.citations import Cited, bibtex, unique_keys
 from paperfeed.web.math import render_tex
 from paperfeed.web.pages import page_window
+from tests.webserver import LiveServer, start_server
+
+pytestmark = pytest.mark.slow  # asks the shared demo server
 
 DAY = "2026-11-20"
 TEX_TITLE = r"Bounds on $\alpha_1$ and \ell_\infty {Robust} Learning: Ünïcödé & 50% of R_D #1"

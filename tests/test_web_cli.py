@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 
 def test_users_create_and_list(data_dir: Path) -> None:
@@ -43,6 +44,7 @@ def test_serve_refuses_a_digest_interval_that_would_spin(data_dir: Path) -> None
     assert r.returncode == 2 and "--digest-every" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # starts `serve`
 def test_serve_starts_and_answers(data_dir: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from webserver import LiveServer, start_server
 
 from paperfeed.store import open_store
+from tests.webserver import LiveServer, start_server
+
+pytestmark = pytest.mark.slow  # starts servers (several workers, proxies, a hung mail server)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webserver import (
+
+from paperfeed.store import accounts as acc
+from paperfeed.store import open_store
+from tests.webserver import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     LINKED_TITLE,
@@ -25,8 +28,7 @@ from webserver import (
     start_server,
 )
 
-from paperfeed.store import accounts as acc
-from paperfeed.store import open_store
+pytestmark = pytest.mark.slow  # every test asks the shared demo server (ingest, index, model warm-up)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

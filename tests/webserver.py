@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from conftest import run_cli
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.web import create_app
+from tests.helpers import run_cli
 
 XSS_TITLE = "<script>alert(1)</script>"
 XSS_ABSTRACT = "<img src=x onerror=alert(1)> abstract with <b>markup</b> & ampersands, \u202eRTL\u202c and emoji \U0001f9ea."

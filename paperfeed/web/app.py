@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -236,6 +236,14 @@ def _mount_docs(app: FastAPI) -> None:
         return HTMLResponse(body)
 
 
+def routers() -> list[APIRouter]:
+    """Every route of the site and the API (what /openapi.json documents comes from these)."""
+    from paperfeed.web import api, auth, export, feeds, pages, submit, subscriptions
+
+    return [api.router, api.health_router, feeds.router, export.router, auth.router, pages.router,
+            submit.router, subscriptions.router]  # fmt: skip
+
+
 def create_app(
     data_dir: Path,
     settings: Settings | None = None,
@@ -291,16 +299,8 @@ def create_app(
 
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, export, feeds, pages, submit, subscriptions
-
-    app.include_router(api.router)
-    app.include_router(api.health_router)
-    app.include_router(feeds.router)
-    app.include_router(export.router)
-    app.include_router(auth.router)
-    app.include_router(pages.router)
-    app.include_router(submit.router)
-    app.include_router(subscriptions.router)
+    for router in routers():
+        app.include_router(router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
