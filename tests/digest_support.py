@@ -169,7 +169,7 @@ def _mail_template() -> Path:
             import shutil
             import tempfile
 
-            from paperfeed.cli.ingest import demo_paths
+            from paperfeed.demo import demo_paths
             from paperfeed.ingest import ingest_paths
             from paperfeed.store import open_store
 

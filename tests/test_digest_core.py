@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from paperfeed.cli.ingest import demo_paths
 from paperfeed.config import Settings
+from paperfeed.demo import demo_paths
 from paperfeed.digest import (
     SubscriptionError,
     TokenError,
@@ -435,7 +435,7 @@ def test_permanent_and_transient_failures(tmp_path: Path, smtp: SmtpSink) -> Non
 
 
 def test_retries_give_up_after_max_attempts(tmp_path: Path, smtp: SmtpSink) -> None:
-    from paperfeed.digest.jobs import MAX_ATTEMPTS
+    from paperfeed.digest.sending import MAX_ATTEMPTS
 
     settings = make_settings(tmp_path, smtp)
     t = dt.datetime(2025, 5, 1, 6, 0, tzinfo=dt.UTC)
@@ -544,7 +544,7 @@ def test_bench_mail_command_runs_small(tmp_path: Path) -> None:
 
 
 def test_confirmation_mails_cannot_flood_an_inbox(tmp_path: Path, smtp: SmtpSink) -> None:
-    from paperfeed.digest.jobs import CONFIRMS_PER_HOUR
+    from paperfeed.digest.subscribing import CONFIRMS_PER_HOUR
 
     settings = make_settings(tmp_path, smtp)
     t = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from paperfeed.digest import send_digests, subscribe
-from paperfeed.digest.jobs import confirm_email
+from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob

@@ -14,7 +14,8 @@ import pytest
 
 from paperfeed.config import Settings
 from paperfeed.digest import send_digests, subscribe
-from paperfeed.digest.jobs import confirm_email, send_lock
+from paperfeed.digest.sending import send_lock
+from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs

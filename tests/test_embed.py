@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from paperfeed.embed import bf16_backend, get_embedder, onnx_backend, resolve_name, static_backend
+from paperfeed.embed import bf16_backend, get_embedder, onnx_backend, prepare, resolve_name
 from tests.helpers import ARXIV_SAMPLE, CRANFIELD, run_cli
 
 pytestmark = pytest.mark.slow  # loads every embedding backend and embeds texts with each
@@ -108,7 +108,7 @@ def test_hostile_inputs_give_unit_vectors() -> None:
 
 def test_default_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PAPERFEED_EMBEDDER", raising=False)
-    assert onnx_backend.is_exported(), "run `paperfeed models prepare` (make does it at install)"
+    assert prepare.is_exported(), "run `paperfeed models prepare` (make does it at install)"
     # bf16 where the CPU multiplies bf16 natively (emulated bf16 is slower than fp32), else ONNX int8
     expected = "minilm-bf16" if bf16_backend.cpu_has_bf16() else "minilm-onnx-int8"
     assert resolve_name("default") == expected
@@ -120,7 +120,7 @@ def test_default_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_static_model(plain: np.ndarray) -> None:
-    assert static_backend.is_distilled(), "run `paperfeed models prepare` (make does it at install)"
+    assert prepare.is_distilled(), "run `paperfeed models prepare` (make does it at install)"
     emb = get_embedder("static")
     assert emb.name == "static"
     v = emb.encode(TEXTS)
@@ -174,9 +174,9 @@ def test_int8_export_quantises_attention_projection() -> None:
     run in int8; the fp32 export keeps the fused float kernels."""
     import onnx
 
-    d = onnx_backend.onnx_dir()
-    ops_int8 = {n.op_type for n in onnx.load(str(d / onnx_backend.INT8_FILE), load_external_data=False).graph.node}
-    ops_fp32 = {n.op_type for n in onnx.load(str(d / onnx_backend.FP32_FILE), load_external_data=False).graph.node}
+    d = prepare.onnx_dir()
+    ops_int8 = {n.op_type for n in onnx.load(str(d / prepare.INT8_FILE), load_external_data=False).graph.node}
+    ops_fp32 = {n.op_type for n in onnx.load(str(d / prepare.FP32_FILE), load_external_data=False).graph.node}
     assert "QAttention" in ops_int8 and "Attention" not in ops_int8 and "MatMul" not in ops_int8
     assert {"Attention", "MatMul", "SkipLayerNormalization", "BiasGelu"} <= ops_fp32
 

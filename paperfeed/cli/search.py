@@ -278,7 +278,7 @@ def bench_search(ctx: click.Context, n_queries: int, modes: str, demo: bool | No
     data_dir: Path = ctx.obj.data_dir
     tmp = None
     if demo or (demo is None and not (data_dir / "paperfeed.db").exists()):
-        from paperfeed.cli.ingest import demo_paths
+        from paperfeed.demo import demo_paths
         from paperfeed.ingest import ingest_paths
 
         tmp = tempfile.TemporaryDirectory(prefix="paperfeed-bench-")

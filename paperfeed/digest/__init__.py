@@ -21,20 +21,11 @@ go out now as .eml files and changes nothing. Requests that reach the mailto
 half of List-Unsubscribe are not read by paperfeed: process them with
 `paperfeed subscriptions unsubscribe EMAIL`.
 
-See paperfeed.digest.jobs for how exactly-once is achieved and where its edge is.
+See paperfeed.digest.sending for how exactly-once is achieved and where its edge is.
 """
 
-from paperfeed.digest.jobs import (
-    RunReport,
-    SubscribeResult,
-    confirm,
-    confirm_email,
-    flush_outbox,
-    run_scheduled,
-    send_digests,
-    subscribe,
-    unsubscribe,
-)
+from paperfeed.digest.sending import RunReport, flush_outbox, run_scheduled, send_digests
+from paperfeed.digest.subscribing import SubscribeResult, confirm, confirm_email, subscribe, unsubscribe
 from paperfeed.digest.tokens import TokenError
 from paperfeed.digest.validate import SubscriptionError
 

@@ -67,7 +67,7 @@ class Sink:
 
 
 def _vocabulary() -> list[str]:
-    from paperfeed.cli.ingest import demo_paths
+    from paperfeed.demo import demo_paths
 
     words: list[str] = []
     for p in demo_paths():
@@ -76,7 +76,7 @@ def _vocabulary() -> list[str]:
 
 
 def _fill_store(data_dir: Path, n_papers: int, seed: int = 7) -> None:
-    from paperfeed.cli.ingest import demo_paths
+    from paperfeed.demo import demo_paths
     from paperfeed.ingest import ingest_paths
     from paperfeed.models import Paper
     from paperfeed.store import open_store

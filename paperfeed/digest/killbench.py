@@ -1,7 +1,7 @@
 """`paperfeed bench mail-kills`: how many mails go out twice when the send job is
 SIGKILLed at a random moment and then run again.
 
-The one window exactly-once cannot close (paperfeed.digest.jobs): the server said
+The one window exactly-once cannot close (paperfeed.digest.sending): the server said
 250 and the process died before recording it. This measures how often a kill
 lands there. Each round resets the same composed digests to 'pending', forks a
 `send_digests` (4 SMTP connections by default), SIGKILLs it after a random delay

@@ -6,81 +6,22 @@ then a tokenise + table lookup + mean: no network, no attention. That is one to 
 magnitude faster than the transformer and meant for laptops embedding millions of papers, at a
 quality cost (figures in the report / `paperfeed models list`).
 
-The distillation is done offline from the local folder (no hub) by `paperfeed models prepare`, or
-lazily the first time this backend is used (a few minutes on 2 cores).
+The distillation (`paperfeed.embed.prepare.distill`) is done offline from the local folder (no
+hub) by `paperfeed models prepare`, or lazily the first time this backend is used (a few minutes
+on 2 cores).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from paperfeed.embed.paths import model_dir, packaged_model_path
+from paperfeed.embed.prepare import distill, is_distilled, static_dir
 
 log = logging.getLogger(__name__)
-
-DISTILL_VERSION = 1
-PCA_DIMS = 256
-MANIFEST = "paperfeed-manifest.json"
-
-
-def static_dir() -> Path:
-    return model_dir() / "static"
-
-
-def is_distilled(directory: Path | None = None) -> bool:
-    d = directory or static_dir()
-    try:
-        manifest = json.loads((d / MANIFEST).read_text())
-        size = (packaged_model_path() / "model.safetensors").stat().st_size
-    except (OSError, ValueError):
-        return False
-    return manifest.get("version") == DISTILL_VERSION and manifest.get("size") == size
-
-
-def distill(directory: Path | None = None, *, force: bool = False,
-            say: Callable[[str], None] | None = None) -> Path:
-    """Distil the packaged model into `directory` (idempotent, built aside then renamed in)."""
-    from paperfeed.embed.onnx_backend import _export_lock
-
-    say = say or log.info
-    d = directory or static_dir()
-    if not force and is_distilled(d):
-        say(f"static: up to date in {d}")
-        return d
-    with _export_lock(d.parent):
-        if not force and is_distilled(d):
-            return d
-        from model2vec.distill import distill as m2v_distill
-
-        src = packaged_model_path()
-        say(f"static: distilling {src} with model2vec (pca_dims={PCA_DIMS}); takes a few minutes")
-        t0 = time.perf_counter()
-        model = m2v_distill(model_name=str(src), pca_dims=PCA_DIMS, device="cpu")
-        tmp = Path(tempfile.mkdtemp(prefix=".static-", dir=d.parent))
-        tmp.chmod(0o755)
-        try:
-            model.save_pretrained(str(tmp))
-            size = (src / "model.safetensors").stat().st_size
-            (tmp / MANIFEST).write_text(json.dumps({"version": DISTILL_VERSION, "size": size}))
-            old = d.with_name(d.name + ".old")
-            if d.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                d.rename(old)
-            tmp.rename(d)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        say(f"static: ready in {d} ({time.perf_counter() - t0:.1f} s)")
-    return d
-
 
 class StaticEmbedder:
     name = "static"

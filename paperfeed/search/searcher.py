@@ -40,19 +40,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tantivy
 
+from paperfeed.index.handle import IndexHandle
 from paperfeed.index.lexical import LexicalIndex
-from paperfeed.index.sync import (
-    LEXICAL_DIR,
-    PASSAGES_DIR,
-    VECTORS_DIR,
-    IndexState,
-    embedder_for,
-    index_dir,
-    open_vectors,
-    passage_owner,
-    sync,
-    vectors_available,
-)
+from paperfeed.index.sync import passage_owner
 from paperfeed.models import Paper
 from paperfeed.search import snippets
 from paperfeed.search.fusion import fuse, max_merge, minmax, softmax_weights
@@ -134,30 +124,21 @@ class Ranking:
 
 
 class Searcher:
-    """Holds the lexical index, the vector index and the embedder. Thread-safe for searching.
+    """Ranks with the indexes of one `IndexHandle` (which opens and refreshes them) and the
+    embedder. Thread-safe for searching.
 
-    `search(...)` first checks (one indexed SQL read) whether the store has changed since the
-    indexes were last seen; if so it catches up (or, when another process is already syncing,
-    reloads what that process has committed), so a search never misses a committed paper for long
-    and never returns one the store does not have (hits are read back from the store).
+    `search(...)` first has the handle check (one indexed SQL read) whether the store has changed
+    since the indexes were last seen; if so it catches up (or, when another process is already
+    syncing, reloads what that process has committed), so a search never misses a committed paper
+    for long and never returns one the store does not have (hits are read back from the store).
     """
 
     def __init__(self, data_dir: Path, *, embedder: Any = None, auto_sync: bool = True) -> None:
-        self.data_dir = Path(data_dir)
-        self.root = index_dir(self.data_dir)
-        self.auto_sync = auto_sync
-        self._embedder = embedder
-        self._embedder_given = embedder is not None
-        self._lock = threading.RLock()
-        self._sync_lock = threading.Lock()
         self._cache_lock = threading.Lock()  # the LRU caches are shared by request threads
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._rcache: OrderedDict[tuple, Ranking] = OrderedDict()
-        self._seen: tuple[int, int] = (-1, -1)  # (lex_seq, vec_seq) the open indexes reflect
-        self.lexical: LexicalIndex | None = None
-        self.vectors: VectorIndex | None = None
-        self.passages: VectorIndex | None = None  # vectors of the windows of long texts (see index.sync)
-        self._open_indexes()
+        self.index = IndexHandle(data_dir, embedder=embedder, auto_sync=auto_sync, on_reopen=self._forget)
+        self.data_dir = self.index.data_dir
 
     @classmethod
     def open(cls, data_dir: Path, store: Store | None = None, **kw: Any) -> Searcher:
@@ -166,77 +147,41 @@ class Searcher:
             s.refresh(store)
         return s
 
-    # ---- lifecycle --------------------------------------------------------------
+    def _forget(self, embedder_changed: bool) -> None:
+        # rankings are of the indexes as they were; query vectors, of the embedder
+        with self._cache_lock:
+            if embedder_changed:
+                self._qcache.clear()
+            self._rcache.clear()
+
+    # ---- the indexes (opened and refreshed by the handle) -------------------------
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        return self.index.lexical
+
+    @property
+    def vectors(self) -> VectorIndex | None:
+        return self.index.vectors
+
+    @property
+    def passages(self) -> VectorIndex | None:
+        return self.index.passages
 
     @property
     def embedder(self) -> Any:
-        if self._embedder is None:
-            self._embedder = embedder_for(self.data_dir)
-        return self._embedder
+        return self.index.embedder
 
-    def _state(self) -> tuple[int, int]:
-        if not (self.root / "state.sqlite").exists():
-            return (0, 0)
-        st = IndexState(self.root)
-        try:
-            return (st.get_int("lex_seq"), st.get_int("vec_seq"))
-        finally:
-            st.close()
-
-    def _open_indexes(self) -> None:
-        with self._lock:
-            seen = self._state()
-            if self.lexical is None:
-                try:
-                    self.lexical = LexicalIndex(self.root / LEXICAL_DIR)
-                except ValueError as exc:
-                    if "schema" not in str(exc).lower():
-                        raise
-                    # Written by another version of paperfeed: the next catch-up (`refresh`, or
-                    # `paperfeed index`) rebuilds it; until then this searcher is not ready.
-                    log.warning("the lexical index has an older schema and will be rebuilt: %s", exc)
-                    seen = (-1, seen[1])
-            elif seen[0] != self._seen[0]:
-                self.lexical.reload()
-            if self.vectors is None or seen[1] != self._seen[1]:
-                if not self._embedder_given and self._embedder is not None:
-                    # a rebuild may have switched backends: ask again, and forget its query vectors
-                    before = self._embedder.name
-                    self._embedder = embedder_for(self.data_dir)
-                    if self._embedder.name != before:
-                        with self._cache_lock:
-                            self._qcache.clear()
-                vdir, pdir = self.root / VECTORS_DIR, self.root / PASSAGES_DIR
-                self.vectors = (
-                    open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
-                )
-                self.passages = (
-                    open_vectors(pdir, self.embedder) if self.vectors is not None and pdir.exists() else None
-                )
-            self._seen = seen
-            with self._cache_lock:
-                self._rcache.clear()
+    @property
+    def _seen(self) -> tuple[int, int]:
+        return self.index.seen
 
     def ready(self) -> bool:
-        return self.lexical is not None and len(self.lexical) > 0
+        return self.index.ready()
 
     def refresh(self, store: Store, *, wait: bool = False) -> None:
         """Catch the indexes up with `store` if it changed since we last looked."""
-        try:
-            max_seq = store.max_seq()
-        except Exception:  # noqa: BLE001 - a store that cannot answer: search what we have
-            return
-        if max_seq <= min(self._seen) and self._seen[0] >= 0:
-            return
-        if self.auto_sync and self._sync_lock.acquire(blocking=wait):
-            try:
-                sync(store, self.data_dir, embedder=self._embedder, wait=wait)
-            except Exception as exc:  # noqa: BLE001 - e.g. a read-only store; still serve
-                log.warning("index catch-up failed, searching the indexes as they are: %s", exc)
-            finally:
-                self._sync_lock.release()
-        if self._state() != self._seen:
-            self._open_indexes()
+        self.index.refresh(store, wait=wait)
 
     # ---- public API ---------------------------------------------------------------
 

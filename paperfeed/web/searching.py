@@ -1,3 +1,10 @@
+"""The site's view of search: one warm Searcher per process, plus safe snippets.
+
+The search package (paperfeed.search) owns ranking; this module only holds its Searcher warm,
+turns its hits into what pages need, and falls back to a plain word match while the indexes are
+not available, so the site still answers (and /healthz says the index is not ready).
+"""
+
 from __future__ import annotations
 
 import html

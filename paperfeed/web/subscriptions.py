@@ -31,7 +31,7 @@ from paperfeed.digest import SubscriptionError, TokenError
 from paperfeed.digest import confirm as do_confirm
 from paperfeed.digest import subscribe as do_subscribe
 from paperfeed.digest import unsubscribe as do_unsubscribe
-from paperfeed.digest.jobs import check_confirmable, queue_confirmation
+from paperfeed.digest.subscribing import check_confirmable, queue_confirmation
 from paperfeed.digest.tokens import read_confirm_token, read_unsubscribe_token
 from paperfeed.store import Store
 from paperfeed.store import outbox as ob
