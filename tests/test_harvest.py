@@ -23,6 +23,7 @@ from paperfeed.ingest.oai import OaiClient
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as hs
 from paperfeed.store import open_store
+from paperfeed.store import votes as vt
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -138,7 +139,7 @@ def test_revised_record_updates_in_place_and_deleted_hides(server: ArxivOaiServe
     with open_store(data_dir) as store:
         voter = acc.create_user(store, "reader@example.org", "password-123")
         gone = store.get_paper(next(p["id"] for p in papers(data_dir) if p["arxiv_id"] == "2611.00007"))
-        acc.vote(store, voter.id, gone.rowid)
+        vt.vote(store, voter.id, gone.rowid)
         admin_hidden = next(p["id"] for p in papers(data_dir) if p["arxiv_id"] == "2611.00008")
         store.set_hidden(admin_hidden, True)
     old = {p["arxiv_id"]: p for p in papers(data_dir)}["2611.00003"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
-from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from paperfeed.store import votes as vt
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -149,7 +149,7 @@ def test_sign_up_log_in_upvote_and_undo(browser: object, srv: LiveServer) -> Non
 
     with open_store(srv.data_dir) as store:
         pid = store.conn.execute("SELECT id FROM papers WHERE title = ?", (LINKED_TITLE,)).fetchone()[0]
-        before = acc.vote_counts(store, [store.get_paper(pid).rowid]).get(store.get_paper(pid).rowid, 0)
+        before = vt.vote_counts(store, [store.get_paper(pid).rowid]).get(store.get_paper(pid).rowid, 0)
     page.goto(f"/papers/{pid}")
     count = page.locator(".head .vote .count")
     assert int(count.inner_text()) == before

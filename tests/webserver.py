@@ -21,6 +21,7 @@ from conftest import run_cli
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from paperfeed.store import papers as feed
 from paperfeed.web import create_app
 
 XSS_TITLE = "<script>alert(1)</script>"
@@ -68,7 +69,7 @@ def build_demo_data(root: Path) -> Path:
     r = run_cli("ingest", "--demo", "--no-index", "--no-progress", data=data)
     assert r.returncode == 0, r.stderr
     with open_store(data) as store:
-        latest = acc.latest_feed_date(store)
+        latest = feed.latest_feed_date(store)
         assert latest
     extra = root / "extra.jsonl"
     records = [

@@ -32,7 +32,7 @@ _STOP = frozenset(
 def trending_papers(store: Store, period: str, limit: int) -> list[tuple[Paper, int | None]]:
     """Top papers of the period by the site's trending score, with their vote counts."""
     try:
-        from paperfeed.store.accounts import trending
+        from paperfeed.store.votes import trending
     except ImportError:
         trending = None
     if trending is not None:

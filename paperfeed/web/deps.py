@@ -54,8 +54,7 @@ class StorePool:
             return store
 
     def release(self, store: Store) -> None:
-        if store.conn.in_transaction:
-            store.conn.execute("ROLLBACK")
+        store.rollback()
         if self._idle.qsize() >= self._max_idle:
             with self._lock:
                 if store in self._all:

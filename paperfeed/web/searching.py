@@ -258,7 +258,7 @@ class SearchService:
         self, store: Store, q: str, limit: int, offset: int,
         since: str | None, until: str | None, category: str | None, author: str | None,
     ) -> SearchPage:  # fmt: skip
-        from paperfeed.store.accounts import substring_search
+        from paperfeed.store.papers import substring_search
 
         terms = [t for t in re.findall(r"\w+", q) if len(t) > 1][:10] or [q]
         rows, total = substring_search(
@@ -274,7 +274,7 @@ class SearchService:
     ) -> SearchPage:  # fmt: skip
         """Papers matching the filters alone, newest first: an author's or a category's papers,
         which a link on a paper card asks for without any query words."""
-        from paperfeed.store.accounts import substring_search
+        from paperfeed.store.papers import substring_search
 
         rows, total = substring_search(
             store, [], since=since, until=until, category=category, author=author, limit=limit, offset=offset
