@@ -209,6 +209,7 @@ def test_transient_failure_past_the_retry_budget_fails_and_resumes(server: Arxiv
     assert status(data_dir)["sets"][0]["last_error"] is None
 
 
+@pytest.mark.sqlite_only("two data directories are two stores only on SQLite")
 def test_malformed_page_loses_nothing_and_the_next_run_resumes(server: ArxivOaiServer, tmp_path: Path) -> None:
     clean = tmp_path / "clean"
     assert harvest(clean, server.url).returncode == 0
@@ -324,6 +325,7 @@ def _db_pages(data: Path) -> int:
     return row[0] if row else 0
 
 
+@pytest.mark.sqlite_only("reads the SQLite file")
 def test_sigkill_mid_harvest_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     records = make_records(120)
     records[30].updated, records[30].datestamp = day(0), day(0)

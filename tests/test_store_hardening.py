@@ -7,9 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from paperfeed.store.engine import SqliteEngine
-
 from paperfeed.store import open_store
+from paperfeed.store.engine import SqliteEngine
 
 
 def test_concurrent_first_migrations_do_not_race(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from paperfeed.store import votes as vt
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip

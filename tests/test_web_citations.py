@@ -22,6 +22,8 @@ from paperfeed.web.citations import Cited, bibtex, unique_keys
 from paperfeed.web.math import render_tex
 from paperfeed.web.pages import page_window
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 DAY = "2026-11-20"
 TEX_TITLE = r"Bounds on $\alpha_1$ and \ell_\infty {Robust} Learning: Ünïcödé & 50% of R_D #1"
 HOSTILE_TITLE = "\"><script>alert(1)</script> Quoted 'title'"

@@ -30,6 +30,8 @@ from paperfeed.store import open_store
 from paperfeed.store import papers as feed
 from paperfeed.store import votes as vt
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
@@ -477,6 +479,7 @@ def test_a_second_worker_shares_sessions_through_the_store(srv: LiveServer) -> N
         other.stop()
 
 
+@pytest.mark.sqlite_only("two data directories are two stores only on SQLite")
 def test_login_is_rate_limited_per_client(tmp_path: Path) -> None:
     # its own data directory: the limits are counted in the store, which the demo server shares
     limited = start_server(tmp_path / "data", warm_search=False)

@@ -14,7 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from webserver import demo_server
 
-
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 def _operations() -> list[str]:
     srv = demo_server()
     doc = httpx.get(f"{srv.url}/openapi.json", timeout=30).json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -89,14 +90,23 @@ def build_demo_data(root: Path) -> Path:
 
 
 _demo: LiveServer | None = None
+_demo_db: str | None = None
 _lock = threading.Lock()
 
 
 def demo_server() -> LiveServer:
-    """The shared server on the demo data (rate limits relaxed so tests do not trip them)."""
-    global _demo
+    """The shared server on the demo data (rate limits relaxed so tests do not trip them).
+
+    With --engine postgres each module has its own database (PG_SCOPE = "module"), so a module
+    on another database than the running demo gets a demo of its own."""
+    global _demo, _demo_db
     with _lock:
+        url = os.environ.get("PAPERFEED_DATABASE_URL")
+        if _demo is not None and url != _demo_db:
+            _demo.stop()
+            _demo = None
         if _demo is None:
+            _demo_db = url
             root = Path(tempfile.mkdtemp(prefix="paperfeed-web-"))
             data = build_demo_data(root)
             _demo = start_server(data, rate_limit_scale=1000.0)

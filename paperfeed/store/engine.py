@@ -179,6 +179,10 @@ class PgConnection:
         return PgCursor(cur)
 
     @property
+    def closed(self) -> bool:
+        return self.raw.closed or self.raw.broken
+
+    @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 

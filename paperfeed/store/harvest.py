@@ -105,10 +105,10 @@ def write_records(c: Connection, rows: Iterable[tuple]) -> None:
     c.executemany(
         "INSERT INTO arxiv_records (arxiv_id, paper_rowid, datestamp, created, updated, comments, journal_ref, "
         "license, deleted) VALUES (?, (SELECT rowid FROM papers WHERE arxiv_id = ?), ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(arxiv_id) DO UPDATE SET paper_rowid = COALESCE(excluded.paper_rowid, paper_rowid), "
-        "datestamp = excluded.datestamp, created = COALESCE(excluded.created, created), "
-        "updated = COALESCE(excluded.updated, updated), comments = COALESCE(excluded.comments, comments), "
-        "journal_ref = COALESCE(excluded.journal_ref, journal_ref), license = COALESCE(excluded.license, license), "
+        "ON CONFLICT(arxiv_id) DO UPDATE SET paper_rowid = COALESCE(excluded.paper_rowid, arxiv_records.paper_rowid), "
+        "datestamp = excluded.datestamp, created = COALESCE(excluded.created, arxiv_records.created), "
+        "updated = COALESCE(excluded.updated, arxiv_records.updated), comments = COALESCE(excluded.comments, arxiv_records.comments), "
+        "journal_ref = COALESCE(excluded.journal_ref, arxiv_records.journal_ref), license = COALESCE(excluded.license, arxiv_records.license), "
         "deleted = excluded.deleted",
         [(r[0], *r) for r in rows],  # the arXiv id twice: the row's key, and to find its paper
     )

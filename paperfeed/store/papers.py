@@ -120,6 +120,10 @@ class Store:
         else:
             self.conn.execute("COMMIT")
 
+    def healthy(self) -> bool:
+        """False once the connection is broken (the database server restarted, say)."""
+        return not getattr(self.conn, "closed", False)
+
     def rollback(self) -> None:
         """End a transaction a failed request left open."""
         if self.conn.in_transaction:
@@ -517,8 +521,8 @@ def _write_sources(c: Connection, p: Paper, sources: Iterable[str]) -> None:
     if rows:
         c.executemany(
             "INSERT INTO paper_sources (paper_rowid, source, ext_id, position) VALUES (?,?,?,?) "
-            "ON CONFLICT(paper_rowid, source) DO UPDATE SET ext_id = COALESCE(excluded.ext_id, ext_id), "
-            "position = COALESCE(position, excluded.position)",
+            "ON CONFLICT(paper_rowid, source) DO UPDATE SET ext_id = COALESCE(excluded.ext_id, paper_sources.ext_id), "
+            "position = COALESCE(paper_sources.position, excluded.position)",
             rows,
         )
 
@@ -634,5 +638,5 @@ class _Lookup:
         return hit
 
 
-def open_store(data_dir: Path, *, readonly: bool = False) -> Store:
-    return Store(data_dir, readonly=readonly)
+def open_store(data_dir: Path, *, readonly: bool = False, database_url: str | None = None) -> Store:
+    return Store(data_dir, readonly=readonly, database_url=database_url)
