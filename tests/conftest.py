@@ -45,7 +45,7 @@ TEMPLATE_DB = "pf_template"
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     from paperfeed.store import Store
-    from paperfeed.store.engine import PostgresEngine
+    from paperfeed.store.pg import PostgresEngine
 
     cluster = Cluster()
     cluster.start()
@@ -64,7 +64,7 @@ def pg_cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test."""
-    from paperfeed.store.engine import PostgresEngine
+    from paperfeed.store.pg import PostgresEngine
 
     name = pg_cluster.create_database(template=TEMPLATE_DB)
     try:
@@ -77,7 +77,7 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pg_module_url(pg_cluster: Cluster) -> Iterator[str]:
     """One database for a module whose tests share a server started once (PG_SCOPE = "module")."""
-    from paperfeed.store.engine import PostgresEngine
+    from paperfeed.store.pg import PostgresEngine
 
     name = pg_cluster.create_database(template=TEMPLATE_DB)
     try:
@@ -144,6 +144,7 @@ SLOW_FILES = {
     "test_eval.py",
     "test_bench.py",
     "test_search.py",
+    "test_pg_nodes.py",
 }
 
 

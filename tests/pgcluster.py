@@ -53,9 +53,16 @@ class Cluster:
 
     def start(self) -> None:
         env = {**os.environ, "LC_ALL": "C"}
+        if not self.data.exists():
+            self._initdb(env)
+        self._pg_ctl_start(env)
+
+    def _initdb(self, env: dict[str, str]) -> None:
         subprocess.run(_as_owner([str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust",
                                   "--encoding=UTF8", "--locale=C", "--no-sync"], self.owner),
                        check=True, capture_output=True, env=env)  # fmt: skip
+
+    def _pg_ctl_start(self, env: dict[str, str]) -> None:
         # a test server: durability off (a crash loses the cluster anyway), no TCP at all
         opts = (f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
@@ -64,9 +71,13 @@ class Cluster:
                                   str(self.root / "server.log"), "-w", "start"], self.owner),
                        check=True, capture_output=True, env=env)  # fmt: skip
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its files (start() is then `resume`)."""
         subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
                                   "stop"], self.owner), capture_output=True)  # fmt: skip
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:

@@ -14,6 +14,7 @@ import click
 from paperfeed import __version__
 from paperfeed.addresses import printable
 from paperfeed.config import ConfigError, Settings, resolve_data_dir
+from paperfeed.store.engine import StoreUnavailable
 
 # name -> "module:attribute"; each concern owns its own CLI module
 COMMANDS: dict[str, str] = {
@@ -32,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "models": "paperfeed.cli.models:models",
     "harvest": "paperfeed.cli.harvest:harvest",
     "add": "paperfeed.cli.harvest:add",
+    "db": "paperfeed.cli.db:db",
 }
 
 HELP = {
@@ -50,6 +52,7 @@ HELP = {
     "models": "Prepare the offline embedding models.",
     "harvest": "Fetch new, revised and deleted papers from arXiv (OAI-PMH); status of past runs.",
     "add": "Add one paper by id (arxiv:2210.02885).",
+    "db": "The database: migrate, check, copy a SQLite store to PostgreSQL.",
 }
 
 
@@ -133,6 +136,10 @@ def main() -> None:
         # a bad setting is the user's to fix: say which, not where in our code it was read
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except StoreUnavailable as exc:
+        # the database server is down or unreachable: nothing was changed, a rerun later works
+        click.echo(f"Error: {exc}. Nothing was done; run the command again once it is back.", err=True)
+        sys.exit(4)
     except Exception as exc:
         # imported only now: the index package loads tantivy, which most commands never need
         from paperfeed.index.damage import IndexDamaged

@@ -15,7 +15,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from paperfeed.addresses import AddressError, address_key, clean_address
-from paperfeed.store.engine import IntegrityError
 from paperfeed.store.papers import Store
 
 SESSION_DAYS = 30
@@ -92,7 +91,7 @@ def create_user(store: Store, email: str, password: str, *, is_admin: bool = Fal
                 "RETURNING id",
                 (email, address_key(email), pw_hash, int(is_admin), _ts(_now())),
             ).fetchone()[0]
-    except IntegrityError as exc:
+    except store.engine.IntegrityError as exc:
         raise AccountError("An account with this email already exists; log in instead.") from exc
     user = get_user(store, uid)
     assert user is not None

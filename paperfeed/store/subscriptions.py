@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 
 from paperfeed.addresses import address_key
-from paperfeed.store.engine import IntegrityError
 from paperfeed.store.papers import Connection, Store
 
 _COLS = (
@@ -224,7 +223,7 @@ def set_period(store: Store, sub_id: int, period: str, now: str) -> bool:
         with store.write() as c:
             cur = c.execute("UPDATE subscriptions SET period=?, updated_at=? WHERE id=?", (period, now, sub_id))
             return cur.rowcount > 0
-    except IntegrityError:
+    except store.engine.IntegrityError:
         return False
 
 

@@ -251,11 +251,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        following = None
         if warm_search:
             app.state.search.warm_in_background()
+            if settings.index_refresh_seconds > 0:
+                following = app.state.search.follow(settings.index_refresh_seconds)
         try:
             yield
         finally:
+            if following is not None:
+                following.set()
             app.state.mailer.stop()
             app.state.pool.close()
 

@@ -24,6 +24,7 @@ from paperfeed.models import Paper
 from paperfeed.search import QueryError, Searcher, open_searcher
 from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
+from paperfeed.store.engine import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,28 @@ class SearchService:
     def _warm(self) -> None:
         self.ensure_loaded()
         self._catch_up()
+
+    def follow(self, interval: float) -> threading.Event:
+        """Look at the store every `interval` seconds and catch the indexes up with what other
+        processes or nodes added (index_refresh_seconds). Set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    store = self.pool.acquire()
+                except StoreUnavailable as exc:
+                    log.warning("index refresh skipped: %s", exc)
+                    continue
+                try:
+                    self.catch_up_in_background(store)
+                except StoreUnavailable as exc:
+                    log.warning("index refresh skipped: %s", exc)
+                finally:
+                    self.pool.release(store)
+
+        threading.Thread(target=loop, name="index-follow", daemon=True).start()
+        return stop
 
     def catch_up_in_background(self, store: Store) -> None:
         """Start a catch-up if the store has papers the indexes have not seen (cheap to call)."""
