@@ -61,6 +61,12 @@ class Settings:
     embed_threads: int = 0  # inference threads; 0: the cores this process may run on
     embed_max_tokens: int = 256  # tokens of a text the ONNX encoder reads
     ann_threshold: int = 50_000  # vectors from which dense search is approximate (HNSW)
+    # the system of record: empty = SQLite in the data directory; postgresql://... = a PostgreSQL
+    # server that several nodes (each with its own data directory for the indexes) share
+    database_url: str = ""
+    # serve: seconds between two looks at the store for papers another node (or process) added,
+    # which the search indexes of this node then catch up with
+    index_refresh_seconds: float = 5.0
 
     @classmethod
     def load(cls, data_dir: Path | None = None, config_file: Path | None = None) -> Settings:
@@ -124,6 +130,15 @@ def _file_values(data_dir: Path, config_file: Path | None = None) -> dict:
         return {}
     with path.open("rb") as f:
         return tomllib.load(f)
+
+
+def database_url(data_dir: Path, config_file: Path | None = None) -> str:
+    """PAPERFEED_DATABASE_URL, else database_url in the config file, else "" (SQLite). Read on its
+    own so that opening a Store needs no secret key or other settings."""
+    env = os.environ.get("PAPERFEED_DATABASE_URL")
+    if env is not None:
+        return env
+    return str(_file_values(data_dir, config_file).get("database_url", ""))
 
 
 def is_configured(name: str, data_dir: Path, config_file: Path | None = None) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import SEEDS_DIR
+from tests.pgcluster import Cluster, cluster_connection
 
 
 @pytest.fixture
@@ -14,6 +17,93 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+# ---- the engine under test ---------------------------------------------------------
+# `pytest --engine postgres` (or PAPERFEED_TEST_ENGINE=postgres) runs each test against a fresh
+# database of a throwaway PostgreSQL cluster (tests/pgcluster.py): PAPERFEED_DATABASE_URL is set
+# for the test and the commands it starts. Tests that need PostgreSQL whatever the engine (two
+# nodes, the schema agreement) use the `pg_cluster` / `pg_url` fixtures.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=("sqlite", "postgres"),
+                     default=os.environ.get("PAPERFEED_TEST_ENGINE", "sqlite"),
+                     help="the store engine the tests run against (default sqlite)")  # fmt: skip
+
+
+TEMPLATE_DB = "pf_template"
+
+
 @pytest.fixture(scope="session")
 def seed_paths() -> list[Path]:
     return sorted(SEEDS_DIR.glob("*.txt"))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    from paperfeed.store import Store
+    from paperfeed.store.pg import PostgresEngine
+
+    cluster = Cluster()
+    cluster.start()
+    try:
+        with cluster_connection(cluster) as conn:
+            conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+        # a migrated template: each test's database is a cheap file copy of it
+        Store(cluster.root, database_url=cluster.url(TEMPLATE_DB)).close()
+        PostgresEngine.close_pools()
+        yield cluster
+    finally:
+        PostgresEngine.close_pools()
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test."""
+    from paperfeed.store.pg import PostgresEngine
+
+    name = pg_cluster.create_database(template=TEMPLATE_DB)
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        PostgresEngine.close_pools()
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_cluster: Cluster) -> Iterator[str]:
+    """One database for a module whose tests share a server started once (PG_SCOPE = "module")."""
+    from paperfeed.store.pg import PostgresEngine
+
+    name = pg_cluster.create_database(template=TEMPLATE_DB)
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        PostgresEngine.close_pools()
+        pg_cluster.drop_database(name)
+
+
+def _postgres(config: pytest.Config) -> bool:
+    return config.getoption("--engine") == "postgres"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    # module scope, so that module-scoped servers are built on the module's database
+    with pytest.MonkeyPatch.context() as mp:
+        if _postgres(request.config) and getattr(request.module, "PG_SCOPE", "test") == "module":
+            mp.setenv("PAPERFEED_DATABASE_URL", request.getfixturevalue("pg_module_url"))
+        elif not _postgres(request.config):
+            mp.delenv("PAPERFEED_DATABASE_URL", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _engine_module: None) -> None:
+    if not _postgres(request.config):
+        return
+    marker = request.node.get_closest_marker("sqlite_only")
+    if marker:
+        pytest.skip("SQLite only: " + marker.args[0])
+    if getattr(request.module, "PG_SCOPE", "test") != "module":
+        monkeypatch.setenv("PAPERFEED_DATABASE_URL", request.getfixturevalue("pg_url"))

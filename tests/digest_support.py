@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import signal
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -204,3 +206,14 @@ def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, 
     # the port is known only now; the app holds this same Settings object
     settings.base_url = srv.url
     return srv, settings
+
+
+def kill_during_message(proc: subprocess.Popen, sink: SmtpSink, n: int) -> None:
+    """SIGKILL while the server is still deciding on the n-th message of all time:
+    the row is 'sending' and the server has not said 250."""
+    sink.wait_started(n, timeout=60)
+    time.sleep(0.1)  # well inside the server's delay
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL

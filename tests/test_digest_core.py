@@ -320,6 +320,7 @@ def test_alert_lists_matching_seed_papers_via_cli(tmp_path: Path, smtp: SmtpSink
 
 def test_trending_digest_lists_voted_papers(tmp_path: Path, smtp: SmtpSink) -> None:
     from paperfeed.store import accounts as acc
+    from paperfeed.store import votes as vt
 
     settings = make_settings(tmp_path, smtp)
     with open_store(tmp_path) as store:
@@ -331,7 +332,7 @@ def test_trending_digest_lists_voted_papers(tmp_path: Path, smtp: SmtpSink) -> N
         users = [acc.create_user(store, f"u{i}@example.org", "password-123") for i in range(3)]
         for i, p in enumerate(papers):
             for u in users[: 3 - i]:
-                acc.vote(store, u.id, p.rowid)
+                vt.vote(store, u.id, p.rowid)
         smtp.reset()
         r1 = send_digests(store, settings)
         assert (r1.composed, r1.sent) == (1, 1)

@@ -4,10 +4,8 @@ SMTP transaction, run it again, and every subscriber has exactly one mail."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
-from tests.digest_support import SmtpSink, smtp_env
+from tests.digest_support import SmtpSink, kill_during_message, smtp_env
 
 pytestmark = pytest.mark.slow  # SIGKILLs send jobs in subprocesses
 
@@ -33,17 +31,6 @@ def _start_send(data: Path, env: dict[str, str], connections: int) -> subprocess
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _kill_during_message(proc: subprocess.Popen, sink: SmtpSink, n: int) -> None:
-    """SIGKILL while the server is still deciding on the n-th message of all time:
-    the row is 'sending' and the server has not said 250."""
-    sink.wait_started(n, timeout=60)
-    time.sleep(0.1)  # well inside the server's delay
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("connections", [1, 4])
@@ -76,7 +63,7 @@ def test_sigkill_mid_send_then_rerun_gives_exactly_one_mail_each(tmp_path: Path,
         # the default parallel connections, several are in flight at once)
         for kill_at in (4, 9):
             proc = _start_send(data, env, connections)
-            _kill_during_message(proc, sink, kill_at)
+            kill_during_message(proc, sink, kill_at)
             with open_store(data) as store:
                 c = ob.counts(store)
             assert c.get("sending", 0) >= 1, c  # the mails in flight

@@ -20,6 +20,7 @@ from paperfeed.ingest.oai import OaiClient
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as hs
 from paperfeed.store import open_store
+from paperfeed.store import votes as vt
 from tests.digest_support import free_port
 from tests.helpers import day, run_cli
 
@@ -130,7 +131,7 @@ def test_revised_record_updates_in_place_and_deleted_hides(server: ArxivOaiServe
     with open_store(data_dir) as store:
         voter = acc.create_user(store, "reader@example.org", "password-123")
         gone = store.get_paper(next(p["id"] for p in papers(data_dir) if p["arxiv_id"] == "2611.00007"))
-        acc.vote(store, voter.id, gone.rowid)
+        vt.vote(store, voter.id, gone.rowid)
         admin_hidden = next(p["id"] for p in papers(data_dir) if p["arxiv_id"] == "2611.00008")
         store.set_hidden(admin_hidden, True)
     old = {p["arxiv_id"]: p for p in papers(data_dir)}["2611.00003"]
@@ -200,6 +201,7 @@ def test_transient_failure_past_the_retry_budget_fails_and_resumes(server: Arxiv
     assert status(data_dir)["sets"][0]["last_error"] is None
 
 
+@pytest.mark.sqlite_only("two data directories are two stores only on SQLite")
 def test_malformed_page_loses_nothing_and_the_next_run_resumes(server: ArxivOaiServer, tmp_path: Path) -> None:
     clean = tmp_path / "clean"
     assert harvest(clean, server.url).returncode == 0
@@ -315,6 +317,7 @@ def _db_pages(data: Path) -> int:
     return row[0] if row else 0
 
 
+@pytest.mark.sqlite_only("reads the SQLite file")
 def test_sigkill_mid_harvest_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     records = make_records(120)
     records[30].updated, records[30].datestamp = day(0), day(0)

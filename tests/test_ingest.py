@@ -151,6 +151,7 @@ def test_cli_summary_papers_and_stats(data_dir: Path) -> None:
     assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.sqlite_only("reads the SQLite file")
 def test_data_dir_from_environment(tmp_path: Path) -> None:
     d = tmp_path / "envdata"
     r = run_cli("ingest", "--demo", "--no-index", env={"PAPERFEED_DATA": str(d)})

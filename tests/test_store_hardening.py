@@ -8,23 +8,23 @@ import time
 from pathlib import Path
 
 from paperfeed.store import open_store
-from paperfeed.store.db import DB_NAME, connect, migrate
+from paperfeed.store.engine import SqliteEngine
 
 
 def test_concurrent_first_migrations_do_not_race(tmp_path: Path) -> None:
     """Two commands on a fresh data directory both found the migrations missing, and the one
     that got the write lock second failed with "table meta already exists"."""
-    path = tmp_path / DB_NAME
-    holder = connect(path)
+    engine = SqliteEngine(tmp_path)
+    holder = engine.connect()
     holder.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL "
                    "DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))")  # fmt: skip
     holder.execute("BEGIN IMMEDIATE")  # both migrators look, then queue behind this writer
     results: list[object] = []
 
     def run() -> None:
-        conn = connect(path)
+        conn = engine.connect()
         try:
-            results.append(migrate(conn))
+            results.append(engine.migrate(conn))
         except sqlite3.Error as exc:
             results.append(exc)
         finally:

@@ -10,6 +10,8 @@ import pytest
 from paperfeed.models import Paper
 from paperfeed.store import Store, open_store
 from paperfeed.store import accounts as acc
+from paperfeed.store import papers as feed
+from paperfeed.store import votes as vt
 
 NOW = dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -30,7 +32,7 @@ def _paper(store: Store, day: str) -> Paper:
 def _votes(store: Store, paper: Paper, n: int, at: dt.datetime) -> None:
     for i in range(n):
         u = acc.create_user(store, f"v{paper.rowid}-{i}-{at.timestamp():.0f}@example.org", "password-123")
-        acc.vote(store, u.id, paper.rowid)
+        vt.vote(store, u.id, paper.rowid)
         with store.write() as c:
             c.execute("UPDATE votes SET created_at = ? WHERE user_id = ?", (at.strftime("%Y-%m-%dT%H:%M:%SZ"), u.id))
 
@@ -40,7 +42,7 @@ def test_trending_follows_the_documented_formula(store: Store) -> None:
     _votes(store, fresh, 2, NOW - dt.timedelta(hours=1))
     _votes(store, day_old, 5, NOW - dt.timedelta(hours=2))
     _votes(store, week_old, 9, NOW - dt.timedelta(hours=3))
-    ranked = acc.trending(store, "week", limit=10, offset=0, now=NOW)
+    ranked = vt.trending(store, "week", limit=10, offset=0, now=NOW)
     for p, votes, score in ranked:
         age = (NOW - dt.datetime.fromisoformat(p.feed_date).replace(tzinfo=dt.UTC)).total_seconds() / 3600
         assert score == pytest.approx(votes / (age + 2) ** 1.8)
@@ -49,7 +51,7 @@ def test_trending_follows_the_documented_formula(store: Store) -> None:
     # age outweighs raw votes: 2 votes today beat 9 votes on a five-day-old paper
     assert [p.rowid for p, _, _ in ranked] == [fresh.rowid, day_old.rowid, week_old.rowid]
     assert [v for _, v, _ in ranked] == [2, 5, 9]
-    assert acc.trending(store, "week", limit=1, offset=1, now=NOW)[0][0].rowid == day_old.rowid
+    assert vt.trending(store, "week", limit=1, offset=1, now=NOW)[0][0].rowid == day_old.rowid
 
 
 def test_trending_counts_only_votes_inside_the_period(store: Store) -> None:
@@ -57,12 +59,12 @@ def test_trending_counts_only_votes_inside_the_period(store: Store) -> None:
     recent = _paper(store, "2025-06-14")
     _votes(store, old, 4, NOW - dt.timedelta(days=20))
     _votes(store, recent, 1, NOW - dt.timedelta(days=3))
-    assert acc.trending(store, "day", now=NOW) == []
-    assert [p.rowid for p, _, _ in acc.trending(store, "week", now=NOW)] == [recent.rowid]
-    month = acc.trending(store, "month", now=NOW)
+    assert vt.trending(store, "day", now=NOW) == []
+    assert [p.rowid for p, _, _ in vt.trending(store, "week", now=NOW)] == [recent.rowid]
+    month = vt.trending(store, "month", now=NOW)
     assert {p.rowid: v for p, v, _ in month} == {recent.rowid: 1, old.rowid: 4}
     with pytest.raises(ValueError, match="period"):
-        acc.trending(store, "year", now=NOW)
+        vt.trending(store, "year", now=NOW)
 
 
 def test_hidden_papers_leave_trending_and_lists(store: Store) -> None:
@@ -70,9 +72,9 @@ def test_hidden_papers_leave_trending_and_lists(store: Store) -> None:
     _votes(store, p, 1, NOW)
     admin = acc.create_user(store, "admin@example.org", "password-123", is_admin=True)
     assert acc.set_paper_hidden(store, p.id, True, by_user=admin.id)
-    assert acc.trending(store, "week", now=NOW) == []
-    assert p.rowid not in [q.rowid for q, _ in acc.list_range(store, "2025-01-01", "2025-12-31")]
-    assert acc.latest_feed_date(store) == "2025-06-14"
+    assert vt.trending(store, "week", now=NOW) == []
+    assert p.rowid not in [q.rowid for q, _ in feed.list_range(store, "2025-01-01", "2025-12-31")]
+    assert feed.latest_feed_date(store) == "2025-06-14"
     log = store.conn.execute("SELECT action, user_id FROM moderation_log").fetchall()
     assert [tuple(r) for r in log] == [("hide", admin.id)]
 
@@ -80,13 +82,13 @@ def test_hidden_papers_leave_trending_and_lists(store: Store) -> None:
 def test_one_vote_per_user_and_undo(store: Store) -> None:
     p = _paper(store, "2025-06-14")
     u = acc.create_user(store, "a@example.org", "password-123")
-    assert acc.vote(store, u.id, p.rowid) is True
-    assert acc.vote(store, u.id, p.rowid) is False
-    assert acc.vote_counts(store, [p.rowid]) == {p.rowid: 1}
-    assert acc.user_voted(store, u.id, [p.rowid]) == {p.rowid}
-    assert acc.unvote(store, u.id, p.rowid) is True
-    assert acc.unvote(store, u.id, p.rowid) is False
-    assert acc.vote_counts(store, [p.rowid]) == {}
+    assert vt.vote(store, u.id, p.rowid) is True
+    assert vt.vote(store, u.id, p.rowid) is False
+    assert vt.vote_counts(store, [p.rowid]) == {p.rowid: 1}
+    assert vt.user_voted(store, u.id, [p.rowid]) == {p.rowid}
+    assert vt.unvote(store, u.id, p.rowid) is True
+    assert vt.unvote(store, u.id, p.rowid) is False
+    assert vt.vote_counts(store, [p.rowid]) == {}
 
 
 def test_passwords_and_sessions(store: Store) -> None:
@@ -110,11 +112,11 @@ def test_passwords_and_sessions(store: Store) -> None:
 
 
 def test_daily_navigation_helpers(store: Store) -> None:
-    assert acc.latest_feed_date(store) == "2025-06-15"
-    assert acc.prev_feed_date(store, "2025-06-14") == "2025-06-10"
-    assert acc.next_feed_date(store, "2025-06-10") == "2025-06-14"
-    assert acc.prev_feed_date(store, "2025-05-01") is None
-    assert acc.count_range(store, "2025-06-01", "2025-06-30") == 3
+    assert feed.latest_feed_date(store) == "2025-06-15"
+    assert feed.prev_feed_date(store, "2025-06-14") == "2025-06-10"
+    assert feed.next_feed_date(store, "2025-06-10") == "2025-06-14"
+    assert feed.prev_feed_date(store, "2025-05-01") is None
+    assert feed.count_range(store, "2025-06-01", "2025-06-30") == 3
 
 
 def test_email_verification_and_takeover_of_an_unverified_account(store: Store) -> None:

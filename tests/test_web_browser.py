@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from paperfeed.store import votes as vt
 from tests.webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -149,7 +151,7 @@ def test_sign_up_log_in_upvote_and_undo(browser: object, srv: LiveServer) -> Non
 
     with open_store(srv.data_dir) as store:
         pid = store.conn.execute("SELECT id FROM papers WHERE title = ?", (LINKED_TITLE,)).fetchone()[0]
-        before = acc.vote_counts(store, [store.get_paper(pid).rowid]).get(store.get_paper(pid).rowid, 0)
+        before = vt.vote_counts(store, [store.get_paper(pid).rowid]).get(store.get_paper(pid).rowid, 0)
     page.goto(f"/papers/{pid}")
     count = page.locator(".head .vote .count")
     assert int(count.inner_text()) == before

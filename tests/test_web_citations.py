@@ -24,6 +24,8 @@ from tests.webserver import LiveServer, start_server
 
 pytestmark = pytest.mark.slow  # asks the shared demo server
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 DAY = "2026-11-20"
 TEX_TITLE = r"Bounds on $\alpha_1$ and \ell_\infty {Robust} Learning: Ünïcödé & 50% of R_D #1"
 HOSTILE_TITLE = "\"><script>alert(1)</script> Quoted 'title'"

@@ -22,7 +22,8 @@ from tests.webserver import LiveServer, start_server
 
 pytestmark = pytest.mark.slow  # starts servers (several workers, proxies, a hung mail server)
 
-
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A site on an empty data directory: what these tests probe needs no papers."""
@@ -232,6 +233,7 @@ def test_head_is_answered_on_pages_and_healthz(client: httpx.Client) -> None:
     assert client.head("/no-such-page").status_code == 404
 
 
+@pytest.mark.sqlite_only("reads the SQLite file")
 def test_database_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with open_store(data) as store:
@@ -281,6 +283,7 @@ def _serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
+@pytest.mark.sqlite_only("needs a store of its own, in a module that shares one database")
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
 def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, trusted: str) -> None:
     """A direct client rotating X-Forwarded-For got a fresh login budget with every request."""
@@ -323,6 +326,7 @@ def test_failed_logins_are_limited_per_account(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.sqlite_only("needs a store of its own, in a module that shares one database")
 def test_workers_share_one_login_budget(tmp_path: Path) -> None:
     """Two apps on one data directory, as `serve --workers 2` runs: per process, a client
     spread over them got twice the limit."""

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from paperfeed.store import papers as feed
+from paperfeed.store import votes as vt
 from tests.webserver import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -30,6 +32,8 @@ from tests.webserver import (
 
 pytestmark = pytest.mark.slow  # every test asks the shared demo server (ingest, index, model warm-up)
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
@@ -77,8 +81,8 @@ def api_votes(c: httpx.Client, pid: str) -> int:
 
 def test_daily_page_shows_latest_day_like_the_seed_pages(client: httpx.Client, srv: LiveServer) -> None:
     with open_store(srv.data_dir) as store:
-        latest = acc.latest_feed_date(store)
-        n = acc.count_range(store, latest, latest)
+        latest = feed.latest_feed_date(store)
+        n = feed.count_range(store, latest, latest)
     r = client.get("/")
     assert r.status_code == 200
     page = r.text
@@ -102,7 +106,7 @@ def test_day_navigation_walks_days_with_papers(client: httpx.Client, srv: LiveSe
     older = client.get(html.unescape(prev.group(1)))
     assert older.status_code == 200
     with open_store(srv.data_dir) as store:
-        older_ids = {p.id for p, _ in acc.list_range(store, dates[1], dates[1], limit=50)}
+        older_ids = {p.id for p, _ in feed.list_range(store, dates[1], dates[1], limit=50)}
     assert set(cards(older.text)) == older_ids
     nxt = re.search(r'<a rel="next" href="([^"]+)"', older.text)
     assert nxt and f"date={dates[0]}" in html.unescape(nxt.group(1))
@@ -114,10 +118,10 @@ def test_week_and_month_views_cover_their_range(client: httpx.Client, srv: LiveS
     from paperfeed.web.pages import period_range
 
     with open_store(srv.data_dir) as store:
-        latest = acc.latest_feed_date(store)
+        latest = feed.latest_feed_date(store)
         for view in ("week", "month"):
             start, end = period_range(dt.date.fromisoformat(latest), view)
-            n = acc.count_range(store, start.isoformat(), end.isoformat())
+            n = feed.count_range(store, start.isoformat(), end.isoformat())
             page = client.get("/", params={"date": latest, "view": view}).text
             assert f"{n} paper" in page
             assert 'aria-current="page">' + view.capitalize() in page
@@ -126,10 +130,10 @@ def test_week_and_month_views_cover_their_range(client: httpx.Client, srv: LiveS
 def test_sort_by_votes_puts_voted_paper_first(client: httpx.Client, srv: LiveServer) -> None:
     with open_store(srv.data_dir) as store:
         d = [d for d, _ in store.feed_dates()][-1]  # the oldest day: other tests vote on the latest
-        papers = [p for p, _ in acc.list_range(store, d, d, order="newest", limit=500)]
+        papers = [p for p, _ in feed.list_range(store, d, d, order="newest", limit=500)]
         target = papers[-1]
         u = acc.create_user(store, f"sorter-{uuid.uuid4().hex[:6]}@example.org", "password-123")
-        acc.vote(store, u.id, target.rowid)
+        vt.vote(store, u.id, target.rowid)
     try:
         by_votes = cards(client.get("/", params={"date": d, "sort": "votes"}).text)
         by_newest = cards(client.get("/", params={"date": d, "sort": "newest"}).text)
@@ -137,7 +141,7 @@ def test_sort_by_votes_puts_voted_paper_first(client: httpx.Client, srv: LiveSer
         assert by_newest[0] == papers[0].id != target.id
     finally:
         with open_store(srv.data_dir) as store:
-            acc.unvote(store, u.id, target.rowid)
+            vt.unvote(store, u.id, target.rowid)
 
 
 def test_empty_day_and_bad_date_are_explained(client: httpx.Client) -> None:
@@ -372,7 +376,7 @@ def test_logout_ends_the_session_on_the_server(client: httpx.Client) -> None:
 def test_admin_can_hide_a_paper_and_others_cannot(client: httpx.Client, srv: LiveServer) -> None:
     with open_store(srv.data_dir) as store:
         d = [d for d, _ in store.feed_dates()][-1]
-        victim = acc.list_range(store, d, d, order="newest", limit=1)[0][0]
+        victim = feed.list_range(store, d, d, order="newest", limit=1)[0][0]
     signup(client)
     token = csrf_from(client.get(f"/papers/{victim.id}").text)
     assert client.post(f"/papers/{victim.id}/hide", data={"csrf_token": token}).status_code == 403
@@ -399,8 +403,8 @@ def test_admin_can_hide_a_paper_and_others_cannot(client: httpx.Client, srv: Liv
 
 def test_api_lists_and_errors(client: httpx.Client, srv: LiveServer) -> None:
     with open_store(srv.data_dir) as store:
-        latest = acc.latest_feed_date(store)
-        n = acc.count_range(store, latest, latest)
+        latest = feed.latest_feed_date(store)
+        n = feed.count_range(store, latest, latest)
     body = client.get("/api/papers").json()
     assert body["date"] == latest and body["total"] == n and len(body["papers"]) == min(n, 100)
     for url, status in [
@@ -426,7 +430,7 @@ def test_trending_counts_votes_and_feeds(client: httpx.Client, srv: LiveServer) 
         paper = store.get_paper(pid)
         users = [acc.create_user(store, f"t{i}-{uuid.uuid4().hex[:6]}@example.org", "password-123") for i in range(3)]
         for u in users:
-            acc.vote(store, u.id, paper.rowid)
+            vt.vote(store, u.id, paper.rowid)
     try:
         items = client.get("/api/trending", params={"period": "day"}).json()["items"]
         top = items[0]
@@ -437,7 +441,7 @@ def test_trending_counts_votes_and_feeds(client: httpx.Client, srv: LiveServer) 
     finally:
         with open_store(srv.data_dir) as store:
             for u in users:
-                acc.unvote(store, u.id, paper.rowid)
+                vt.unvote(store, u.id, paper.rowid)
 
 
 def test_search_feed_is_a_saved_search(client: httpx.Client) -> None:
@@ -477,6 +481,7 @@ def test_a_second_worker_shares_sessions_through_the_store(srv: LiveServer) -> N
         other.stop()
 
 
+@pytest.mark.sqlite_only("two data directories are two stores only on SQLite")
 def test_login_is_rate_limited_per_client(tmp_path: Path) -> None:
     # its own data directory: the limits are counted in the store, which the demo server shares
     limited = start_server(tmp_path / "data", warm_search=False)

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow  # drives the shared demo server with generated re
 def _labels(doc: dict) -> list[str]:
     return sorted(f"{method.upper()} {path}" for path, ops in doc["paths"].items() for method in ops)
 
-
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 def _operations() -> list[str]:
     """The documented operations, from the app's routers alone: collecting the tests must not
     start a server (the live server's schema is checked against this list below)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -20,6 +21,7 @@ import uvicorn
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
+from paperfeed.store import papers as feed
 from paperfeed.web import create_app
 from tests.helpers import run_cli
 
@@ -68,7 +70,7 @@ def build_demo_data(root: Path) -> Path:
     r = run_cli("ingest", "--demo", "--no-index", "--no-progress", data=data)
     assert r.returncode == 0, r.stderr
     with open_store(data) as store:
-        latest = acc.latest_feed_date(store)
+        latest = feed.latest_feed_date(store)
         assert latest
     extra = root / "extra.jsonl"
     records = [
@@ -88,14 +90,23 @@ def build_demo_data(root: Path) -> Path:
 
 
 _demo: LiveServer | None = None
+_demo_db: str | None = None
 _lock = threading.Lock()
 
 
 def demo_server() -> LiveServer:
-    """The shared server on the demo data (rate limits relaxed so tests do not trip them)."""
-    global _demo
+    """The shared server on the demo data (rate limits relaxed so tests do not trip them).
+
+    With --engine postgres each module has its own database (PG_SCOPE = "module"), so a module
+    on another database than the running demo gets a demo of its own."""
+    global _demo, _demo_db
     with _lock:
+        url = os.environ.get("PAPERFEED_DATABASE_URL")
+        if _demo is not None and url != _demo_db:
+            _demo.stop()
+            _demo = None
         if _demo is None:
+            _demo_db = url
             root = Path(tempfile.mkdtemp(prefix="paperfeed-web-"))
             data = build_demo_data(root)
             _demo = start_server(data, rate_limit_scale=1000.0)

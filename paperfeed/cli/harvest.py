@@ -33,7 +33,7 @@ def run_harvest(data_dir: Path, settings: Settings, *, url: str | None = None, s
     BadInput for input that cannot work (before anything is stored)."""
     sets = sets or settings.harvest_sets()
     with hv.harvest_lock(data_dir), make_client(settings, url, delay, retry_seconds) as client, \
-            open_store(data_dir) as store:  # fmt: skip
+            open_store(data_dir) as store, hv.shared_harvest_lock(store):  # fmt: skip
         report = hv.harvest_arxiv(store, client, sets, from_=from_, until=until, progress=progress)
         if index and (report.total("added") or report.total("revised") or report.total("deleted")):
             sync_indexes(store, data_dir, progress)

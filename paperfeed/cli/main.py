@@ -14,6 +14,7 @@ from paperfeed.addresses import printable
 from paperfeed.cli.options import data_option
 from paperfeed.cli.table import LazyGroup
 from paperfeed.config import ConfigError, Settings, resolve_data_dir
+from paperfeed.store.engine import StoreUnavailable
 
 
 @dataclass
@@ -66,6 +67,10 @@ def main() -> None:
         # a bad setting is the user's to fix: say which, not where in our code it was read
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except StoreUnavailable as exc:
+        # the database server is down or unreachable: nothing was changed, a rerun later works
+        click.echo(f"Error: {exc}. Nothing was done; run the command again once it is back.", err=True)
+        sys.exit(4)
     except Exception as exc:
         # imported only now: the index package loads tantivy, which most commands never need
         from paperfeed.index.damage import IndexDamaged

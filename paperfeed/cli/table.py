@@ -32,6 +32,7 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry("paperfeed.cli.models:models", "Prepare the offline embedding models."),
     "harvest": Entry("paperfeed.cli.harvest:harvest", "Fetch new, revised and deleted papers from arXiv (OAI-PMH); status of past runs."),
     "add": Entry("paperfeed.cli.harvest:add", "Add one paper by id (arxiv:2210.02885)."),
+    "db": Entry("paperfeed.cli.db:db", "The database: migrate, check, copy a SQLite store to PostgreSQL."),
     "bench": Entry("paperfeed.cli.bench:bench", "Benchmarks: ingest, search, embedding, at any corpus size."),
     "bench ingest": Entry("paperfeed.cli.bench:bench_ingest", "Time ingesting the arXiv snapshot format."),
     "bench harvest": Entry("paperfeed.cli.bench:bench_harvest", "Time `harvest arxiv` replaying a harvest from a loopback server."),

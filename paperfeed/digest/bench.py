@@ -122,6 +122,7 @@ def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, s
     (set-up only: the double opt-in path is what the tests exercise)."""
     from paperfeed.store import accounts as acc
     from paperfeed.store import open_store
+    from paperfeed.store import votes as vt
 
     rng = random.Random(seed)
     with open_store(data_dir) as store:
@@ -129,7 +130,7 @@ def _add_votes_and_subscriptions(data_dir: Path, n_subs: int, new_window: int, s
         users = [acc.create_user(store, f"voter{i}@bench.example", "bench-password") for i in range(10)]
         for p in rng.sample(papers, min(40, len(papers))):
             for u in rng.sample(users, rng.randint(1, len(users))):
-                acc.vote(store, u.id, p.rowid)
+                vt.vote(store, u.id, p.rowid)
         watermark = max(0, store.max_seq() - new_window)
         queries = _queries(store, rng)
         now = "2025-01-01T00:00:00Z"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from paperfeed.models import Paper
 from paperfeed.search.window import Window
-from paperfeed.store.accounts import trending
 from paperfeed.store.papers import Store
+from paperfeed.store.votes import trending
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,13 @@ Exactly once, and where the edge is
 3. Send, then mark 'sent' (or 'pending' with a later next_attempt_at on 4xx /
    connection errors, or 'failed' + address suppressed on 5xx).
 
-Only one send job runs at a time (an flock on <data>/digest.lock, released by
-the kernel when the holder dies, so a SIGKILLed run never blocks the next).
-Hence a 'sending' row found by a run is a leftover of a run that died between
-steps 2 and 3, and it is sent again with the same Message-ID.
+On SQLite only one send job runs at a time (an flock on <data>/digest.lock,
+released by the kernel when the holder dies, so a SIGKILLed run never blocks the
+next). Hence a 'sending' row found by a run is a leftover of a run that died
+between steps 2 and 3, and it is sent again with the same Message-ID. On
+PostgreSQL any number of send jobs run at once, on any nodes: each row is claimed
+under its own lock (paperfeed.store.outbox), which the server drops when a sender
+dies, so a 'sending' row whose lock is free is such a leftover.
 
 The one window that SMTP cannot close (RFC 1047): the server accepted the mail
 (250 after DATA) and the process died before step 3 committed. We resend rather
@@ -35,9 +38,7 @@ flight (bench/results/mail-kills-*.json).
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -96,18 +97,12 @@ class Locked(Exception):
 
 
 @contextmanager
-def send_lock(data_dir: Path) -> Iterator[None]:
-    """One sender at a time per data directory; the kernel drops the lock if we die."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / "digest.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Locked from None
+def send_lock(store: Store) -> Iterator[None]:
+    """May this process send now (paperfeed.store.outbox.send_lock); raises Locked if not."""
+    with ob.send_lock(store) as got:
+        if not got:
+            raise Locked
         yield
-    finally:
-        os.close(fd)
 
 
 def _compose_period(
@@ -215,7 +210,15 @@ class _SendRun:
     def handle(self, store: Store, sender: SmtpSender, row_id: int) -> None:
         """Claim (committed), send, record: the three steps of the module docstring."""
         row = ob.claim(store, row_id, iso(utcnow()))
-        if row is None or row.message is None:
+        if row is None:
+            return
+        try:
+            self._send(store, sender, row)
+        finally:
+            ob.release(store, row.id)
+
+    def _send(self, store: Store, sender: SmtpSender, row: ob.OutboxRow) -> None:
+        if row.message is None:
             return
         outcome = sender.send(row.recipient, row.message)
         stamp = iso(utcnow())
@@ -350,7 +353,7 @@ def send_digests(
     periods = [clean_period(period)] if period else ["daily", "weekly"]
     report = RunReport()
     try:
-        with send_lock(Path(settings.data_dir)):
+        with send_lock(store):
             if dry_run is not None:
                 dry = DryRunSender(dry_run)
                 for p in periods:
@@ -375,7 +378,7 @@ def flush_outbox(store: Store, settings: Settings, now: dt.datetime | None = Non
     now = now or utcnow()
     report = RunReport()
     try:
-        with send_lock(Path(settings.data_dir)):
+        with send_lock(store):
             _send_due(store, settings, now, report, None, None)
     except Locked:
         report.locked = True

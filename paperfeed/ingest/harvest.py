@@ -75,6 +75,19 @@ def harvest_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def shared_harvest_lock(store: Store) -> Iterator[None]:
+    """On a database several nodes share, one harvest across all of them (an advisory lock the
+    server drops when the holder's connection ends); `harvest_lock` covers one data directory."""
+    if not store.engine.shared:
+        yield
+        return
+    with store.lock("harvest") as got:
+        if not got:
+            raise HarvestLocked("another harvest is running on the shared database; this one did nothing")
+        yield
+
+
 def parse_day(value: str, what: str) -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()

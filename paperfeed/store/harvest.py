@@ -6,11 +6,10 @@ one `store.write()`; each function also works on its own.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from paperfeed.store.papers import Store, _chunks, _now
+from paperfeed.store.papers import Connection, Store, _chunks, _now
 
 
 @dataclass
@@ -63,9 +62,10 @@ def save_state(store: Store, state: SetState) -> None:
     state.updated_at = _now()
     cols = ", ".join(_STATE_COLUMNS)
     marks = ", ".join("?" * len(_STATE_COLUMNS))
+    updates = ", ".join(f"{n} = excluded.{n}" for n in _STATE_COLUMNS[2:])
     with store.write() as c:
-        c.execute(f"INSERT OR REPLACE INTO harvest_sets ({cols}) VALUES ({marks})",
-                  [getattr(state, n) for n in _STATE_COLUMNS])  # fmt: skip
+        c.execute(f"INSERT INTO harvest_sets ({cols}) VALUES ({marks}) ON CONFLICT (source, set_spec) DO UPDATE "
+                  f"SET {updates}", [getattr(state, n) for n in _STATE_COLUMNS])  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ class KnownRecord:
     deleted: bool
 
 
-def known_records(c: sqlite3.Connection, arxiv_ids: Sequence[str]) -> dict[str, KnownRecord]:
+def known_records(c: Connection, arxiv_ids: Sequence[str]) -> dict[str, KnownRecord]:
     out: dict[str, KnownRecord] = {}
     for chunk in _chunks(list(arxiv_ids)):
         q = ",".join("?" * len(chunk))
@@ -83,7 +83,7 @@ def known_records(c: sqlite3.Connection, arxiv_ids: Sequence[str]) -> dict[str, 
     return out
 
 
-def papers_by_arxiv_id(c: sqlite3.Connection, arxiv_ids: Sequence[str]) -> dict[str, str]:
+def papers_by_arxiv_id(c: Connection, arxiv_ids: Sequence[str]) -> dict[str, str]:
     """arxiv_id -> paper id, for the ids the store has."""
     out: dict[str, str] = {}
     for chunk in _chunks(list(arxiv_ids)):
@@ -92,25 +92,25 @@ def papers_by_arxiv_id(c: sqlite3.Connection, arxiv_ids: Sequence[str]) -> dict[
     return out
 
 
-def changed_since(c: sqlite3.Connection, seq: int) -> set[str]:
+def changed_since(c: Connection, seq: int) -> set[str]:
     """arXiv ids of papers that existed before `seq` and changed after it."""
     rows = c.execute("SELECT arxiv_id FROM papers WHERE seq > ? AND added_seq <= ? AND arxiv_id IS NOT NULL",
                      (seq, seq))  # fmt: skip
     return {r[0] for r in rows}
 
 
-def write_records(c: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+def write_records(c: Connection, rows: Iterable[tuple]) -> None:
     """Upsert (arxiv_id, datestamp, created, updated, comments, journal_ref, license, deleted) rows,
     linked to the paper with that arXiv id when the store has one."""
     c.executemany(
         "INSERT INTO arxiv_records (arxiv_id, paper_rowid, datestamp, created, updated, comments, journal_ref, "
-        "license, deleted) VALUES (?1, (SELECT rowid FROM papers WHERE arxiv_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-        "ON CONFLICT(arxiv_id) DO UPDATE SET paper_rowid = COALESCE(excluded.paper_rowid, paper_rowid), "
-        "datestamp = excluded.datestamp, created = COALESCE(excluded.created, created), "
-        "updated = COALESCE(excluded.updated, updated), comments = COALESCE(excluded.comments, comments), "
-        "journal_ref = COALESCE(excluded.journal_ref, journal_ref), license = COALESCE(excluded.license, license), "
+        "license, deleted) VALUES (?, (SELECT rowid FROM papers WHERE arxiv_id = ?), ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(arxiv_id) DO UPDATE SET paper_rowid = COALESCE(excluded.paper_rowid, arxiv_records.paper_rowid), "
+        "datestamp = excluded.datestamp, created = COALESCE(excluded.created, arxiv_records.created), "
+        "updated = COALESCE(excluded.updated, arxiv_records.updated), comments = COALESCE(excluded.comments, arxiv_records.comments), "
+        "journal_ref = COALESCE(excluded.journal_ref, arxiv_records.journal_ref), license = COALESCE(excluded.license, arxiv_records.license), "
         "deleted = excluded.deleted",
-        rows,
+        [(r[0], *r) for r in rows],  # the arXiv id twice: the row's key, and to find its paper
     )
 
 

@@ -1,16 +1,26 @@
 """Outbox SQL: every mail is a row, composed once, then sent, then marked sent.
 
-Plain functions over a Store (or its connection inside a transaction), so a
-PostgreSQL backend can implement the same functions.
+Plain functions over a Store (or its connection inside a transaction), the same on
+both engines. Who may send a row:
+- SQLite: one sender per data directory (`send_lock`, an flock), so a row in 'sending'
+  is a leftover of a sender that died, and is sent again.
+- PostgreSQL: any number of senders on any nodes. A row is claimed under a session
+  advisory lock on its id, held until its outcome is recorded, and the claim reads it
+  with SELECT ... FOR UPDATE SKIP LOCKED; a row in 'sending' whose lock is free belongs
+  to a sender whose connection ended (it died), and is sent again.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from paperfeed.store.papers import Store
+from paperfeed.store.papers import Connection, Store
+
+CLAIM_LOCK = "outbox.claim"
 
 _COLS = (
     "id, subscription_id, kind, period_key, recipient, message_id, subject, message, paper_count, status, "
@@ -58,7 +68,7 @@ class OutboxRow:
         }
 
 
-def _row(r: sqlite3.Row) -> OutboxRow:
+def _row(r: Any) -> OutboxRow:
     blob = r[7]
     return OutboxRow(
         id=r[0],
@@ -82,7 +92,7 @@ def _row(r: sqlite3.Row) -> OutboxRow:
 
 
 def insert(
-    c: sqlite3.Connection,
+    c: Connection,
     *,
     subscription_id: int,
     kind: str,
@@ -151,9 +161,45 @@ def waiting(store: Store, now: str) -> int:
     ).fetchone()[0]
 
 
+@contextmanager
+def send_lock(store: Store) -> Iterator[bool]:
+    """Whether this process may send now: on SQLite only while no other sender holds the data
+    directory's lock; on PostgreSQL always (rows are claimed one by one, see the module doc)."""
+    if store.engine.row_locks:
+        yield True
+        return
+    with store.lock("digest") as got:
+        yield got
+
+
 def claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
-    """Mark a row 'sending' and count the attempt, committed before any SMTP traffic."""
-    with store.write() as c:
+    """Mark a row 'sending' and count the attempt, committed before any SMTP traffic.
+
+    Holds the row's claim lock (PostgreSQL) until `release`; None when another sender has it."""
+    if not store.engine.try_row_lock(store.conn, CLAIM_LOCK, row_id):
+        return None
+    try:
+        row = _claim(store, row_id, now)
+    except BaseException:
+        release(store, row_id)
+        raise
+    if row is None:
+        release(store, row_id)
+    return row
+
+
+def release(store: Store, row_id: int) -> None:
+    """Give up the claim of a row whose outcome is recorded (or that was not claimed)."""
+    store.engine.row_unlock(store.conn, CLAIM_LOCK, row_id)
+
+
+def _claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
+    with store.write(serial=False) as c:
+        if not c.execute(
+            "SELECT id FROM outbox WHERE id=? AND status IN ('pending', 'sending')" + store.engine.skip_locked,
+            (row_id,),
+        ).fetchone():
+            return None
         # someone who unsubscribed after this mail was composed does not get it
         c.execute(
             "UPDATE outbox SET status='cancelled', updated_at=? WHERE id=? AND status IN ('pending', 'sending') "
@@ -172,7 +218,7 @@ def claim(store: Store, row_id: int, now: str) -> OutboxRow | None:
 
 
 def mark_sent(store: Store, row_id: int, code: int | None, now: str) -> None:
-    with store.write() as c:
+    with store.write(serial=False) as c:
         c.execute(
             "UPDATE outbox SET status='sent', sent_at=?, last_code=?, last_error=NULL, updated_at=? WHERE id=?",
             (now, code, now, row_id),
@@ -180,7 +226,7 @@ def mark_sent(store: Store, row_id: int, code: int | None, now: str) -> None:
 
 
 def mark_retry(store: Store, row_id: int, code: int | None, error: str, next_at: str, now: str) -> None:
-    with store.write() as c:
+    with store.write(serial=False) as c:
         c.execute(
             "UPDATE outbox SET status='pending', next_attempt_at=?, last_code=?, last_error=?, updated_at=? "
             "WHERE id=?",

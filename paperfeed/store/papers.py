@@ -1,33 +1,40 @@
-"""Papers in SQLite: dedup-on-write upserts, lookups and listings.
+"""Papers: dedup-on-write upserts, lookups, listings and the feed queries of the site.
 
-All paper SQL lives here, behind methods a PostgreSQL backend can implement
-with the same signatures.
+All paper SQL lives here, written once for both engines (paperfeed.store.engine).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from paperfeed.config import database_url as configured_database_url
 from paperfeed.models import Paper, stable_id, title_key
-from paperfeed.store.db import DB_NAME, connect, migrate
+from paperfeed.store.engine import DB_NAME, Engine, StoreUnavailable, engine_for
 
 # How much a source is trusted when two sources disagree on a field: arXiv's own
 # metadata beats a structured file, which beats a scraped page.
 SOURCE_RANK = {"arxiv": 3, "beir": 2, "jsonl": 2, "csv": 2, "hf-page": 1}
 
-_COLUMNS = (
-    "rowid, id, arxiv_id, doi, title, abstract, authors, categories, published, feed_date, links, "
-    "hidden, rank, content_hash, seq, added_seq, created_at, updated_at"
-)
+_COLUMN_LIST = (
+    "rowid", "id", "arxiv_id", "doi", "title", "abstract", "authors", "categories", "published", "feed_date",
+    "links", "hidden", "rank", "content_hash", "seq", "added_seq", "created_at", "updated_at",
+)  # fmt: skip
+_COLUMNS = ", ".join(_COLUMN_LIST)
+_INSERT_COLUMNS = ("rowid", "id", "arxiv_id", "doi", "title", "title_key", "abstract", "authors", "categories",
+                   "published", "feed_date", "links", "hidden", "rank", "content_hash", "seq", "added_seq",
+                   "created_at", "updated_at")  # fmt: skip
 _IN_CHUNK = 500  # stays well under SQLite's bound-parameter limit
+
+# Connection: a sqlite3.Connection or engine.PgConnection; both take execute(sql_with_?, params).
+Connection = Any
 
 
 def source_rank(source: str) -> int:
@@ -57,19 +64,33 @@ def _chunks(seq: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
 
 
 class Store:
-    """One connection to the data directory's database. Use one Store per thread."""
+    """One connection to the system of record. Use one Store per thread.
 
-    def __init__(self, data_dir: Path, *, readonly: bool = False) -> None:
+    The database is SQLite in `data_dir` unless `database_url` (default: the
+    PAPERFEED_DATABASE_URL setting) names a PostgreSQL server.
+    """
+
+    _migrated: set[str] = set()  # PostgreSQL URLs this process has migrated already
+
+    def __init__(self, data_dir: Path, *, readonly: bool = False, database_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_NAME
-        if not readonly:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.conn: sqlite3.Connection = connect(self.path, readonly=readonly)
-        if not readonly:
-            migrate(self.conn)
+        url = configured_database_url(self.data_dir) if database_url is None else database_url
+        self.engine: Engine = engine_for(self.data_dir, url)
+        self.conn: Connection = self.engine.connect(readonly=readonly)
+        if not readonly and url not in self._migrated:
+            try:
+                self.engine.migrate(self.conn)
+            except BaseException:
+                self.close()
+                raise
+            if url:
+                self._migrated.add(url)
 
     def close(self) -> None:
-        self.conn.close()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            self.engine.release(conn)
 
     def __enter__(self) -> Store:
         return self
@@ -78,41 +99,45 @@ class Store:
         self.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, serial: bool = True) -> Iterator[Connection]:
         """A write transaction, taken up front so concurrent writers queue instead of deadlocking.
 
         Inside another `write()` it joins the outer transaction, so a caller can make several
         writes (a page of harvested papers and its resumption point) one atomic unit.
+        `serial=False` (PostgreSQL only) skips the queue of writers, for row-locked work that
+        reads no `seq`.
         """
         if self.conn.in_transaction:
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.engine.begin_write(self.conn, serial=serial)
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            with suppress(StoreUnavailable):  # a dead connection has no transaction left to end
+                self.conn.execute("ROLLBACK")
             raise
         else:
             self.conn.execute("COMMIT")
 
-    @contextmanager
-    def bulk(self) -> Iterator[None]:
-        """Checkpoint the WAL less often while a large import runs.
+    def healthy(self) -> bool:
+        """False once the connection is broken (the database server restarted, say)."""
+        return not getattr(self.conn, "closed", False)
 
-        Every checkpoint syncs the database file; at the default (every 1,000
-        pages) a million-paper import spends a fifth of its time in them. The
-        WAL may grow to ~128 MB meanwhile, and is checkpointed at the end.
-        """
-        self.conn.execute("PRAGMA wal_autocheckpoint = 8192")
-        # the random-key indexes (id, title_key) outgrow the default cache past ~500k papers
-        self.conn.execute("PRAGMA cache_size = -196608")
-        try:
-            yield
-        finally:
-            self.conn.execute("PRAGMA cache_size = -65536")
-            self.conn.execute("PRAGMA wal_autocheckpoint = 1000")
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def rollback(self) -> None:
+        """End a transaction a failed request left open."""
+        if self.conn.in_transaction:
+            with suppress(StoreUnavailable):
+                self.conn.execute("ROLLBACK")
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Engine settings for a large import (fewer WAL checkpoints on SQLite)."""
+        return self.engine.bulk(self.conn)
+
+    def lock(self, name: str) -> AbstractContextManager[bool]:
+        """A named lock across processes (harvest, digest send): a flock in the data directory on
+        SQLite, an advisory lock every node sees on PostgreSQL. Yields False when it is taken."""
+        return self.engine.named_lock(self.conn, name)
 
     # ---- meta -------------------------------------------------------------
 
@@ -135,7 +160,7 @@ class Store:
         sql = "SELECT COUNT(*) FROM papers" + ("" if include_hidden else " WHERE hidden = 0")
         return self.conn.execute(sql).fetchone()[0]
 
-    def _papers_from_rows(self, rows: Sequence[sqlite3.Row]) -> list[Paper]:
+    def _papers_from_rows(self, rows: Sequence[Any]) -> list[Paper]:
         papers = [_row_to_paper(r) for r in rows]
         _attach_sources(self.conn, papers)
         return papers
@@ -147,7 +172,7 @@ class Store:
 
     def get_by_rowids(self, rowids: Sequence[int]) -> list[Paper]:
         """Papers in the order of `rowids`; ids the store does not have are skipped."""
-        found: dict[int, sqlite3.Row] = {}
+        found: dict[int, Any] = {}
         ids = list(rowids)
         for chunk in _chunks(ids):
             q = ",".join("?" * len(chunk))
@@ -198,8 +223,8 @@ class Store:
             join = "JOIN paper_sources s ON s.paper_rowid = p.rowid AND s.source = ?"
             args.insert(0, source)
         order_sql = {
-            "newest": "p.feed_date DESC, p.published DESC, p.rowid DESC",
-            "oldest": "p.feed_date ASC, p.rowid ASC",
+            "newest": "p.feed_date DESC NULLS LAST, p.published DESC NULLS LAST, p.rowid DESC",
+            "oldest": "p.feed_date ASC NULLS FIRST, p.rowid ASC",
             "source": "s.position ASC" if source else "p.rowid ASC",
         }.get(order)
         if order_sql is None:
@@ -253,23 +278,19 @@ class Store:
             now = _now()
             keys = [p.key or title_key(p.title) for p in papers]
             existing = _Lookup(c, papers, keys)
+            # New papers are written together at the end (COPY on PostgreSQL), with keys
+            # chosen here under the write lock; a later record of this batch that is the
+            # same paper merges into the pending one.
+            rowid = self.engine.next_rowid(c, "papers", "rowid")
+            pending: dict[int, tuple[Paper, str]] = {}
             for incoming, key in zip(papers, keys, strict=True):
                 old = existing.find(incoming, key)
                 if old is None:
                     seq += 1
                     new = _prepare_new(incoming, key, seq, now)
-                    cur = c.execute(
-                        "INSERT INTO papers (id, arxiv_id, doi, title, title_key, abstract, authors, categories, "
-                        "published, feed_date, links, hidden, rank, content_hash, seq, added_seq, created_at, "
-                        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?,?)",
-                        (
-                            new.id, new.arxiv_id, new.doi, new.title, key, new.abstract,
-                            _dumps(new.authors), _dumps(new.categories), new.published, new.feed_date,
-                            _dumps(new.links), _rank_of(new), new.content_hash, seq, seq, now, now,
-                        ),
-                    )  # fmt: skip
-                    new.rowid = cur.lastrowid
-                    _write_sources(c, new, new.sources)
+                    new.rowid = rowid
+                    rowid += 1
+                    pending[new.rowid] = (new, key)
                     existing.remember(new, key)
                     counts.added += 1
                     continue
@@ -280,21 +301,157 @@ class Store:
                 seq += 1
                 p = merged or old
                 p.content_hash = p.compute_hash()
-                c.execute(
-                    "UPDATE papers SET arxiv_id=?, doi=?, title=?, title_key=?, abstract=?, authors=?, "
-                    "categories=?, published=?, feed_date=?, links=?, rank=?, content_hash=?, seq=?, "
-                    "updated_at=? WHERE rowid=?",
-                    (
-                        p.arxiv_id, p.doi, p.title, title_key(p.title), p.abstract, _dumps(p.authors),
-                        _dumps(p.categories), p.published, p.feed_date, _dumps(p.links), _rank_of(p),
-                        p.content_hash, seq, now, p.rowid,
-                    ),
-                )  # fmt: skip
-                _write_sources(c, p, new_sources)
                 p.seq = seq
+                p.updated_at = now
+                if p.rowid in pending:
+                    pending[p.rowid] = (p, title_key(p.title))
+                else:
+                    c.execute(
+                        "UPDATE papers SET arxiv_id=?, doi=?, title=?, title_key=?, abstract=?, authors=?, "
+                        "categories=?, published=?, feed_date=?, links=?, rank=?, content_hash=?, seq=?, "
+                        "updated_at=? WHERE rowid=?",
+                        (
+                            p.arxiv_id, p.doi, p.title, title_key(p.title), p.abstract, _dumps(p.authors),
+                            _dumps(p.categories), p.published, p.feed_date, _dumps(p.links), _rank_of(p),
+                            p.content_hash, seq, now, p.rowid,
+                        ),
+                    )  # fmt: skip
+                    _write_sources(c, p, new_sources)
                 existing.remember(p, title_key(p.title))
                 counts.updated += 1
+            if pending:
+                self._insert_new(c, list(pending.values()))
         return counts
+
+    def _insert_new(self, c: Connection, new: Sequence[tuple[Paper, str]]) -> None:
+        self.engine.copy_rows(c, "papers", _INSERT_COLUMNS, [
+            (p.rowid, p.id, p.arxiv_id, p.doi, p.title, key, p.abstract, _dumps(p.authors), _dumps(p.categories),
+             p.published, p.feed_date, _dumps(p.links), 0, _rank_of(p), p.content_hash, p.seq, p.added_seq,
+             p.created_at, p.updated_at)
+            for p, key in new
+        ])  # fmt: skip
+        self.engine.copy_rows(c, "paper_sources", ("paper_rowid", "source", "ext_id", "position"), [
+            (p.rowid, s, p.ext_ids.get(s), p.positions.get(s)) for p, _ in new for s in p.sources
+        ])  # fmt: skip
+        self.engine.advance_ids(c, "papers", "rowid")
+
+
+# ---- feed queries (the site's daily pages and the fallback search) --------------
+
+
+def latest_feed_date(store: Store) -> str | None:
+    return store.conn.execute("SELECT MAX(feed_date) FROM papers WHERE hidden = 0").fetchone()[0]
+
+
+def prev_feed_date(store: Store, before: str) -> str | None:
+    """The nearest day before `before` that has visible papers."""
+    return store.conn.execute(
+        "SELECT MAX(feed_date) FROM papers WHERE feed_date < ? AND hidden = 0", (before,)
+    ).fetchone()[0]
+
+
+def next_feed_date(store: Store, after: str) -> str | None:
+    return store.conn.execute(
+        "SELECT MIN(feed_date) FROM papers WHERE feed_date > ? AND hidden = 0", (after,)
+    ).fetchone()[0]
+
+
+def count_range(store: Store, since: str, until: str) -> int:
+    return store.conn.execute(
+        "SELECT COUNT(*) FROM papers WHERE feed_date >= ? AND feed_date <= ? AND hidden = 0", (since, until)
+    ).fetchone()[0]
+
+
+def list_range(
+    store: Store, since: str, until: str, *, order: str = "votes", limit: int = 50, offset: int = 0
+) -> list[tuple[Paper, int]]:
+    """Visible papers with since <= feed_date <= until, with their vote counts.
+
+    order "votes": most votes first, then newer day, then page/ingest order (so a
+    store without votes shows a day in the order its source page had);
+    "newest": newer day first, then newest publication.
+    """
+    order_sql = {
+        "votes": "n DESC, p.feed_date DESC, p.rowid ASC",
+        "newest": "p.feed_date DESC, p.published DESC NULLS LAST, p.rowid DESC",
+    }.get(order)
+    if order_sql is None:
+        raise ValueError(f"order must be votes or newest, not {order!r}")
+    rows = store.conn.execute(
+        "SELECT p.rowid, COALESCE(v.n, 0) AS n FROM papers p "
+        "LEFT JOIN (SELECT paper_rowid, COUNT(*) AS n FROM votes GROUP BY paper_rowid) v "
+        "ON v.paper_rowid = p.rowid "
+        f"WHERE p.feed_date >= ? AND p.feed_date <= ? AND p.hidden = 0 ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        (since, until, limit, offset),
+    ).fetchall()
+    counts = {r[0]: r[1] for r in rows}
+    return [(p, counts[p.rowid]) for p in store.get_by_rowids([r[0] for r in rows])]
+
+
+def substring_search(
+    store: Store,
+    terms: Sequence[str],
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    category: str | None = None,
+    author: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[list[tuple[Paper, float]], int]:
+    """Papers containing every term (case-insensitive substring), title hits first.
+
+    Only used by the site while the real search index is unavailable, so that a
+    fresh install still answers searches; it scans, which is fine for a small store.
+    """
+    where, args = ["p.hidden = 0"], []
+    for t in terms:
+        where.append("instr(lower(p.title || ' ' || p.abstract), ?) > 0")
+        args.append(t.lower())
+    if since:
+        where.append("COALESCE(p.feed_date, p.published) >= ?")
+        args.append(since)
+    if until:
+        where.append("COALESCE(p.feed_date, p.published) <= ?")
+        args.append(until)
+    if category:
+        where.append("instr(lower(p.categories), ?) > 0")
+        args.append(category.lower())
+    if author:
+        where.append("instr(lower(p.authors), ?) > 0")
+        args.append(author.lower())
+    # the whole phrase counts most, then each term in the title
+    phrase = " ".join(terms).lower()
+    title_score = " + ".join(["(CASE WHEN instr(lower(p.title), ?) > 0 THEN 1 ELSE 0 END)"] * len(terms)) or "0"
+    score_sql = f"4 * (CASE WHEN instr(lower(p.title || ' ' || p.abstract), ?) > 0 THEN 1 ELSE 0 END) + {title_score}"
+    sql_where = " AND ".join(where)
+    total = store.conn.execute(f"SELECT COUNT(*) FROM papers p WHERE {sql_where}", args).fetchone()[0]
+    rows = store.conn.execute(
+        f"SELECT p.rowid, ({score_sql}) AS s FROM papers p WHERE {sql_where} "
+        "ORDER BY s DESC, p.feed_date DESC NULLS LAST, p.rowid ASC LIMIT ? OFFSET ?",
+        [phrase, *(t.lower() for t in terms), *args, limit, offset],
+    ).fetchall()
+    scores = {r[0]: float(r[1]) for r in rows}
+    return [(p, scores[p.rowid]) for p in store.get_by_rowids([r[0] for r in rows])], total
+
+
+def list_category(store: Store, category: str, *, days: int = 30, limit: int = 100) -> list[Paper]:
+    """Visible papers of one category (exact, as arXiv writes it: cs.LG) from the last
+    `days` feed days, newest first.
+
+    The window bounds the scan: an unknown category reads a month of papers, not the store.
+    """
+    latest = latest_feed_date(store)
+    if latest is None:
+        return []
+    since = (dt.date.fromisoformat(latest) - dt.timedelta(days=days)).isoformat()
+    rows = store.conn.execute(
+        "SELECT p.rowid FROM papers p WHERE p.feed_date >= ? AND p.hidden = 0 "
+        # the category as a JSON string inside the JSON array: exact, and the same SQL on both engines
+        "AND instr(p.categories, ?) > 0 ORDER BY p.feed_date DESC, p.rowid DESC LIMIT ?",
+        (since, _dumps(category), limit),
+    ).fetchall()
+    return store.get_by_rowids([r[0] for r in rows])
 
 
 def _dumps(value: object) -> str:
@@ -305,7 +462,7 @@ def _rank_of(p: Paper) -> int:
     return max((source_rank(s) for s in p.sources), default=0)
 
 
-def _attach_sources(c: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+def _attach_sources(c: Connection, papers: Sequence[Paper]) -> None:
     """Fill each paper's sources, external ids and page positions from paper_sources."""
     by_rowid = {p.rowid: p for p in papers}
     for chunk in _chunks(list(by_rowid)):
@@ -323,7 +480,7 @@ def _attach_sources(c: sqlite3.Connection, papers: Sequence[Paper]) -> None:
                 p.positions[r[1]] = r[3]
 
 
-def _row_to_paper(r: sqlite3.Row) -> Paper:
+def _row_to_paper(r: Any) -> Paper:
     return Paper(
         rowid=r[0],
         id=r[1],
@@ -359,13 +516,13 @@ def _prepare_new(p: Paper, key: str, seq: int, now: str) -> Paper:
     return p
 
 
-def _write_sources(c: sqlite3.Connection, p: Paper, sources: Iterable[str]) -> None:
+def _write_sources(c: Connection, p: Paper, sources: Iterable[str]) -> None:
     rows = [(p.rowid, s, p.ext_ids.get(s), p.positions.get(s)) for s in sources]
     if rows:
         c.executemany(
             "INSERT INTO paper_sources (paper_rowid, source, ext_id, position) VALUES (?,?,?,?) "
-            "ON CONFLICT(paper_rowid, source) DO UPDATE SET ext_id = COALESCE(excluded.ext_id, ext_id), "
-            "position = COALESCE(position, excluded.position)",
+            "ON CONFLICT(paper_rowid, source) DO UPDATE SET ext_id = COALESCE(excluded.ext_id, paper_sources.ext_id), "
+            "position = COALESCE(paper_sources.position, excluded.position)",
             rows,
         )
 
@@ -415,7 +572,7 @@ def _merge(old: Paper, new: Paper) -> tuple[Paper | None, list[str]]:
 class _Lookup:
     """Finds the stored paper an incoming record is, for one batch, with a few IN queries."""
 
-    def __init__(self, c: sqlite3.Connection, papers: Sequence[Paper], keys: Sequence[str]) -> None:
+    def __init__(self, c: Connection, papers: Sequence[Paper], keys: Sequence[str]) -> None:
         self.c = c
         self.by_arxiv: dict[str, Paper] = {}
         self.by_ext: dict[tuple[str, str], Paper] = {}
@@ -481,5 +638,5 @@ class _Lookup:
         return hit
 
 
-def open_store(data_dir: Path, *, readonly: bool = False) -> Store:
-    return Store(data_dir, readonly=readonly)
+def open_store(data_dir: Path, *, readonly: bool = False, database_url: str | None = None) -> Store:
+    return Store(data_dir, readonly=readonly, database_url=database_url)

@@ -4,13 +4,13 @@ implement the same functions. Validation and tokens live in paperfeed.digest."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from paperfeed.addresses import address_key
-from paperfeed.store.papers import Store
+from paperfeed.store.papers import Connection, Store
 
 _COLS = (
     "id, email, email_key, kind, period, query, filters, status, watermark_seq, confirm_sent, "
@@ -63,7 +63,7 @@ class Subscription:
         }
 
 
-def _row(r: sqlite3.Row) -> Subscription:
+def _row(r: Any) -> Subscription:
     return Subscription(
         id=r[0],
         email=r[1],
@@ -114,12 +114,11 @@ def upsert_subscription(
                 )
                 sub.status, sub.email = "pending", email
             return sub, False
-        cur = c.execute(
+        sid = c.execute(
             "INSERT INTO subscriptions (email, email_key, kind, period, query, filters, status, created_at, "
-            "updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
+            "updated_at) VALUES (?,?,?,?,?,?,'pending',?,?) RETURNING id",
             (email, key, kind, period, query, fj, now, now),
-        )
-        sid = cur.lastrowid
+        ).fetchone()[0]
         r = c.execute(f"SELECT {_COLS} FROM subscriptions WHERE id=?", (sid,)).fetchone()
         return _row(r), True
 
@@ -224,11 +223,11 @@ def set_period(store: Store, sub_id: int, period: str, now: str) -> bool:
         with store.write() as c:
             cur = c.execute("UPDATE subscriptions SET period=?, updated_at=? WHERE id=?", (period, now, sub_id))
             return cur.rowcount > 0
-    except sqlite3.IntegrityError:
+    except store.engine.IntegrityError:
         return False
 
 
-def note_confirm_queued(c: sqlite3.Connection, sub_id: int, now: str) -> int:
+def note_confirm_queued(c: Connection, sub_id: int, now: str) -> int:
     """Count one more confirmation mail; returns its number (for its outbox key)."""
     c.execute(
         "UPDATE subscriptions SET confirm_sent = confirm_sent + 1, last_confirm_at=?, updated_at=? WHERE id=?",
@@ -237,13 +236,15 @@ def note_confirm_queued(c: sqlite3.Connection, sub_id: int, now: str) -> int:
     return c.execute("SELECT confirm_sent FROM subscriptions WHERE id=?", (sub_id,)).fetchone()[0]
 
 
-def set_watermark(c: sqlite3.Connection, sub_id: int, seq: int, now: str) -> None:
+def set_watermark(c: Connection, sub_id: int, seq: int, now: str) -> None:
     c.execute(
-        "UPDATE subscriptions SET watermark_seq=MAX(watermark_seq, ?), updated_at=? WHERE id=?", (seq, now, sub_id)
+        "UPDATE subscriptions SET watermark_seq = CASE WHEN watermark_seq > ? THEN watermark_seq ELSE ? END, "
+        "updated_at=? WHERE id=?",
+        (seq, seq, now, sub_id),
     )
 
 
-def suppress(c: sqlite3.Connection, email_key: str, code: int | None, reason: str, now: str) -> None:
+def suppress(c: Connection, email_key: str, code: int | None, reason: str, now: str) -> None:
     c.execute(
         "INSERT INTO mail_suppressions (email_key, code, reason, created_at) VALUES (?,?,?,?) "
         "ON CONFLICT(email_key) DO UPDATE SET code=excluded.code, reason=excluded.reason",

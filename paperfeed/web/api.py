@@ -14,7 +14,8 @@ from paperfeed.models import Paper
 from paperfeed.search import QueryError
 from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
-from paperfeed.store import accounts as acc
+from paperfeed.store import papers as feed
+from paperfeed.store import votes as vt
 from paperfeed.web.deps import get_settings, get_store, load_user
 from paperfeed.web.ids import lookup_paper
 
@@ -137,12 +138,12 @@ def api_papers(
     if since or until:
         lo, hi, shown = _iso(since) or "0000-01-01", _iso(until) or "9999-12-31", None
     else:
-        shown = _iso(date) or acc.latest_feed_date(store)
+        shown = _iso(date) or feed.latest_feed_date(store)
         if shown is None:
             return PaperList(date=None, total=0, limit=limit, offset=offset, papers=[])
         lo = hi = shown
-    total = acc.count_range(store, lo, hi)
-    items = acc.list_range(store, lo, hi, order=sort, limit=limit, offset=offset)
+    total = feed.count_range(store, lo, hi)
+    items = feed.list_range(store, lo, hi, order=sort, limit=limit, offset=offset)
     return PaperList(date=shown, total=total, limit=limit, offset=offset,
                      papers=[paper_out(request, p, n) for p, n in items])  # fmt: skip
 
@@ -157,7 +158,7 @@ def _get_visible(store: Store, paper_id: str) -> Paper:
 @router.get("/papers/{paper_id}", response_model=PaperOut, responses=ERRORS, summary="One paper")
 def api_paper(request: Request, paper_id: PaperId, store: Store = Depends(get_store)) -> PaperOut:
     p = _get_visible(store, paper_id)
-    return paper_out(request, p, acc.vote_counts(store, [p.rowid]).get(p.rowid, 0))
+    return paper_out(request, p, vt.vote_counts(store, [p.rowid]).get(p.rowid, 0))
 
 
 @router.get(
@@ -172,7 +173,7 @@ def api_similar(
 ) -> SimilarOut:
     p = _get_visible(store, paper_id)
     sims = request.app.state.search.similar(store, p, limit=k)
-    counts = acc.vote_counts(store, [s.rowid for s, _ in sims])
+    counts = vt.vote_counts(store, [s.rowid for s, _ in sims])
     return SimilarOut(paper_id=p.id, items=[SimilarItemOut(paper=paper_out(request, s, counts.get(s.rowid, 0)),
                                                            score=score) for s, score in sims])  # fmt: skip
 
@@ -212,7 +213,7 @@ def api_search(
         )  # fmt: skip
     except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    counts = acc.vote_counts(store, [h.paper.rowid for h in result.hits])
+    counts = vt.vote_counts(store, [h.paper.rowid for h in result.hits])
     return SearchOut(
         query=result.query, total=result.total, limit=limit, offset=offset, engine=result.engine,
         hits=[SearchHitOut(paper=paper_out(request, h.paper, counts.get(h.paper.rowid, 0)), score=h.score,
@@ -229,7 +230,7 @@ def api_trending(
     store: Store = Depends(get_store),
 ) -> TrendingOut:
     """Papers ranked by votes in the period decayed with age: votes / (age_hours + 2) ** 1.8."""
-    items = acc.trending(store, period, limit=limit, offset=offset)
+    items = vt.trending(store, period, limit=limit, offset=offset)
     return TrendingOut(period=period, items=[TrendingItemOut(paper=paper_out(request, p, n), votes=n, score=s)
                                              for p, n, s in items])  # fmt: skip
 

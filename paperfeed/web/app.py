@@ -26,6 +26,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
+from paperfeed.store.engine import StoreUnavailable
 from paperfeed.web.deps import CSRF_COOKIE, StorePool
 from paperfeed.web.mailer import Mailer
 from paperfeed.web.searching import SearchService
@@ -258,11 +259,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        following = None
         if warm_search:
             app.state.search.warm_in_background()
+            if settings.index_refresh_seconds > 0:
+                following = app.state.search.follow(settings.index_refresh_seconds)
         try:
             yield
         finally:
+            if following is not None:
+                following.set()
             app.state.mailer.stop()
             app.state.pool.close()
 
@@ -277,7 +283,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.data_dir = data_dir
-    app.state.pool = StorePool(data_dir)
+    app.state.pool = StorePool(data_dir, settings.database_url or None)
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
     app.state.mailer = Mailer(data_dir, settings)
@@ -326,6 +332,23 @@ def create_app(
         )
         if headers:
             resp.headers.update(headers)
+        return resp
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        # the pool checks each connection it lends, so the first request after the database
+        # is back is served normally: nothing to reset here
+        log.warning("store unavailable: %s", exc)
+        message = "The database is unreachable at the moment. Try again in a minute."
+        headers = {"Retry-After": "30"}
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=503, headers=headers)
+        from paperfeed.web.templating import render
+
+        request.state.user = None  # looking the user up needs the database
+        resp = render(request, "error.html", {"title": "Temporarily unavailable", "message": message},
+                      status_code=503)  # fmt: skip
+        resp.headers.update(headers)
         return resp
 
     @app.exception_handler(RequestValidationError)

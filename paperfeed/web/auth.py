@@ -25,6 +25,7 @@ from paperfeed.config import Settings
 from paperfeed.models import Paper
 from paperfeed.store import Store, ratelimits
 from paperfeed.store import accounts as acc
+from paperfeed.store import votes as vt
 from paperfeed.web.deps import (
     SESSION_COOKIE,
     current_user,
@@ -55,7 +56,7 @@ def _login_response(request: Request, store: Store, user_id: int, target: str, v
     # the vote that sent the visitor here counts once they are in: no second click needed
     paper = _pending_vote(store, vote)
     if paper is not None:
-        acc.vote(store, user_id, paper.rowid)
+        vt.vote(store, user_id, paper.rowid)
         target += "" if "#" in target else f"#p-{paper.id}"
     token = acc.create_session(store, user_id)
     resp = RedirectResponse(target, status_code=303)

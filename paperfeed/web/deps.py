@@ -37,8 +37,9 @@ class StorePool:
     whole life and gives it back.
     """
 
-    def __init__(self, data_dir: Path, max_idle: int = 16) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None, max_idle: int = 16) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url  # resolved once at start-up, like every setting
         self._idle: queue.SimpleQueue[Store] = queue.SimpleQueue()
         self._max_idle = max_idle
         self._lock = threading.Lock()
@@ -48,14 +49,20 @@ class StorePool:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            store = open_store(self.data_dir)
+            store = open_store(self.data_dir, database_url=self.database_url)
             with self._lock:
                 self._all.append(store)
             return store
 
     def release(self, store: Store) -> None:
-        if store.conn.in_transaction:
-            store.conn.execute("ROLLBACK")
+        store.rollback()
+        if not store.healthy():
+            # a connection the database server dropped: the next request opens a fresh one
+            with self._lock:
+                if store in self._all:
+                    self._all.remove(store)
+            store.close()
+            return
         if self._idle.qsize() >= self._max_idle:
             with self._lock:
                 if store in self._all:

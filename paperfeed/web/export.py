@@ -14,8 +14,8 @@ from paperfeed.models import Paper
 from paperfeed.search import QueryError
 from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
-from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
+from paperfeed.store import papers as feed
 from paperfeed.web.api import ErrorOut
 from paperfeed.web.citations import Cited, bibtex, ris
 from paperfeed.web.deps import get_store
@@ -93,7 +93,7 @@ def export(
         papers, name = [h.paper for h in result.hits], "-".join(x for x in (category, author) if x)
     elif since or until:
         lo, hi = (since or dt.date.min).isoformat(), (until or dt.date.max).isoformat()
-        papers = [p for p, _ in acc.list_range(store, lo, hi, limit=limit)]
+        papers = [p for p, _ in feed.list_range(store, lo, hi, limit=limit)]
         name = lo if since == until else f"{since or 'start'}-{until or 'end'}"
     else:
         raise HTTPException(

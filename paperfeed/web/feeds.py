@@ -23,7 +23,8 @@ from paperfeed.models import Paper
 from paperfeed.search import QueryError
 from paperfeed.search.query import MAX_QUERY_CHARS
 from paperfeed.store import Store
-from paperfeed.store import accounts as acc
+from paperfeed.store import papers as feed
+from paperfeed.store import votes as vt
 from paperfeed.web.api import ErrorOut
 from paperfeed.web.deps import get_settings, get_store
 
@@ -136,8 +137,8 @@ def atom(
 @router.get("/daily.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}, 422: {"model": ErrorOut, "description": "Invalid parameter"}})
 def daily_feed(request: Request, date: DateQ = None, store: Store = Depends(get_store)) -> Response:
     """The papers of one day (default: the latest day with papers), most voted first."""
-    day = date.isoformat() if date else acc.latest_feed_date(store)
-    papers = [p for p, _ in acc.list_range(store, day, day, limit=200)] if day else []
+    day = date.isoformat() if date else feed.latest_feed_date(store)
+    papers = [p for p, _ in feed.list_range(store, day, day, limit=200)] if day else []
     return atom(request, f"Daily Papers{' · ' + day if day else ''}", "/feeds/daily.atom" + (f"?date={day}" if date else ""),
                 "/" + (f"?date={day}" if day else ""), papers)  # fmt: skip
 
@@ -146,7 +147,7 @@ def daily_feed(request: Request, date: DateQ = None, store: Store = Depends(get_
 def trending_feed(
     request: Request, period: Literal["day", "week", "month"] = "week", store: Store = Depends(get_store)
 ) -> Response:
-    items = acc.trending(store, period, limit=50)
+    items = vt.trending(store, period, limit=50)
     return atom(request, f"Trending papers ({period})", f"/feeds/trending.atom?period={period}",
                 f"/trending?period={period}", [p for p, _, _ in items])  # fmt: skip
 
@@ -194,7 +195,7 @@ def category_feed(request: Request, category: str, store: Store = Depends(get_st
     """The newest papers of one category, as arXiv writes it (cs.LG, hep-th), from the last 30 days."""
     if not _CATEGORY_RE.match(category):
         raise HTTPException(status_code=404, detail="Not a category name; use one such as cs.LG or hep-th.")
-    papers = acc.list_category(store, category)
+    papers = feed.list_category(store, category)
     return atom(request, f"Papers in {category}", f"/feeds/category/{category}.atom",
                 "/search?" + urlencode({"category": category}), papers,
                 subtitle=f"The newest papers in {category} on paperfeed")  # fmt: skip

@@ -15,6 +15,8 @@ from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import harvest as harvest_store
+from paperfeed.store import papers as feed
+from paperfeed.store import votes as vt
 from paperfeed.store.accounts import User
 from paperfeed.web.citations import Cited, bibtex
 from paperfeed.web.deps import current_user, get_store, rate_limit, verify_csrf
@@ -128,7 +130,7 @@ def daily(
                    sort_urls={s: _daily_url(None, view, s) for s in ("votes", "newest")})  # fmt: skip
         return render(request, "daily.html", ctx, status_code=400)
     if day is None:
-        latest = acc.latest_feed_date(store)
+        latest = feed.latest_feed_date(store)
         day = dt.date.fromisoformat(latest) if latest else None
     if day is None:
         ctx.update(no_papers_at_all=True, label=None, prev_url=None, next_url=None,
@@ -137,12 +139,12 @@ def daily(
         return render(request, "daily.html", ctx)
     start, end = period_range(day, view)
     since, until = start.isoformat(), end.isoformat()
-    prev_day = acc.prev_feed_date(store, since)
-    next_day = acc.next_feed_date(store, until)
-    total = acc.count_range(store, since, until)
+    prev_day = feed.prev_feed_date(store, since)
+    next_day = feed.next_feed_date(store, until)
+    total = feed.count_range(store, since, until)
     pages = max(1, math.ceil(total / PER_PAGE))
-    items = acc.list_range(store, since, until, order=sort, limit=PER_PAGE, offset=(pg - 1) * PER_PAGE)
-    voted = acc.user_voted(store, user.id, [p.rowid for p, _ in items]) if user else set()
+    items = feed.list_range(store, since, until, order=sort, limit=PER_PAGE, offset=(pg - 1) * PER_PAGE)
+    voted = vt.user_voted(store, user.id, [p.rowid for p, _ in items]) if user else set()
     anchor = day.isoformat()
 
     def neighbour_label(d: str | None) -> str:
@@ -219,8 +221,8 @@ def search_page(
             result = service.search(store, q, **window) if q else service.listing(store, **window)
             rowids = [h.paper.rowid for h in result.hits]
             ctx["result"] = result
-            ctx["votes"] = acc.vote_counts(store, rowids)
-            ctx["voted"] = acc.user_voted(store, user.id, rowids) if user else set()
+            ctx["votes"] = vt.vote_counts(store, rowids)
+            ctx["voted"] = vt.user_voted(store, user.id, rowids) if user else set()
             base = {**params}
             ctx["prev_page_url"] = "/search?" + urlencode({**base, "page": pg - 1}) if pg > 1 else None
             ctx["next_page_url"] = (
@@ -271,8 +273,8 @@ def paper_page(
         note = f"Similar papers are not available right now ({type(exc).__name__})."
     if not similar and not service.status().get("dense"):
         note = "Similar papers appear once the dense search index is built (paperfeed index)."
-    votes = acc.vote_counts(store, [p.rowid]).get(p.rowid, 0)
-    voted = bool(user and acc.user_voted(store, user.id, [p.rowid]))
+    votes = vt.vote_counts(store, [p.rowid]).get(p.rowid, 0)
+    voted = bool(user and vt.user_voted(store, user.id, [p.rowid]))
     arxiv = harvest_store.record_for_paper(store, p.rowid)
     ctx = {"p": p, "links": p.default_links(), "bibtex": bibtex([Cited(p, (arxiv or {}).get("journal_ref") or None)]), "similar": similar, "similar_note": note,
            "votes": votes, "voted": voted, "here": here(request), "arxiv": arxiv,
@@ -334,9 +336,9 @@ def vote_form(
         return RedirectResponse("/login?" + urlencode({"next": target, "vote": paper_id}), status_code=303)
     p = _visible_paper(store, paper_id, user)
     if action == "undo":
-        acc.unvote(store, user.id, p.rowid)
+        vt.unvote(store, user.id, p.rowid)
     elif action == "up":
-        acc.vote(store, user.id, p.rowid)
+        vt.vote(store, user.id, p.rowid)
     else:
         raise HTTPException(status_code=400, detail="Unknown vote action; use up or undo.")
     return RedirectResponse(target + ("" if "#" in target else f"#p-{p.id}"), status_code=303)
@@ -370,13 +372,13 @@ def trending_page(
     store: Store = Depends(get_store),
     user: User | None = Depends(current_user),
 ) -> Response:
-    period = period if period in acc.PERIODS else "week"
+    period = period if period in vt.PERIODS else "week"
     pg = parse_page(page)
     per = 30
-    items = acc.trending(store, period, limit=per + 1, offset=(pg - 1) * per)
+    items = vt.trending(store, period, limit=per + 1, offset=(pg - 1) * per)
     more = len(items) > per
     items = items[:per]
-    voted = acc.user_voted(store, user.id, [p.rowid for p, _, _ in items]) if user else set()
+    voted = vt.user_voted(store, user.id, [p.rowid for p, _, _ in items]) if user else set()
     ctx = {
         "nav": "trending", "period": period, "items": items, "voted": voted, "offset": (pg - 1) * per,
         "here": here(request),

@@ -25,7 +25,8 @@ from paperfeed.search import Filters, Hit, Searcher, open_searcher, parse_query
 from paperfeed.search.query import check_query
 from paperfeed.search.snippets import snippet
 from paperfeed.store import Store
-from paperfeed.store.accounts import substring_search
+from paperfeed.store.engine import StoreUnavailable
+from paperfeed.store.papers import substring_search
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,28 @@ class SearchService:
     def _warm(self) -> None:
         self.ensure_loaded()
         self._catch_up()
+
+    def follow(self, interval: float) -> threading.Event:
+        """Look at the store every `interval` seconds and catch the indexes up with what other
+        processes or nodes added (index_refresh_seconds). Set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    store = self.pool.acquire()
+                except StoreUnavailable as exc:
+                    log.warning("index refresh skipped: %s", exc)
+                    continue
+                try:
+                    self.catch_up_in_background(store)
+                except StoreUnavailable as exc:
+                    log.warning("index refresh skipped: %s", exc)
+                finally:
+                    self.pool.release(store)
+
+        threading.Thread(target=loop, name="index-follow", daemon=True).start()
+        return stop
 
     def catch_up_in_background(self, store: Store) -> None:
         """Start a catch-up if the store has papers the indexes have not seen (cheap to call)."""

@@ -1,0 +1,22 @@
+"""The two engines' migrations agree: the same files, tables, columns, NOT NULLs and indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paperfeed.store import open_store
+from paperfeed.store.engine import migration_files
+
+
+def test_both_engines_have_the_same_migration_files() -> None:
+    assert [n for n, _ in migration_files("sqlite")] == [n for n, _ in migration_files("postgres")]
+
+
+def test_sqlite_and_postgres_schemas_agree(tmp_path: Path, pg_url: str) -> None:
+    with open_store(tmp_path / "lite", database_url="") as lite, open_store(tmp_path / "pg", database_url=pg_url) as pg:
+        a, b = lite.engine.schema(lite.conn), pg.engine.schema(pg.conn)
+    assert sorted(a) == sorted(b) and len(a) >= 14
+    assert sum(len(t["indexes"]) for t in a.values()) >= 15
+    for table in a:
+        assert a[table]["columns"] == b[table]["columns"], table
+        assert a[table]["indexes"] == b[table]["indexes"], table
