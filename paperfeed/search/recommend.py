@@ -1,0 +1,257 @@
+"""Recommendations learned from a reader's library: saved papers (positives), "not interested"
+(negatives) and the rest of the corpus (background).
+
+    model = train(searcher, store, positives=[rowid, ...], negatives=[rowid, ...])
+    recs = recommend(model, searcher, store, candidates=window_rowids, exclude=saved | hidden, k=50)
+    recs[0].rowid, recs[0].score, recs[0].nearest_rowid, recs[0].shared_terms
+
+A model is small (the SVM's non-zero weights and the library's vectors); `ModelCache` keeps trained models
+per (user, tag, library version) so a page view only scores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from paperfeed.index.sync import embed_text
+from paperfeed.search.rec_features import CorpusFeatures, corpus_features, words
+from paperfeed.search.searcher import Searcher
+from paperfeed.store.papers import Store
+
+# The model: a linear SVM (arxiv-sanity-lite's learner) over [tf-idf ; DENSE_SCALE x MiniLM
+# vector], positives = the library, the rest = background. Measured on the six collections of
+# ../shared/ir with `paperfeed eval recommend --suite ../shared/ir --baseline` (README).
+DENSE_SCALE = 1.0
+SVM_C = 0.1
+# Background papers the SVM sees: all of them up to this many, else a random sample (the retrain
+# cost grows with it; every evaluation collection is smaller, so measured quality is the full
+# method's).
+BACKGROUND = 20_000
+# "Not interested" papers weigh this many times a background paper in training, and a candidate
+# whose vector is this close to one (a near duplicate) is pushed down by the excess.
+NEGATIVE_WEIGHT = 5.0
+NEAR_DUPLICATE = 0.8
+SHARED_TERMS = 5
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    rowid: int
+    score: float
+    nearest_rowid: int | None  # the saved paper it is most similar to (the "why")
+    shared_terms: tuple[str, ...]  # main terms it shares with the positives (the "why")
+
+
+@dataclass(frozen=True, eq=False)
+class Recommender:
+    """One trained model: a few kB of weights and the library's vectors, nothing of the corpus."""
+
+    positives: np.ndarray  # rowids of the saved papers the model learnt from
+    pos_dense: np.ndarray  # their unit vectors (P x d), for the "nearest saved paper"
+    neg_dense: np.ndarray  # "not interested" vectors (N x d), for the near-duplicate push-down
+    lex_index: np.ndarray  # hashed term columns with a non-zero weight
+    lex_weight: np.ndarray  # their weights
+    dense_weight: np.ndarray  # (d,) weights of the dense part (DENSE_SCALE folded in)
+    bias: float
+    seq: int  # the corpus version it was trained on
+
+    def __len__(self) -> int:
+        return len(self.positives)
+
+
+class RecommendError(ValueError):
+    """Nothing to learn from (no saved paper the index knows)."""
+
+
+def train(
+    searcher: Searcher, store: Store, positives: Sequence[int], negatives: Sequence[int] = ()
+) -> Recommender:
+    """A model from the library's saved papers (rowids) and "not interested" papers (rowids).
+    Papers the indexes do not know (hidden, not yet indexed) are left out."""
+    from sklearn.svm import LinearSVC
+
+    feats = corpus_features(searcher, store)
+    neg_set = set(negatives)
+    _, prow = feats.rows_of([r for r in dict.fromkeys(positives) if r not in neg_set])
+    if not len(prow):
+        raise RecommendError("no saved paper is indexed yet: nothing to learn from")
+    _, nrow = feats.rows_of(list(dict.fromkeys(negatives)))
+    prow, nrow = np.unique(prow), np.unique(nrow)
+    rest = np.setdiff1d(np.arange(len(feats)), np.concatenate([prow, nrow]), assume_unique=True)
+    if len(rest) > BACKGROUND:
+        # seeded by the library, so the same library always trains the same model
+        seed = int(np.bitwise_xor.reduce(feats.rowids[prow]) & 0xFFFFFFFF)
+        rest = np.sort(np.random.default_rng(seed).choice(rest, BACKGROUND, replace=False))
+    rows = np.concatenate([prow, nrow, rest])
+    y = np.zeros(len(rows), np.int8)
+    y[: len(prow)] = 1
+    # balanced classes (as arxiv-sanity-lite), then the explicit negatives weigh more
+    n_other = max(len(rows) - len(prow), 1)
+    weight = np.full(len(rows), len(rows) / (2.0 * n_other), np.float64)
+    weight[: len(prow)] = len(rows) / (2.0 * len(prow))
+    weight[len(prow) : len(prow) + len(nrow)] *= NEGATIVE_WEIGHT
+    x = _design(feats, rows)
+    if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
+        coef, bias = np.zeros(x.shape[1]), 0.0
+    else:
+        clf = LinearSVC(C=SVM_C, max_iter=2000, tol=1e-4)
+        clf.fit(x, y, sample_weight=weight)
+        coef, bias = clf.coef_.ravel(), float(clf.intercept_[0])
+    n_lex = feats.counts.shape[1]
+    lex = coef[:n_lex]
+    nz = np.flatnonzero(lex)
+    return Recommender(
+        positives=feats.rowids[prow],
+        pos_dense=feats.dense[prow].copy(),
+        neg_dense=feats.dense[nrow].copy(),
+        lex_index=nz.astype(np.int32),
+        lex_weight=lex[nz].astype(np.float32),
+        dense_weight=(coef[n_lex:] * DENSE_SCALE).astype(np.float32),
+        bias=bias,
+        seq=feats.seq,
+    )
+
+
+def _design(feats: CorpusFeatures, rows: np.ndarray) -> sp.csr_matrix:
+    return sp.hstack([feats.tfidf()[rows], sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
+
+
+def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.ndarray:
+    """The model's score for corpus rows `rows`."""
+    w = np.zeros(feats.counts.shape[1], np.float32)
+    w[model.lex_index] = model.lex_weight
+    dense = feats.dense[rows]
+    score = feats.tfidf()[rows] @ w + dense @ model.dense_weight + model.bias
+    if len(model.neg_dense):
+        near = (dense @ model.neg_dense.T).max(axis=1)
+        score = score - np.maximum(near - NEAR_DUPLICATE, 0.0) * _spread(score)
+    return score
+
+
+def _spread(score: np.ndarray) -> float:
+    """A scale for the push-down: the score range of the candidates (so that a copy of a
+    not-interested paper drops by about a fifth of the range per 0.04 of cosine)."""
+    return 5.0 * float(score.max() - score.min()) if len(score) else 0.0
+
+
+def recommend(
+    model: Recommender,
+    searcher: Searcher,
+    store: Store,
+    *,
+    candidates: Sequence[int] | None = None,
+    exclude: Collection[int] = (),
+    k: int = 50,
+    explain: bool = True,
+) -> list[Recommendation]:
+    """The `k` best papers for the model among `candidates` (rowids; None = the whole corpus),
+    leaving out `exclude` (the saved and not-interested papers), best first. Without `explain`,
+    `shared_terms` are left empty (it reads the papers' texts)."""
+    feats = corpus_features(searcher, store)
+    if candidates is None:
+        rows = np.arange(len(feats))
+    else:
+        _, rows = feats.rows_of(candidates)
+        rows = np.unique(rows)
+    if len(exclude) and len(rows):
+        ex = np.asarray(list(exclude), dtype=np.int64)
+        rows = rows[~np.isin(feats.rowids[rows], ex)]
+    if not len(rows) or k <= 0:
+        return []
+    score = _scores(model, feats, rows)
+    top = _topk(score, k)
+    top_rows = rows[top]
+    nearest = np.zeros(len(top), np.int64)
+    if len(top):
+        nearest = (feats.dense[top_rows] @ model.pos_dense.T).argmax(axis=1)
+    why = (_shared_terms(model, feats, store, top_rows, nearest) if explain
+           else [()] * len(top_rows))  # fmt: skip
+    return [
+        Recommendation(
+            rowid=int(feats.rowids[r]),
+            score=float(score[t]),
+            nearest_rowid=int(model.positives[nearest[i]]),
+            shared_terms=why[i],
+        )
+        for i, (r, t) in enumerate(zip(top_rows, top, strict=True))
+    ]
+
+
+def _topk(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (ties by position, i.e. by rowid)."""
+    if k < len(score):
+        part = np.argpartition(-score, k - 1)[:k]
+        return part[np.lexsort((part, -score[part]))]
+    return np.argsort(-score, kind="stable")
+
+
+def _shared_terms(
+    model: Recommender, feats: CorpusFeatures, store: Store, rows: np.ndarray, nearest: np.ndarray
+) -> list[tuple[str, ...]]:
+    """For each recommended row: the words it shares with its nearest saved paper, rarest in the
+    corpus first (idf of the hashed unigram)."""
+    rowids = [int(feats.rowids[r]) for r in rows]
+    near_ids = sorted({int(model.positives[n]) for n in nearest})
+    papers = {p.rowid: p for p in store.get_by_rowids(rowids + near_ids)}
+    near_words = {r: set(words(embed_text(papers[r]))) for r in near_ids if r in papers}
+    idf = feats.idf()
+    from paperfeed.search.rec_features import term_counts
+
+    out: list[tuple[str, ...]] = []
+    for rid, n in zip(rowids, nearest, strict=True):
+        p = papers.get(rid)
+        mine = set(words(embed_text(p))) if p is not None else set()
+        shared = sorted(mine & near_words.get(int(model.positives[n]), set()))
+        if shared:
+            cols = term_counts(shared).indices if len(shared) else np.zeros(0, np.int64)
+            weights = idf[cols] if len(cols) == len(shared) else np.ones(len(shared))
+            shared = [w for _, w in sorted(zip(-weights, shared, strict=True))]
+        out.append(tuple(shared[:SHARED_TERMS]))
+    return out
+
+
+class ModelCache:
+    """Thread-safe LRU of trained models keyed by (user_id, tag or None, library_version).
+
+    The library version changes whenever the user's library does, so a save retrains on the
+    next request; the corpus version (store seq) is checked too, as new papers change the idf."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._models: OrderedDict[Hashable, Recommender] = OrderedDict()
+
+    def get_or_train(
+        self,
+        key: tuple[int, str | None, str],
+        searcher: Searcher,
+        store: Store,
+        positives: Sequence[int],
+        negatives: Sequence[int] = (),
+    ) -> Recommender:
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model
+        model = train(searcher, store, positives, negatives)
+        with self._lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
