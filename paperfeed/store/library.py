@@ -492,3 +492,33 @@ def followed_papers(
             out.append((p, f))
     out.sort(key=lambda x: (x[0].feed_date or "", x[0].rowid), reverse=True)
     return out[:limit]
+
+
+# ---- matching imported references ------------------------------------------------------
+
+
+def match_identifiers(
+    store: Store, *, arxiv_ids: Collection[str] = (), dois: Collection[str] = (), title_keys: Collection[str] = ()
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Visible papers by arXiv id, by DOI (compared in lower case) and by normalised title:
+    three maps to rowids. Where two papers share a title, the older one wins, as in the store."""
+    by_arxiv: dict[str, int] = {}
+    by_doi: dict[str, int] = {}
+    by_title: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(arxiv_ids))):  # type: ignore[arg-type]
+        q = ",".join("?" * len(chunk))
+        for r in store.conn.execute(f"SELECT arxiv_id, rowid FROM papers WHERE hidden = 0 AND arxiv_id IN ({q})", chunk):
+            by_arxiv[r[0]] = r[1]
+    for chunk in _chunks(sorted(set(dois))):  # type: ignore[arg-type]
+        q = ",".join("?" * len(chunk))
+        for r in store.conn.execute(
+            f"SELECT lower(doi), rowid FROM papers WHERE hidden = 0 AND lower(doi) IN ({q}) ORDER BY rowid DESC", chunk
+        ):
+            by_doi[r[0]] = r[1]
+    for chunk in _chunks(sorted(set(title_keys))):  # type: ignore[arg-type]
+        q = ",".join("?" * len(chunk))
+        for r in store.conn.execute(
+            f"SELECT title_key, rowid FROM papers WHERE hidden = 0 AND title_key IN ({q}) ORDER BY rowid DESC", chunk
+        ):
+            by_title[r[0]] = r[1]
+    return by_arxiv, by_doi, by_title

@@ -1,0 +1,370 @@
+"""The reader's library and "For you" on the site: pages, the forms behind the save / tag /
+not-interested buttons, import and export, followed authors, and the per-tag Atom feed.
+
+Every form is a plain POST with the CSRF token, so all of it works without script. Every tag
+id that arrives in a request is looked up together with the signed-in user
+(paperfeed.store.library), so another user's tag answers exactly as a tag that does not exist.
+
+The per-tag feed has no session (feed readers have none): its URL carries a signed token of
+(tag id, feed generation). Regenerating bumps the generation, which kills the old URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadData, URLSafeSerializer
+
+from paperfeed.ingest.library_import import ImportReport, import_library
+from paperfeed.models import Paper
+from paperfeed.search.foryou import WINDOWS, ForYou, for_you
+from paperfeed.store import Store
+from paperfeed.store import accounts as acc
+from paperfeed.store import library as lib
+from paperfeed.web.citations import Cited, bibtex
+from paperfeed.web.deps import (
+    MaybeUser,
+    Recommenders,
+    SearcherDep,
+    SettingsDep,
+    SignedIn,
+    StoreDep,
+    rate_limit,
+    verify_csrf,
+)
+from paperfeed.web.feeds import atom
+from paperfeed.web.ids import lookup_paper
+from paperfeed.web.pages import here, page_window, parse_page, safe_next
+from paperfeed.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+feed_router = APIRouter(prefix="/feeds", tags=["feeds"])
+
+PER_PAGE = 50
+FOR_YOU_ITEMS = 50
+MAX_UPLOAD = 8 * 1024 * 1024  # also the body cap of the import routes (paperfeed.web.app.BODY_LIMITS)
+WINDOW_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
+FORM = [Depends(verify_csrf), Depends(rate_limit("library", 240))]
+
+
+# ---- shared helpers (the JSON API uses them too) ------------------------------------
+
+
+def find_paper(store: Store, paper_id: str, *, visible: bool = True) -> Paper:
+    p, _ = lookup_paper(store, paper_id or "")
+    if p is None or (visible and p.hidden):
+        raise HTTPException(status_code=404, detail="There is no paper with this id.")
+    return p
+
+
+def own_tag(store: Store, user_id: int, tag_id: int | None) -> lib.Tag | None:
+    """The user's tag, or 404 for an unknown id and another user's id alike."""
+    if tag_id is None:
+        return None
+    tag = lib.get_tag(store, user_id, tag_id)
+    if tag is None:
+        raise HTTPException(status_code=404, detail="There is no such tag.")
+    return tag
+
+
+def parse_tag_id(value: str | None) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    if not value.strip().isdigit() or len(value.strip()) > 18:
+        raise HTTPException(status_code=404, detail="There is no such tag.")
+    return int(value)
+
+
+def _feed_signer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="paperfeed.library-feed.v1")
+
+
+def feed_token(secret: str, tag: lib.Tag) -> str:
+    return _feed_signer(secret).dumps([tag.id, tag.feed_gen])
+
+
+def feed_url(base_url: str, secret: str, tag: lib.Tag) -> str:
+    return f"{base_url}/feeds/library/{feed_token(secret, tag)}.atom"
+
+
+def export_json(store: Store, user_id: int, tag_id: int | None = None) -> bytes:
+    """The whole library (or one tag) with every tag, "not interested" and followed author: the
+    reader's data in a form another tool can read back."""
+    tags = lib.list_tags(store, user_id)
+    names = {t.id: t.name for t in tags}
+    rows = lib.list_saved(store, user_id, tag_id, limit=lib.MAX_LIBRARY)
+    marks = lib.marks(store, user_id, [p.rowid for p, _ in rows])
+    papers = [{**p.to_dict(), "saved_at": when, "tags": [names[t] for t in marks.tags.get(p.rowid, ())]}
+              for p, when in rows]  # fmt: skip
+    body: dict[str, Any] = {
+        "format": "paperfeed-library", "version": 1,
+        "exported_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tag": names.get(tag_id) if tag_id is not None else None,
+        "tags": [{"name": t.name, "papers": t.count} for t in tags],
+        "papers": papers,
+    }  # fmt: skip
+    if tag_id is None:
+        body["not_interested"] = [p.to_dict() for p in lib.list_negatives(store, user_id, limit=lib.MAX_LIBRARY)]
+        body["following"] = [{"name": f.name, "coauthor": f.coauthor or None, "category": f.category or None}
+                             for f in lib.list_follows(store, user_id)]  # fmt: skip
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2)
+
+
+def export_bibtex(store: Store, user_id: int, tag_id: int | None = None) -> str:
+    rows = lib.list_saved(store, user_id, tag_id, limit=lib.MAX_LIBRARY)
+    return bibtex([Cited(p) for p, _ in rows])
+
+
+def _attachment(body: bytes | str, media_type: str, name: str) -> Response:
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _back(next_: str, paper: Paper | None = None, flash: str | None = None) -> RedirectResponse:
+    target = safe_next(next_)
+    if flash:
+        target += ("&" if "?" in target.split("#")[0] else "?") + urlencode({"flash": flash})
+    if paper is not None and "#" not in target:
+        target += f"#p-{paper.id}"
+    return RedirectResponse(target, status_code=303)
+
+
+# ---- the buttons on paper cards ------------------------------------------------------
+
+
+@router.post("/library/save", dependencies=FORM)
+def save_form(
+    store: StoreDep, user: MaybeUser, paper_id: str = Form(""), tag_id: str = Form(""), new_tag: str = Form(""),
+    next: str = Form("/library"),
+) -> Response:  # fmt: skip
+    if user is None:
+        return RedirectResponse("/login?" + urlencode({"next": safe_next(next)}), status_code=303)
+    p = find_paper(store, paper_id)
+    tags = [t.id for t in [own_tag(store, user.id, parse_tag_id(tag_id))] if t]
+    try:
+        if new_tag.strip():
+            tags.append(lib.create_tag(store, user.id, new_tag).id)
+        lib.save(store, user.id, [p.rowid], tags)
+    except lib.LibraryError as exc:
+        return _back(next, p, str(exc))
+    return _back(next, p)
+
+
+@router.post("/library/unsave", dependencies=FORM)
+def unsave_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), next: str = Form("/library")) -> Response:
+    p = find_paper(store, paper_id, visible=False)
+    lib.unsave(store, user.id, p.rowid)
+    return _back(next, p)
+
+
+@router.post("/library/untag", dependencies=FORM)
+def untag_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), tag_id: str = Form(""),
+               next: str = Form("/library")) -> Response:  # fmt: skip
+    p = find_paper(store, paper_id, visible=False)
+    tag = own_tag(store, user.id, parse_tag_id(tag_id))
+    if tag is not None:
+        lib.untag(store, user.id, p.rowid, tag.id)
+    return _back(next, p)
+
+
+@router.post("/library/not-interested", dependencies=FORM)
+def not_interested_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), action: str = Form("on"),
+                        next: str = Form("/for-you")) -> Response:  # fmt: skip
+    if action not in ("on", "off"):
+        raise HTTPException(status_code=400, detail="Unknown action; use on or off.")
+    p = find_paper(store, paper_id, visible=action == "on")
+    lib.set_not_interested(store, user.id, p.rowid, action == "on")
+    return _back(next, p)
+
+
+# ---- tags ------------------------------------------------------------------------------
+
+
+@router.post("/library/tags", dependencies=FORM)
+def create_tag_form(store: StoreDep, user: SignedIn, name: str = Form("")) -> Response:
+    try:
+        tag = lib.create_tag(store, user.id, name)
+    except lib.LibraryError as exc:
+        return _back("/library", flash=str(exc))
+    return _back(f"/library?tag={tag.id}", flash=f"Tag “{tag.name}” is ready: save papers into it.")
+
+
+@router.post("/library/tags/{tag_id}/rename", dependencies=FORM)
+def rename_tag_form(store: StoreDep, user: SignedIn, tag_id: int, name: str = Form("")) -> Response:
+    own_tag(store, user.id, tag_id)
+    try:
+        lib.rename_tag(store, user.id, tag_id, name)
+    except lib.LibraryError as exc:
+        return _back(f"/library?tag={tag_id}", flash=str(exc))
+    return _back(f"/library?tag={tag_id}", flash="Tag renamed.")
+
+
+@router.post("/library/tags/{tag_id}/delete", dependencies=FORM)
+def delete_tag_form(store: StoreDep, user: SignedIn, tag_id: int) -> Response:
+    tag = own_tag(store, user.id, tag_id)
+    lib.delete_tag(store, user.id, tag_id)
+    return _back("/library", flash=f"Tag “{tag.name if tag else ''}” deleted; its papers stay in your library.")
+
+
+@router.post("/library/tags/{tag_id}/feed", dependencies=FORM)
+def regenerate_feed_form(store: StoreDep, user: SignedIn, tag_id: int) -> Response:
+    own_tag(store, user.id, tag_id)
+    lib.regenerate_feed(store, user.id, tag_id)
+    return _back(f"/library?tag={tag_id}", flash="New feed address made: the old one no longer works.")
+
+
+# ---- followed authors ------------------------------------------------------------------
+
+
+@router.post("/library/follows", dependencies=FORM)
+def follow_form(store: StoreDep, user: SignedIn, name: str = Form(""), coauthor: str = Form(""),
+                category: str = Form(""), next: str = Form("/library?view=following")) -> Response:  # fmt: skip
+    try:
+        f = lib.follow_author(store, user.id, name, coauthor=coauthor, category=category)
+    except lib.LibraryError as exc:
+        return _back(next, flash=str(exc))
+    return _back(next, flash=f"Following {f.describe()}: their new papers appear in For you.")
+
+
+@router.post("/library/follows/{follow_id}/delete", dependencies=FORM)
+def unfollow_form(store: StoreDep, user: SignedIn, follow_id: int) -> Response:
+    lib.unfollow_author(store, user.id, follow_id)
+    return _back("/library?view=following", flash="No longer following.")
+
+
+# ---- import and export -------------------------------------------------------------------
+
+
+def read_upload(file: UploadFile) -> bytes:
+    # the body cap (paperfeed.web.app.BODY_LIMITS) stops a larger upload before it is parsed
+    data = file.file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise HTTPException(status_code=413, detail=f"The file is too large (at most {MAX_UPLOAD // 1024 // 1024} MiB).")
+    return data
+
+
+@router.post("/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))])
+def import_form(
+    request: Request,
+    store: StoreDep,
+    user: SignedIn,
+    file: Annotated[UploadFile | None, File()] = None,
+    tag_id: str = Form(""),
+    add_papers: str = Form(""),
+) -> Response:
+    data = read_upload(file) if file is not None else b""
+    if not data:
+        return _back("/library?view=import", flash="Choose a file to import.")
+    tag = own_tag(store, user.id, parse_tag_id(tag_id))
+    report = import_library(store, user.id, data, (file.filename if file else "") or "",
+                            tag_id=tag.id if tag else None, add_papers=bool(add_papers))  # fmt: skip
+    if report.count("added"):
+        request.app.state.search.catch_up_in_background(store)  # index the new papers
+    return _library_page(request, store, user, view="import", report=report)
+
+
+@router.get("/library/export.{fmt}")
+def export_library(store: StoreDep, user: SignedIn, fmt: str, tag: str | None = None) -> Response:
+    t = own_tag(store, user.id, parse_tag_id(tag))
+    name = "paperfeed-library" + (f"-tag-{t.id}" if t else "")
+    if fmt == "bib":
+        return _attachment(export_bibtex(store, user.id, t.id if t else None), "application/x-bibtex; charset=utf-8",
+                           f"{name}.bib")  # fmt: skip
+    if fmt == "json":
+        return _attachment(export_json(store, user.id, t.id if t else None), "application/json", f"{name}.json")
+    raise HTTPException(status_code=404, detail="Export as .bib or .json.")
+
+
+# ---- pages -------------------------------------------------------------------------------
+
+
+def _library_page(request: Request, store: Store, user: acc.User, *, tag_id: int | None = None, view: str = "papers",
+                  page: int = 1, report: ImportReport | None = None) -> Response:  # fmt: skip
+    tag = own_tag(store, user.id, tag_id)
+    settings = request.app.state.settings
+    total = lib.count_saved(store, user.id, tag_id)
+    pages = max(1, math.ceil(total / PER_PAGE))
+    base = "/library" + (f"?tag={tag_id}" if tag_id is not None else "")
+
+    def page_url(n: int) -> str:
+        return base + (("&" if "?" in base else "?") + f"page={n}" if n > 1 else "")
+
+    ctx: dict[str, Any] = {
+        "nav": "library", "view": view, "tag": tag, "tags": lib.list_tags(store, user.id), "total": total,
+        "saved_total": lib.count_saved(store, user.id), "page": page, "pages": pages, "per_page": PER_PAGE,
+        "items": lib.list_saved(store, user.id, tag_id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+        if view == "papers" else [],
+        "negatives": lib.list_negatives(store, user.id) if view == "not-interested" else [],
+        "follows": lib.list_follows(store, user.id), "report": report,
+        "feed_url": feed_url(settings.base_url, settings.secret_key, tag) if tag else None,
+        "here": here(request), "flash": request.query_params.get("flash", "")[:300] or None,
+        "page_links": [(n, page_url(n) if n else None) for n in page_window(page, pages)],
+        "prev_page_url": page_url(page - 1) if page > 1 else None,
+        "next_page_url": page_url(page + 1) if page < pages else None,
+    }  # fmt: skip
+    ctx["votes"] = acc.vote_counts(store, [p.rowid for p, _ in ctx["items"]])
+    ctx["voted"] = acc.user_voted(store, user.id, [p.rowid for p, _ in ctx["items"]])
+    return render(request, "library.html", ctx, status_code=400 if report and report.error else 200)
+
+
+@router.get("/library", response_class=HTMLResponse)
+def library_page(request: Request, store: StoreDep, user: SignedIn, tag: str | None = None, view: str = "papers",
+                 page: str | None = None) -> Response:  # fmt: skip
+    view = view if view in ("papers", "not-interested", "following", "import") else "papers"
+    return _library_page(request, store, user, tag_id=parse_tag_id(tag), view=view, page=parse_page(page))
+
+
+@router.get("/for-you", response_class=HTMLResponse)
+def for_you_page(
+    request: Request, store: StoreDep, user: SignedIn, searcher: SearcherDep, cache: Recommenders,
+    tag: str | None = None, window: str = "week",
+) -> Response:  # fmt: skip
+    window = window if window in WINDOWS else "week"
+    tag_id = parse_tag_id(tag)
+    own_tag(store, user.id, tag_id)
+    result: ForYou = for_you(store, searcher, cache, user.id, tag_id=tag_id, window=window, k=FOR_YOU_ITEMS)
+    rowids = [i.paper.rowid for i in result.items]
+
+    def url(t: int | None, w: str) -> str:
+        params = {k: v for k, v in (("tag", t), ("window", w if w != "week" else None)) if v is not None}
+        return "/for-you" + (f"?{urlencode(params)}" if params else "")
+
+    ctx = {
+        "nav": "foryou", "result": result, "tags": lib.list_tags(store, user.id), "window": window,
+        "window_labels": WINDOW_LABELS, "tag_urls": [(None, "All tags", url(None, window))]
+        + [(t.id, t.name, url(t.id, window)) for t in lib.list_tags(store, user.id)],
+        "window_urls": {w: url(tag_id, w) for w in WINDOWS}, "tag_id": tag_id, "here": here(request),
+        "votes": acc.vote_counts(store, rowids), "voted": acc.user_voted(store, user.id, rowids),
+        "flash": request.query_params.get("flash", "")[:300] or None,
+    }  # fmt: skip
+    return render(request, "foryou.html", ctx)
+
+
+# ---- the per-tag feed ------------------------------------------------------------------
+
+
+@feed_router.get("/library/{token}.atom", response_class=Response,
+                 responses={200: {"content": {"application/atom+xml": {}}}, 404: {"description": "Unknown or revoked"}})  # fmt: skip
+def tag_feed(request: Request, token: str, store: StoreDep, settings: SettingsDep, searcher: SearcherDep,
+             cache: Recommenders) -> Response:  # fmt: skip
+    """"For you" of one tag of a reader's library, this week, behind a secret URL (made on the
+    library page, where it can be replaced by a new one)."""
+    gone = HTTPException(status_code=404, detail="No such feed (its address may have been replaced by a new one).")
+    try:
+        payload = _feed_signer(settings.secret_key).loads(token)
+    except BadData:
+        raise gone from None
+    if not (isinstance(payload, list) and len(payload) == 2 and all(type(x) is int for x in payload)):
+        raise gone
+    found = lib.tag_by_id_any_user(store, payload[0])
+    if found is None or found[1].feed_gen != payload[1]:
+        raise gone
+    owner, tag = found
+    result = for_you(store, searcher, cache, owner, tag_id=tag.id, window="week", k=FOR_YOU_ITEMS)
+    return atom(request, f"For you: {tag.name}", f"/feeds/library/{quote(token)}.atom", "/for-you?" + urlencode({"tag": tag.id}),
+                [i.paper for i in result.items], subtitle="Papers of the week like the ones in this tag, on paperfeed")  # fmt: skip
