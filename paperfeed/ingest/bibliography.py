@@ -159,9 +159,12 @@ def _year(value: object) -> str | None:
 
 
 def _bibtex(text: str) -> list[Entry]:
-    library = bibtexparser.parse_string(
-        text, append_middleware=[bib_mw.LatexDecodingMiddleware(), bib_mw.SeparateCoAuthors()]
-    )
+    try:
+        library = bibtexparser.parse_string(
+            text, append_middleware=[bib_mw.LatexDecodingMiddleware(), bib_mw.SeparateCoAuthors()]
+        )
+    except Exception as exc:  # noqa: BLE001 - a third-party parser on hostile input: report, never fail
+        return [Entry(index=1, label="the file", error=f"cannot be read as BibTeX ({type(exc).__name__})")]
     out: list[Entry] = []
     order: list[tuple[int, Entry]] = []
     for block in library.entries:
@@ -184,7 +187,8 @@ def _bibtex(text: str) -> list[Entry]:
     for block in library.failed_blocks:
         line = getattr(block, "start_line", 0) + 1
         error = getattr(block, "error", None)
-        reason = str(error).splitlines()[0] if error else "cannot be read"
+        text_of = str(getattr(error, "abort_reason", "") or error or "").strip()
+        reason = (text_of.splitlines() or [type(error).__name__ if error else "cannot be read"])[0]
         if "Duplicate entry key" in reason:
             reason = f"{reason}; the first entry with that key was used"
         e = Entry(index=0, label=f"entry at line {line}", error=f"is not valid BibTeX: {reason[:200]}")
@@ -212,13 +216,15 @@ def _ris_records(text: str) -> list[tuple[int, str]]:
     """The file cut into records at each TY line, with the line each starts on, so that one
     broken record cannot take its neighbours down with it."""
     records: list[tuple[int, list[str]]] = []
+    closed = True  # before the first record, or after an ER line
     for n, line in enumerate(text.splitlines(), 1):
-        if line.startswith("TY  -"):
+        if line.startswith("TY  -") or (closed and line.strip()):
             records.append((n, [line]))
-        elif records:
+            closed = False
+        elif records and not closed:
             records[-1][1].append(line)
-        elif line.strip():
-            records.append((n, [line]))
+        if line.startswith("ER  -"):
+            closed = True
     return [(n, "\n".join(lines) + "\n") for n, lines in records]
 
 
