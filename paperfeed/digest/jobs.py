@@ -48,7 +48,7 @@ from urllib.parse import urlencode
 
 from paperfeed.addresses import address_key
 from paperfeed.config import Settings
-from paperfeed.digest import compose, matching, tokens
+from paperfeed.digest import compose, foryou, matching, tokens
 from paperfeed.digest.periods import iso, period_key, utcnow
 from paperfeed.digest.sender import DryRunSender, SmtpSender
 from paperfeed.digest.validate import (
@@ -320,6 +320,14 @@ def _compose_period(
                 subs.set_watermark(c, sub.id, upto, stamp)
 
 
+def _compose_foryou(store: Store, settings: Settings, period: str, now: dt.datetime, report: RunReport,
+                    dry: DryRunSender | None) -> None:  # fmt: skip
+    run = foryou.compose_period(store, settings, period, now, dry)
+    report.composed += run.composed
+    report.empty += run.empty
+    report.written += run.written
+
+
 def _backoff(attempts: int) -> dt.timedelta:
     return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
 
@@ -488,6 +496,7 @@ def send_digests(
                 dry = DryRunSender(dry_run)
                 for p in periods:
                     _compose_period(store, settings, p, now, report, dry)
+                    _compose_foryou(store, settings, p, now, report, dry)
                 for row_id in ob.due_ids(store, iso(now)):
                     row = ob.get(store, row_id)
                     if row is not None and row.message is not None:
@@ -495,6 +504,7 @@ def send_digests(
                 return report
             for p in periods:
                 _compose_period(store, settings, p, now, report, None)
+                _compose_foryou(store, settings, p, now, report, None)
             _send_due(store, settings, now, report, limit, on_sent, connections)
             _prune(store, now)
             report.waiting = ob.waiting(store, iso(now))

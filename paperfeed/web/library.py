@@ -21,6 +21,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
 
+from paperfeed.digest import foryou as foryou_mail
+from paperfeed.digest.validate import SubscriptionError
 from paperfeed.ingest.library_import import ImportReport, import_library
 from paperfeed.models import Paper
 from paperfeed.search.foryou import WINDOWS, ForYou, for_you
@@ -237,6 +239,23 @@ def unfollow_form(store: StoreDep, user: SignedIn, follow_id: int) -> Response:
     return _back("/library?view=following", flash="No longer following.")
 
 
+# ---- the For-you mail ------------------------------------------------------------------
+
+
+@router.post("/for-you/mail", dependencies=FORM)
+def foryou_mail_form(store: StoreDep, user: SignedIn, action: str = Form("on"), period: str = Form("daily"),
+                     size: str = Form("10"), tag_id: str = Form("")) -> Response:  # fmt: skip
+    if action == "off":
+        foryou_mail.disable(store, user)
+        return _back("/for-you", flash="No more For-you mails.")
+    tag = own_tag(store, user.id, parse_tag_id(tag_id))
+    try:
+        sub = foryou_mail.enable(store, user, period, int(size) if size.isdigit() else -1, tag.id if tag else None)
+    except SubscriptionError as exc:
+        return _back("/for-you", flash=str(exc))
+    return _back("/for-you", flash=f"You will get the top {size} by mail, {sub.period}, to {sub.email}.")
+
+
 # ---- import and export -------------------------------------------------------------------
 
 
@@ -341,7 +360,10 @@ def for_you_page(
         "window_urls": {w: url(tag_id, w) for w in WINDOWS}, "tag_id": tag_id, "here": here(request),
         "votes": acc.vote_counts(store, rowids), "voted": acc.user_voted(store, user.id, rowids),
         "flash": request.query_params.get("flash", "")[:300] or None,
+        "mail": foryou_mail.current(store, user), "mail_sizes": foryou_mail.SIZES,
     }  # fmt: skip
+    if ctx["mail"] is not None and ctx["mail"][1].tag_id is not None:
+        ctx["mail_tag"] = lib.get_tag(store, user.id, ctx["mail"][1].tag_id)
     return render(request, "foryou.html", ctx)
 
 
