@@ -141,7 +141,12 @@ def test_follow_an_author_normalised_and_narrowed(store: Store) -> None:
     assert [p.rowid for p, _ in lib.followed_papers(store, [wl], "2025-01-01", "2025-12-31")] == [r[3]]
     # the window bounds it
     assert [p.rowid for p, _ in lib.followed_papers(store, [f], "2025-06-11", "2025-06-11")] == [r[1]]
+    v = lib.library_version(store, a)
     assert lib.follow_author(store, a, "Jose Muller").id == f.id  # the same follow twice is one
+    assert lib.library_version(store, a) == v
+    # cold start: every day's papers of the follow, newest first, accents or not
+    assert lib.papers_by_follows(store, [f]) == [r[2], r[1], r[0]]
+    assert lib.papers_by_follows(store, [wl]) == [r[3]]
     assert len(lib.list_follows(store, a)) == 5 and lib.list_follows(store, b) == []
     assert not lib.unfollow_author(store, b, f.id)
     assert lib.unfollow_author(store, a, f.id)

@@ -96,23 +96,24 @@ def disable(store: Store, user: User, now: dt.datetime | None = None) -> bool:
 # ---- composing --------------------------------------------------------------------------
 
 
-def _why(item: ForYouItem) -> str:
+def _why(item: ForYouItem, from_follows: bool) -> str:
     parts = []
     if item.follow is not None:
         parts.append(f"By {item.follow.describe()}, whom you follow.")
     if item.nearest is not None:
         terms = f"; shares {', '.join(item.shared_terms)}" if item.shared_terms else ""
-        parts.append(f"Like “{' '.join(item.nearest.title.split())}”, which you saved{terms}.")
+        whose = " (by an author you follow)" if from_follows else ", which you saved"
+        parts.append(f"Like “{' '.join(item.nearest.title.split())}”{whose}{terms}.")
     return " ".join(parts)
 
 
 def compose_foryou(settings: Settings, sub: Subscription, key: str, items: list[ForYouItem], now: dt.datetime,
-                   more_url: str) -> tuple[str, bytes]:  # fmt: skip
+                   more_url: str, *, from_follows: bool = False) -> tuple[str, bytes]:  # fmt: skip
     links = compose.Links.for_subscription(settings, sub)
     views = []
     for item in items:
         v = compose._paper_view(settings.base_url, item.paper, None)
-        v["why"] = _why(item)
+        v["why"] = _why(item, from_follows)
         views.append(v)
     n = len(views)
     label = compose._period_label(sub, key)
@@ -181,7 +182,7 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
                 continue
             more = f"{settings.base_url}/for-you?" + urllib.parse.urlencode(
                 {k: v for k, v in (("tag", o.tag_id), ("window", WINDOW[period])) if v is not None})  # fmt: skip
-            subject, msg = compose_foryou(settings, sub, key, result.items, now, more)
+            subject, msg = compose_foryou(settings, sub, key, result.items, now, more, from_follows=result.from_follows)
             rows.append((sub, subject, msg, len(result.items)))
         if dry is not None:
             for sub, _subject, msg, _n in rows:

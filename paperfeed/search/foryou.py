@@ -10,7 +10,9 @@ One function serves the page, the API, the per-tag Atom feed and the mail, so th
   "not interested" as negatives, and cached per (user, tag, library version): a save changes the
   version, so the next request retrains and every later one only scores;
 - papers by followed authors come first in the all-tags view, labelled with the follow, because
-  the reader asked for them by name; a followed paper the model also ranks keeps its "why".
+  the reader asked for them by name; a followed paper the model also ranks keeps its "why";
+- cold start: one saved paper is enough to train on; with none, the followed authors' papers
+  (of any day) are the positives, so following an author alone gives a ranked page.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class ForYou:
     trained_on: int  # saved papers the model learned from (0: no model)
     items: list[ForYouItem] = field(default_factory=list)
     note: str | None = None  # why there is no ranking, in words
+    from_follows: bool = False  # the model learned from followed authors' papers (empty library)
 
 
 def window_range(store: Store, window: str) -> tuple[str, str] | None:
@@ -94,6 +97,11 @@ def for_you(
     positives = lib.saved_rowids(store, user_id, tag_id)
     negatives = lib.negative_rowids(store, user_id)
     exclude = set(lib.saved_rowids(store, user_id)) | set(negatives)
+    follows = lib.list_follows(store, user_id) if tag is None else []
+    if not positives and follows:
+        # cold start: an empty library learns from the followed authors' papers
+        positives = lib.papers_by_follows(store, follows)
+        out.from_follows = bool(positives)
     ranked: list[ForYouItem] = []
     if not positives:
         out.note = ("Save papers to this tag to get recommendations for it." if tag else
@@ -109,8 +117,10 @@ def for_you(
             out.note = "Your saved papers are not indexed yet; recommendations appear once they are."
         if model is not None:
             out.trained_on = len(model)
+            # papers the model learned from are never recommended (a followed author's own papers
+            # are listed, labelled, below)
             recs = recommend(model, searcher, store, candidates=window_rowids(store, since, until),
-                             exclude=exclude, k=k)  # fmt: skip
+                             exclude=exclude | set(positives), k=k)  # fmt: skip
             papers = {p.rowid: p for p in store.get_by_rowids(
                 [r.rowid for r in recs] + [r.nearest_rowid for r in recs if r.nearest_rowid is not None])}  # fmt: skip
             ranked = [
@@ -121,14 +131,12 @@ def for_you(
     followed: list[ForYouItem] = []
     if tag is None:
         by_rowid = {i.paper.rowid: i for i in ranked}
-        for p, f in lib.followed_papers(store, lib.list_follows(store, user_id), since, until, limit=k):
+        for p, f in lib.followed_papers(store, follows, since, until, limit=k):
             if p.rowid in exclude:
                 continue
             item = by_rowid.pop(p.rowid, None)
             followed.append(ForYouItem(p, item.score if item else None, item.nearest if item else None,
                                        item.shared_terms if item else (), follow=f))  # fmt: skip
         ranked = [i for i in ranked if i.paper.rowid in by_rowid]
-        if followed and out.note and not positives:
-            out.note = None
     out.items = (followed + ranked)[:k]
     return out

@@ -417,11 +417,13 @@ def follow_author(store: Store, user_id: int, name: str, *, coauthor: str = "", 
         n = c.execute("SELECT COUNT(*) FROM author_follows WHERE user_id = ?", (user_id,)).fetchone()[0]
         if n >= MAX_FOLLOWS:
             raise LibraryError(f"You follow {MAX_FOLLOWS} authors, the most there can be.")
-        c.execute(
+        cur = c.execute(
             "INSERT INTO author_follows (user_id, name, name_key, coauthor, coauthor_key, category, created_at) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (user_id, name_key, coauthor_key, category) DO NOTHING",
             (user_id, name, key, coauthor, co_key, category, _now()),
         )
+        if cur.rowcount:
+            _bump(c, user_id)  # an empty library learns from the followed authors' papers
         r = c.execute(
             "SELECT id, name, coauthor, category, name_key, coauthor_key FROM author_follows "
             "WHERE user_id = ? AND name_key = ? AND coauthor_key = ? AND category = ?",
@@ -433,6 +435,8 @@ def follow_author(store: Store, user_id: int, name: str, *, coauthor: str = "", 
 def unfollow_author(store: Store, user_id: int, follow_id: int) -> bool:
     with store.write() as c:
         cur = c.execute("DELETE FROM author_follows WHERE id = ? AND user_id = ?", (follow_id, user_id))
+        if cur.rowcount:
+            _bump(c, user_id)
         return cur.rowcount > 0
 
 
@@ -492,6 +496,29 @@ def followed_papers(
             out.append((p, f))
     out.sort(key=lambda x: (x[0].feed_date or "", x[0].rowid), reverse=True)
     return out[:limit]
+
+
+def papers_by_follows(store: Store, follows: Sequence[Follow], *, limit: int = 200) -> list[int]:
+    """Rowids of visible papers, of any day, by the followed authors, newest first: what an empty
+    library learns from (cold start).
+
+    The surname narrows the scan in SQL, with LIKE (case-blind for ASCII) and its one-character
+    wildcard in place of each vowel and of c, n, s, z, the letters most often accented: "Muller"
+    finds "Müller". A surname accented elsewhere ("Dvořák" for "Dvorak") is missed here; it still
+    shows in the window, which followed_papers compares in full."""
+    out: dict[int, None] = {}
+    for f in follows:
+        # a surname key is letters, digits and spaces only: nothing else LIKE reads as a wildcard
+        pattern = "".join("_" if ch in "aeiouycnsz" else ch for ch in f.name_key.split()[-1])
+        rows = store.conn.execute(
+            "SELECT rowid FROM papers WHERE hidden = 0 AND authors LIKE ? ORDER BY feed_date DESC, rowid DESC "
+            "LIMIT 2000",
+            (f"%{pattern}%",),
+        ).fetchall()
+        for p in store.get_by_rowids([r[0] for r in rows]):
+            if follow_matches(f, p):
+                out[p.rowid] = None
+    return list(out)[:limit]
 
 
 # ---- matching imported references ------------------------------------------------------
