@@ -366,3 +366,21 @@ def test_library_is_kept_in_the_store(user: httpx.Client, srv: LiveServer) -> No
     with open_store(srv.data_dir) as store:
         uid = store.conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
         assert [p.id for p, _ in lib.list_saved(store, uid)] == [pid]
+
+
+def test_odd_input_never_fails(user: httpx.Client, srv: LiveServer) -> None:
+    pid = find_paper_id(srv.data_dir, LINKED_TITLE)
+    for url in ("/library?tag=-1", "/library?tag=99999999999999999999", "/library?tag=1e3", "/library?page=-5",
+                "/library?page=99999999", "/library?view=%00", "/for-you?window=%F0%9F%A7%AA&tag=",
+                "/for-you?tag=0", "/library/export.xml", "/library/export.json?tag=x"):  # fmt: skip
+        r = user.get(url)
+        assert r.status_code in (200, 404), (url, r.status_code)
+    h = api(user)
+    for body in ({"tags": [2**63]}, {"tags": ["x"]}, {"tags": [-1]}, {"tags": list(range(1, 300))}, [1]):
+        r = user.put(f"/api/library/papers/{pid}", json=body, headers=h)
+        assert r.status_code in (404, 422), (body, r.status_code)
+    for data in ({"period": "hourly"}, {"size": "7"}, {"size": "x" * 100}, {"tag_id": "123456789"}):
+        r = post(user, "/for-you/mail", **data)
+        assert r.status_code in (303, 404), (data, r.status_code)
+    r = post(user, "/library/tags", name="x" * 61)
+    assert r.status_code == 303 and "at most 60 characters" in user.get(r.headers["location"]).text

@@ -60,7 +60,8 @@ class TagOut(BaseModel):
 
 
 class SaveIn(BaseModel):
-    tags: list[int] = Field(default_factory=list, max_length=lib.MAX_TAGS, description="Ids of your tags to add")
+    tags: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=lib.MAX_TAGS,
+                                                             description="Ids of your tags to add")
 
 
 class SavedPaperOut(BaseModel):
