@@ -502,16 +502,16 @@ def papers_by_follows(store: Store, follows: Sequence[Follow], *, limit: int = 2
     """Rowids of visible papers, of any day, by the followed authors, newest first: what an empty
     library learns from (cold start).
 
-    The surname narrows the scan in SQL, with LIKE (case-blind for ASCII) and its one-character
-    wildcard in place of each vowel and of c, n, s, z, the letters most often accented: "Muller"
-    finds "Müller". A surname accented elsewhere ("Dvořák" for "Dvorak") is missed here; it still
+    The surname narrows the scan in SQL: lower() (PostgreSQL's LIKE is case-sensitive) and LIKE
+    with its one-character wildcard in place of each vowel and of c, n, s, z, the letters most
+    often accented, so "Muller" finds "Müller". A surname accented elsewhere ("Dvořák" for "Dvorak") is missed here; it still
     shows in the window, which followed_papers compares in full."""
     out: dict[int, None] = {}
     for f in follows:
         # a surname key is letters, digits and spaces only: nothing else LIKE reads as a wildcard
         pattern = "".join("_" if ch in "aeiouycnsz" else ch for ch in f.name_key.split()[-1])
         rows = store.conn.execute(
-            "SELECT rowid FROM papers WHERE hidden = 0 AND authors LIKE ? ORDER BY feed_date DESC, rowid DESC "
+            "SELECT rowid FROM papers WHERE hidden = 0 AND lower(authors) LIKE ? ORDER BY feed_date DESC, rowid DESC "
             "LIMIT 2000",
             (f"%{pattern}%",),
         ).fetchall()
