@@ -126,7 +126,20 @@ def index(ctx: click.Context, rebuild: bool, show_status: bool, no_vectors: bool
         )
 
 
-@click.command(name="eval")
+class EvalCommand(click.Command):
+    """`eval DIR...` measures search; `eval recommend DIR...` measures recommendations (its own
+    options), so the word "recommend" in first place hands the rest of the line to that command."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:  # fmt: skip
+        if args and args[0] == "recommend":
+            from paperfeed.cli.recommend import eval_recommend
+
+            return eval_recommend.make_context("recommend", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command(name="eval", cls=EvalCommand)
 @click.argument("directories", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--suite", type=click.Path(path_type=Path),
               help="A folder of collections (e.g. ../shared/ir): evaluate every one in it.")  # fmt: skip
@@ -147,7 +160,10 @@ def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_
     into a throw-away data directory through the normal ingest and index path, and each query is
     searched exactly as a user typed it. With several collections, the summary gives each
     mode's nDCG@10 per collection and the mean; with --baseline, its ratio to the plain
-    pipeline's weighted sum per collection, the mean of those ratios, and a paired test."""
+    pipeline's weighted sum per collection, the mean of those ratios, and a paired test.
+
+    `paperfeed eval recommend DIR... [--suite DIR] [--baseline] [--json]` measures the
+    recommender instead (see `paperfeed eval recommend --help`)."""
     from paperfeed.eval import METRICS, EvalError, compare, evaluate_dir, suite_dirs, summarize
     from paperfeed.search.query import QueryError, normalize_mode
 

@@ -5,7 +5,7 @@
     recs = recommend(model, searcher, store, candidates=window_rowids, exclude=saved | hidden, k=50)
     recs[0].rowid, recs[0].score, recs[0].nearest_rowid, recs[0].shared_terms
 
-A model is small (the library's own rows, a few sparse vectors); `ModelCache` keeps trained models
+A model is small (the SVM's non-zero weights and the library's vectors); `ModelCache` keeps trained models
 per (user, tag, library version) so a page view only scores.
 """
 
@@ -24,10 +24,19 @@ from paperfeed.search.rec_features import CorpusFeatures, corpus_features, words
 from paperfeed.search.searcher import Searcher
 from paperfeed.store.papers import Store
 
-# Weight of the lexical side in the fused score (the dense side has 1 - this).
-LEXICAL_WEIGHT = 0.5
-# How much the negatives pull a paper down (similarity to the nearest negative).
-NEGATIVE_WEIGHT = 0.5
+# The model: a linear SVM (arxiv-sanity-lite's learner) over [tf-idf ; DENSE_SCALE x MiniLM
+# vector], positives = the library, the rest = background. Measured on the six collections of
+# ../shared/ir with `paperfeed eval recommend --suite ../shared/ir --baseline` (README).
+DENSE_SCALE = 1.0
+SVM_C = 0.1
+# Background papers the SVM sees: all of them up to this many, else a random sample (the retrain
+# cost grows with it; every evaluation collection is smaller, so measured quality is the full
+# method's).
+BACKGROUND = 20_000
+# "Not interested" papers weigh this many times a background paper in training, and a candidate
+# whose vector is this close to one (a near duplicate) is pushed down by the excess.
+NEGATIVE_WEIGHT = 5.0
+NEAR_DUPLICATE = 0.8
 SHARED_TERMS = 5
 
 
@@ -39,15 +48,17 @@ class Recommendation:
     shared_terms: tuple[str, ...]  # main terms it shares with the positives (the "why")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Recommender:
-    """One trained model: what scoring a paper needs, nothing of the corpus."""
+    """One trained model: a few kB of weights and the library's vectors, nothing of the corpus."""
 
-    positives: np.ndarray  # rowids of the saved papers the model knows (with features)
-    pos_dense: np.ndarray  # their unit vectors (P x d)
-    pos_sparse: sp.csr_matrix  # their tf-idf rows (P x F)
-    neg_dense: np.ndarray  # (N x d)
-    neg_sparse: sp.csr_matrix  # (N x F)
+    positives: np.ndarray  # rowids of the saved papers the model learnt from
+    pos_dense: np.ndarray  # their unit vectors (P x d), for the "nearest saved paper"
+    neg_dense: np.ndarray  # "not interested" vectors (N x d), for the near-duplicate push-down
+    lex_index: np.ndarray  # hashed term columns with a non-zero weight
+    lex_weight: np.ndarray  # their weights
+    dense_weight: np.ndarray  # (d,) weights of the dense part (DENSE_SCALE folded in)
+    bias: float
     seq: int  # the corpus version it was trained on
 
     def __len__(self) -> int:
@@ -63,46 +74,70 @@ def train(
 ) -> Recommender:
     """A model from the library's saved papers (rowids) and "not interested" papers (rowids).
     Papers the indexes do not know (hidden, not yet indexed) are left out."""
+    from sklearn.svm import LinearSVC
+
     feats = corpus_features(searcher, store)
     neg_set = set(negatives)
-    pos_ids = [r for r in dict.fromkeys(positives) if r not in neg_set]
-    found, prow = feats.rows_of(pos_ids)
+    _, prow = feats.rows_of([r for r in dict.fromkeys(positives) if r not in neg_set])
     if not len(prow):
         raise RecommendError("no saved paper is indexed yet: nothing to learn from")
     _, nrow = feats.rows_of(list(dict.fromkeys(negatives)))
-    tfidf = feats.tfidf()
+    prow, nrow = np.unique(prow), np.unique(nrow)
+    rest = np.setdiff1d(np.arange(len(feats)), np.concatenate([prow, nrow]), assume_unique=True)
+    if len(rest) > BACKGROUND:
+        # seeded by the library, so the same library always trains the same model
+        seed = int(np.bitwise_xor.reduce(feats.rowids[prow]) & 0xFFFFFFFF)
+        rest = np.sort(np.random.default_rng(seed).choice(rest, BACKGROUND, replace=False))
+    rows = np.concatenate([prow, nrow, rest])
+    y = np.zeros(len(rows), np.int8)
+    y[: len(prow)] = 1
+    # balanced classes (as arxiv-sanity-lite), then the explicit negatives weigh more
+    n_other = max(len(rows) - len(prow), 1)
+    weight = np.full(len(rows), len(rows) / (2.0 * n_other), np.float64)
+    weight[: len(prow)] = len(rows) / (2.0 * len(prow))
+    weight[len(prow) : len(prow) + len(nrow)] *= NEGATIVE_WEIGHT
+    x = _design(feats, rows)
+    if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
+        coef, bias = np.zeros(x.shape[1]), 0.0
+    else:
+        clf = LinearSVC(C=SVM_C, max_iter=2000, tol=1e-4)
+        clf.fit(x, y, sample_weight=weight)
+        coef, bias = clf.coef_.ravel(), float(clf.intercept_[0])
+    n_lex = feats.counts.shape[1]
+    lex = coef[:n_lex]
+    nz = np.flatnonzero(lex)
     return Recommender(
         positives=feats.rowids[prow],
         pos_dense=feats.dense[prow].copy(),
-        pos_sparse=tfidf[prow],
         neg_dense=feats.dense[nrow].copy(),
-        neg_sparse=tfidf[nrow],
+        lex_index=nz.astype(np.int32),
+        lex_weight=lex[nz].astype(np.float32),
+        dense_weight=(coef[n_lex:] * DENSE_SCALE).astype(np.float32),
+        bias=bias,
         seq=feats.seq,
     )
 
 
-def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fused score, index of the nearest positive) for corpus rows `rows`."""
+def _design(feats: CorpusFeatures, rows: np.ndarray) -> sp.csr_matrix:
+    return sp.hstack([feats.tfidf()[rows], sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
+
+
+def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.ndarray:
+    """The model's score for corpus rows `rows`."""
+    w = np.zeros(feats.counts.shape[1], np.float32)
+    w[model.lex_index] = model.lex_weight
     dense = feats.dense[rows]
-    sims = dense @ model.pos_dense.T  # (C x P)
-    nearest = sims.argmax(axis=1)
-    d_score = 0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1)
-    lex = feats.tfidf()[rows]
-    lsims = np.asarray((lex @ model.pos_sparse.T).todense())
-    l_score = 0.5 * lsims.max(axis=1) + 0.5 * lsims.mean(axis=1)
-    score = (1 - LEXICAL_WEIGHT) * _minmax(d_score) + LEXICAL_WEIGHT * _minmax(l_score)
+    score = feats.tfidf()[rows] @ w + dense @ model.dense_weight + model.bias
     if len(model.neg_dense):
-        nd = (dense @ model.neg_dense.T).max(axis=1)
-        nl = np.asarray((lex @ model.neg_sparse.T).todense()).max(axis=1)
-        score = score - NEGATIVE_WEIGHT * ((1 - LEXICAL_WEIGHT) * np.maximum(nd, 0) + LEXICAL_WEIGHT * nl)
-    return score, nearest
+        near = (dense @ model.neg_dense.T).max(axis=1)
+        score = score - np.maximum(near - NEAR_DUPLICATE, 0.0) * _spread(score)
+    return score
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    if not len(x):
-        return x
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+def _spread(score: np.ndarray) -> float:
+    """A scale for the push-down: the score range of the candidates (so that a copy of a
+    not-interested paper drops by about a fifth of the range per 0.04 of cosine)."""
+    return 5.0 * float(score.max() - score.min()) if len(score) else 0.0
 
 
 def recommend(
@@ -113,9 +148,11 @@ def recommend(
     candidates: Sequence[int] | None = None,
     exclude: Collection[int] = (),
     k: int = 50,
+    explain: bool = True,
 ) -> list[Recommendation]:
     """The `k` best papers for the model among `candidates` (rowids; None = the whole corpus),
-    leaving out `exclude` (the saved and not-interested papers), best first."""
+    leaving out `exclude` (the saved and not-interested papers), best first. Without `explain`,
+    `shared_terms` are left empty (it reads the papers' texts)."""
     feats = corpus_features(searcher, store)
     if candidates is None:
         rows = np.arange(len(feats))
@@ -127,19 +164,31 @@ def recommend(
         rows = rows[~np.isin(feats.rowids[rows], ex)]
     if not len(rows) or k <= 0:
         return []
-    score, nearest = _scores(model, feats, rows)
-    top = np.argsort(-score, kind="stable")[:k]
+    score = _scores(model, feats, rows)
+    top = _topk(score, k)
     top_rows = rows[top]
-    why = _shared_terms(model, feats, store, top_rows, nearest[top])
+    nearest = np.zeros(len(top), np.int64)
+    if len(top):
+        nearest = (feats.dense[top_rows] @ model.pos_dense.T).argmax(axis=1)
+    why = (_shared_terms(model, feats, store, top_rows, nearest) if explain
+           else [()] * len(top_rows))  # fmt: skip
     return [
         Recommendation(
             rowid=int(feats.rowids[r]),
             score=float(score[t]),
-            nearest_rowid=int(model.positives[nearest[t]]),
+            nearest_rowid=int(model.positives[nearest[i]]),
             shared_terms=why[i],
         )
         for i, (r, t) in enumerate(zip(top_rows, top, strict=True))
     ]
+
+
+def _topk(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (ties by position, i.e. by rowid)."""
+    if k < len(score):
+        part = np.argpartition(-score, k - 1)[:k]
+        return part[np.lexsort((part, -score[part]))]
+    return np.argsort(-score, kind="stable")
 
 
 def _shared_terms(

@@ -1,0 +1,87 @@
+"""`paperfeed eval recommend`: recommendation quality by the issue-13 protocol."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+
+@click.command(name="recommend")
+@click.argument("directories", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--suite", type=click.Path(path_type=Path),
+              help="A folder of collections (e.g. ../shared/ir): evaluate every one in it.")  # fmt: skip
+@click.option("--baseline", is_flag=True,
+              help="Also run arxiv-sanity-lite's tf-idf + linear SVM and the MiniLM centroid, in the same run.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+@click.option("--progress/--no-progress", default=None)
+def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, as_json: bool,
+                   progress: bool | None) -> None:  # fmt: skip
+    """Measure recommendations on BEIR-layout collections. Every query with at least 4 relevant
+    documents is a reader: the first half of its relevant documents (in sha1 order of
+    "query:doc") is the library, the rest is held out; the recommender sees only the library and
+    ranks every other document. Reports nDCG@10 (binary) and recall@100 averaged over readers."""
+    from paperfeed.eval import EvalError, suite_dirs
+    from paperfeed.eval.recommend import evaluate_recommend, summarize
+
+    try:
+        dirs = suite_dirs(list(directories), suite)
+    except EvalError as e:
+        raise click.UsageError(str(e)) from None
+    show = sys.stderr.isatty() if progress is None else progress
+    results: dict[str, dict[str, Any]] = {}
+    all_runs: dict[str, list[Any]] = {}
+    for directory in dirs:
+        try:
+            coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show)
+        except EvalError as e:
+            raise click.ClickException(str(e)) from None
+        out = runs[0].to_dict()
+        if baseline:
+            out["baselines"] = {r.name: r.to_dict() for r in runs[1:]}
+        name = coll.name if coll.name not in results else str(directory)
+        results[name] = out
+        all_runs[name] = runs
+        if not as_json:
+            _print(str(directory), runs)
+    summary = summarize(all_runs) if len(dirs) > 1 or baseline else None
+    if as_json:
+        if len(dirs) == 1:
+            click.echo(orjson.dumps(next(iter(results.values()))).decode())
+        else:
+            click.echo(orjson.dumps({"collections": results, "mean": summary}).decode())
+        return
+    if summary is not None and len(dirs) > 1:
+        _print_summary(all_runs, summary)
+
+
+def _print(directory: str, runs: list[Any]) -> None:
+    click.echo(f"{directory}: {runs[0].users} readers")
+    click.echo(f"{'run':<18}{'nDCG@10':>10}{'recall@100':>12}")
+    for r in runs:
+        click.echo(f"{r.name:<18}{r.ndcg:>10.4f}{r.recall:>12.4f}")
+    if len(runs) > 1:
+        best = max(r.ndcg for r in runs[1:])
+        if best > 0:
+            click.echo(f"paperfeed / best baseline: {runs[0].ndcg / best:.3f}")
+    click.echo("")
+
+
+def _print_summary(all_runs: dict[str, list[Any]], summary: dict[str, Any]) -> None:
+    colls = list(all_runs)
+    names = list(dict.fromkeys(r.name for runs in all_runs.values() for r in runs))
+    click.echo("nDCG@10")
+    click.echo(f"{'run':<18}" + "".join(f"{c[:10]:>11}" for c in colls) + f"{'mean':>9}")
+    for name in names:
+        cells = []
+        for c in colls:
+            by = {r.name: r for r in all_runs[c]}
+            cells.append(f"{by[name].ndcg:>11.4f}" if name in by else " " * 11)
+        click.echo(f"{name:<18}" + "".join(cells) + f"{summary[name]['ndcg@10']:>9.4f}")
+    ratios = summary.get("ratio_to_best_baseline")
+    if ratios:
+        click.echo(f"{'ratio to best':<18}" + "".join(f"{ratios.get(c, 0):>11.3f}" for c in colls)
+                   + f"   min {summary['min_ratio']:.3f}")  # fmt: skip

@@ -1,0 +1,209 @@
+"""Recommendation quality on BEIR-layout collections (`paperfeed eval recommend`).
+
+The protocol (issue 13):
+* a "user" is every query with at least 4 documents judged relevant (score >= 1);
+* that query's relevant document ids are sorted by the hex digest of sha1(f"{query_id}:{doc_id}");
+  the first ceil(n/2) are the user's library, the rest are held out;
+* the recommender sees only the library, never the query text, and ranks every corpus document
+  that is not in the library;
+* nDCG@10 with binary gains (the held-out documents are relevant) and recall@100, averaged over
+  users.
+
+The collection goes through the product's path (ingest into a throw-away data directory, index,
+then `recommend.train` / `recommend.recommend`), so the figures are what readers get. The
+baselines (`--baseline`) run beside it on the raw corpus file: arxiv-sanity-lite's tf-idf + linear
+SVM, and the centroid of plain sentence-transformers MiniLM vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paperfeed.eval import Collection, EvalError, build, load_collection
+
+MIN_RELEVANT = 4
+DEPTH = 100
+BASELINES = ("asl-svm", "minilm-centroid")
+
+
+@dataclass(frozen=True)
+class User:
+    query_id: str
+    library: tuple[str, ...]
+    held_out: tuple[str, ...]
+
+
+def split_users(qrels: dict[str, dict[str, int]]) -> list[User]:
+    """The protocol's users: queries with >= 4 relevant documents, split by sha1 order."""
+    users = []
+    for qid, docs in qrels.items():
+        rel = [d for d, s in docs.items() if s >= 1]
+        if len(rel) < MIN_RELEVANT:
+            continue
+        rel.sort(key=lambda d: hashlib.sha1(f"{qid}:{d}".encode()).hexdigest())
+        n = math.ceil(len(rel) / 2)
+        users.append(User(qid, tuple(rel[:n]), tuple(rel[n:])))
+    return users
+
+
+def ndcg_at(ranked: Sequence[str], relevant: set[str], k: int = 10) -> float:
+    """Binary-gain nDCG@k."""
+    dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def recall_at(ranked: Sequence[str], relevant: set[str], k: int = DEPTH) -> float:
+    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
+
+
+@dataclass
+class RecRun:
+    name: str
+    ndcg: float
+    recall: float
+    users: int
+    seconds: float
+    per_user: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ndcg@10": round(self.ndcg, 4), "recall@100": round(self.recall, 4), "users": self.users}
+
+
+def score_rankings(name: str, users: list[User], rankings: dict[str, list[str]], seconds: float) -> RecRun:
+    nd: dict[str, float] = {}
+    rc: list[float] = []
+    for u in users:
+        ranked = rankings.get(u.query_id, [])
+        held = set(u.held_out)
+        nd[u.query_id] = ndcg_at(ranked, held)
+        rc.append(recall_at(ranked, held))
+    n = len(users)
+    return RecRun(name, sum(nd.values()) / n if n else 0.0, sum(rc) / n if n else 0.0, n, seconds, nd)
+
+
+def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, progress: bool = False
+                     ) -> dict[str, list[str]]:  # fmt: skip
+    """Each user's top DEPTH documents by paperfeed's recommender, as collection doc ids."""
+    from paperfeed.eval import _source
+    from paperfeed.search import Searcher
+    from paperfeed.search.recommend import RecommendError, recommend, train
+    from paperfeed.store import open_store
+
+    out: dict[str, list[str]] = {}
+    with open_store(data_dir) as store:
+        searcher = Searcher(data_dir, auto_sync=False)
+        ext = dict(store.conn.execute(
+            "SELECT ext_id, paper_rowid FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
+            (_source(coll),),
+        ).fetchall())  # fmt: skip
+        back = {r: e for e, r in ext.items()}
+        for u in _bar(users, progress, f"recommend {coll.name}"):
+            lib = [ext[d] for d in u.library if d in ext]
+            try:
+                model = train(searcher, store, lib)
+            except RecommendError:
+                out[u.query_id] = []
+                continue
+            recs = recommend(model, searcher, store, exclude=lib, k=DEPTH, explain=False)
+            out[u.query_id] = [back[r.rowid] for r in recs if r.rowid in back]
+    return out
+
+
+def baseline_rankings(coll: Collection, users: list[User]) -> dict[str, dict[str, list[str]]]:
+    """The two baselines' rankings (name -> user -> doc ids), over the raw corpus file."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    from paperfeed.bench.baseline import plain_encoder
+    from paperfeed.eval.plain import read_corpus
+
+    ids, texts = read_corpus(str(coll.corpus))
+    index = {d: i for i, d in enumerate(ids)}
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=20_000).fit_transform(texts)
+    vecs = np.asarray(plain_encoder()(texts), dtype=np.float32)
+
+    def svm(lib: np.ndarray) -> np.ndarray:
+        y = np.zeros(len(ids))
+        y[lib] = 1
+        clf = LinearSVC(C=0.01, class_weight="balanced", max_iter=10_000, tol=1e-6)
+        return clf.fit(tfidf, y).decision_function(tfidf)
+
+    def centroid(lib: np.ndarray) -> np.ndarray:
+        return vecs @ vecs[lib].mean(axis=0)
+
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {"asl-svm": svm, "minilm-centroid": centroid}
+    out: dict[str, dict[str, list[str]]] = {name: {} for name in methods}
+    for u in users:
+        lib = np.array([index[d] for d in u.library if d in index], dtype=np.int64)
+        for name, fn in methods.items():
+            if not len(lib):
+                out[name][u.query_id] = []
+                continue
+            scores = fn(lib).astype(np.float64)
+            scores[lib] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:DEPTH]
+            out[name][u.query_id] = [ids[i] for i in top]
+    return out
+
+
+def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False,
+                       keep: Path | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
+    """paperfeed's recommender on one collection (and, with `baseline`, the two baselines)."""
+    coll = load_collection(root)
+    users = split_users(coll.qrels)
+    if not users:
+        raise EvalError(f"{root}: no query has {MIN_RELEVANT} or more relevant documents")
+    with tempfile.TemporaryDirectory(prefix="paperfeed-evalrec-") as tmp:
+        data_dir = keep or Path(tmp)
+        build(coll, data_dir, progress=progress)
+        t0 = time.perf_counter()
+        ranked = product_rankings(coll, users, data_dir, progress=progress)
+        runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]
+    if baseline:
+        t0 = time.perf_counter()
+        base = baseline_rankings(coll, users)
+        seconds = time.perf_counter() - t0
+        runs += [score_rankings(name, users, base[name], seconds) for name in BASELINES]
+    return coll, runs
+
+
+def summarize(per_collection: dict[str, list[RecRun]]) -> dict[str, Any]:
+    """Mean of each run over the collections and, when the baselines ran, each collection's ratio
+    of paperfeed's nDCG@10 to the better baseline (the issue's target: >= 1.05 everywhere)."""
+    names = list(dict.fromkeys(r.name for runs in per_collection.values() for r in runs))
+    out: dict[str, Any] = {}
+    for name in names:
+        rs = [r for runs in per_collection.values() for r in runs if r.name == name]
+        out[name] = {
+            "ndcg@10": round(sum(r.ndcg for r in rs) / len(rs), 4),
+            "recall@100": round(sum(r.recall for r in rs) / len(rs), 4),
+            "users": sum(r.users for r in rs),
+        }
+    ratios = {}
+    for coll, runs in per_collection.items():
+        by = {r.name: r for r in runs}
+        best = max((by[b].ndcg for b in BASELINES if b in by), default=0.0)
+        if best > 0:
+            ratios[coll] = round(by["paperfeed"].ndcg / best, 4)
+    if ratios:
+        out["ratio_to_best_baseline"] = ratios
+        out["min_ratio"] = min(ratios.values())
+    return out
+
+
+def _bar(items: list[Any], progress: bool, desc: str) -> Any:
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="user")
