@@ -322,7 +322,12 @@ def _compose_period(
 
 def _compose_foryou(store: Store, settings: Settings, period: str, now: dt.datetime, report: RunReport,
                     dry: DryRunSender | None) -> None:  # fmt: skip
-    run = foryou.compose_period(store, settings, period, now, dry)
+    try:
+        run = foryou.compose_period(store, settings, period, now, dry)
+    except Exception as exc:  # noqa: BLE001 - a broken index must not hold back the other mails
+        log.exception("For-you mails of %s not composed", period)
+        report.errors.append(f"For-you mails not composed: {type(exc).__name__}: {exc}")
+        return
     report.composed += run.composed
     report.empty += run.empty
     report.written += run.written
