@@ -49,7 +49,7 @@ router = APIRouter(include_in_schema=False)
 feed_router = APIRouter(prefix="/feeds", tags=["feeds"])
 
 PER_PAGE = 50
-FOR_YOU_ITEMS = 50
+FOR_YOU_ITEMS = 30  # like trending; the "why" of each item costs a few ms (search.recommend)
 MAX_UPLOAD = 8 * 1024 * 1024  # also the body cap of the import routes (paperfeed.web.app.BODY_LIMITS)
 WINDOW_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
 FORM = [Depends(verify_csrf), Depends(rate_limit("library", 240))]
