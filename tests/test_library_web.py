@@ -136,7 +136,7 @@ def test_for_you_ranks_the_window_and_says_why(user: httpx.Client, srv: LiveServ
     again = re.findall(r'<article class="paper" id="p-([0-9a-f]+)"', user.get("/for-you?window=today").text)
     assert dropped not in again and saved_id not in again
     # the API says the same
-    data = user.get("/api/recommendations", params={"window": "today"}).json()
+    data = user.get("/api/recommendations", params={"window": "today", "limit": len(again)}).json()
     assert data["trained_on"] == 1 and data["window"] == "today" and data["until"] == latest
     assert [i["paper"]["id"] for i in data["items"]] == again
     assert all(i["nearest"]["id"] == saved_id for i in data["items"])
