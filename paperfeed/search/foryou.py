@@ -78,9 +78,11 @@ def for_you(
     tag_id: int | None = None,
     window: str = "week",
     k: int = 50,
+    explain: bool = True,
 ) -> ForYou:
     """The ranked window for `user_id` (see the module docstring). `tag_id` must be the user's
-    (checked here too: another user's id gives the same answer as an unknown one)."""
+    (checked here too: another user's id gives the same answer as an unknown one). Without
+    `explain`, items carry no shared terms (a feed shows none, and they cost a few ms each)."""
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, not {window!r}")
     k = max(1, min(k, MAX_ITEMS))
@@ -120,7 +122,7 @@ def for_you(
             # papers the model learned from are never recommended (a followed author's own papers
             # are listed, labelled, below)
             recs = recommend(model, searcher, store, candidates=window_rowids(store, since, until),
-                             exclude=exclude | set(positives), k=k)  # fmt: skip
+                             exclude=exclude | set(positives), k=k, explain=explain)  # fmt: skip
             papers = {p.rowid: p for p in store.get_by_rowids(
                 [r.rowid for r in recs] + [r.nearest_rowid for r in recs if r.nearest_rowid is not None])}  # fmt: skip
             ranked = [

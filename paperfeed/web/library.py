@@ -387,6 +387,6 @@ def tag_feed(request: Request, token: str, store: StoreDep, settings: SettingsDe
     if found is None or found[1].feed_gen != payload[1]:
         raise gone
     owner, tag = found
-    result = for_you(store, searcher, cache, owner, tag_id=tag.id, window="week", k=FOR_YOU_ITEMS)
+    result = for_you(store, searcher, cache, owner, tag_id=tag.id, window="week", k=FOR_YOU_ITEMS, explain=False)
     return atom(request, f"For you: {tag.name}", f"/feeds/library/{quote(token)}.atom", "/for-you?" + urlencode({"tag": tag.id}),
                 [i.paper for i in result.items], subtitle="Papers of the week like the ones in this tag, on paperfeed")  # fmt: skip
