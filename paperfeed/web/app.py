@@ -294,12 +294,12 @@ def create_app(
 
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, export, feeds, library, library_api, pages, submit
+    from paperfeed.web import api, auth, export, feeds, library, library_api, library_feed, pages, submit
 
     app.include_router(api.router)
     app.include_router(api.health_router)
     app.include_router(library_api.router)
-    app.include_router(library.feed_router)
+    app.include_router(library_feed.router)
     app.include_router(feeds.router)
     app.include_router(export.router)
     app.include_router(auth.router)

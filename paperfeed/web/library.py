@@ -1,25 +1,20 @@
-"""The reader's library and "For you" on the site: pages, the forms behind the save / tag /
-not-interested buttons, import and export, followed authors, and the per-tag Atom feed.
+"""The reader's library and "For you" on the site: the pages, and the forms behind the save /
+tag / not-interested buttons, tags, followed authors, the For-you mail, import and export.
+The per-tag feed is paperfeed.web.library_feed, the JSON API paperfeed.web.library_api.
 
 Every form is a plain POST with the CSRF token, so all of it works without script. Every tag
 id that arrives in a request is looked up together with the signed-in user
 (paperfeed.store.library), so another user's tag answers exactly as a tag that does not exist.
-
-The per-tag feed has no session (feed readers have none): its URL carries a signed token of
-(tag id, feed generation). Regenerating bumps the generation, which kills the old URL.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import BadData, URLSafeSerializer
 
 from paperfeed.digest import foryou as foryou_mail
 from paperfeed.digest.validate import SubscriptionError
@@ -29,28 +24,25 @@ from paperfeed.search.foryou import WINDOWS, ForYou, for_you
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import library as lib
-from paperfeed.web.citations import Cited, bibtex
 from paperfeed.web.deps import (
     MaybeUser,
     Recommenders,
     SearcherDep,
-    SettingsDep,
     SignedIn,
     StoreDep,
     rate_limit,
     verify_csrf,
 )
-from paperfeed.web.feeds import atom
 from paperfeed.web.ids import lookup_paper
+from paperfeed.web.library_feed import feed_url
+from paperfeed.web.library_io import export_bibtex, export_json, read_upload
 from paperfeed.web.pages import here, page_window, parse_page, safe_next
 from paperfeed.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-feed_router = APIRouter(prefix="/feeds", tags=["feeds"])
 
 PER_PAGE = 50
 FOR_YOU_ITEMS = 30  # like trending; the "why" of each item costs a few ms (search.recommend)
-MAX_UPLOAD = 8 * 1024 * 1024  # also the body cap of the import routes (paperfeed.web.app.BODY_LIMITS)
 WINDOW_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
 FORM = [Depends(verify_csrf), Depends(rate_limit("library", 240))]
 
@@ -81,46 +73,6 @@ def parse_tag_id(value: str | None) -> int | None:
     if not value.strip().isdigit() or len(value.strip()) > 18:
         raise HTTPException(status_code=404, detail="There is no such tag.")
     return int(value)
-
-
-def _feed_signer(secret: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt="paperfeed.library-feed.v1")
-
-
-def feed_token(secret: str, tag: lib.Tag) -> str:
-    return _feed_signer(secret).dumps([tag.id, tag.feed_gen])
-
-
-def feed_url(base_url: str, secret: str, tag: lib.Tag) -> str:
-    return f"{base_url}/feeds/library/{feed_token(secret, tag)}.atom"
-
-
-def export_json(store: Store, user_id: int, tag_id: int | None = None) -> bytes:
-    """The whole library (or one tag) with every tag, "not interested" and followed author: the
-    reader's data in a form another tool can read back."""
-    tags = lib.list_tags(store, user_id)
-    names = {t.id: t.name for t in tags}
-    rows = lib.list_saved(store, user_id, tag_id, limit=lib.MAX_LIBRARY)
-    marks = lib.marks(store, user_id, [p.rowid for p, _ in rows])
-    papers = [{**p.to_dict(), "saved_at": when, "tags": [names[t] for t in marks.tags.get(p.rowid, ())]}
-              for p, when in rows]  # fmt: skip
-    body: dict[str, Any] = {
-        "format": "paperfeed-library", "version": 1,
-        "exported_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "tag": names.get(tag_id) if tag_id is not None else None,
-        "tags": [{"name": t.name, "papers": t.count} for t in tags],
-        "papers": papers,
-    }  # fmt: skip
-    if tag_id is None:
-        body["not_interested"] = [p.to_dict() for p in lib.list_negatives(store, user_id, limit=lib.MAX_LIBRARY)]
-        body["following"] = [{"name": f.name, "coauthor": f.coauthor or None, "category": f.category or None}
-                             for f in lib.list_follows(store, user_id)]  # fmt: skip
-    return orjson.dumps(body, option=orjson.OPT_INDENT_2)
-
-
-def export_bibtex(store: Store, user_id: int, tag_id: int | None = None) -> str:
-    rows = lib.list_saved(store, user_id, tag_id, limit=lib.MAX_LIBRARY)
-    return bibtex([Cited(p) for p, _ in rows])
 
 
 def _attachment(body: bytes | str, media_type: str, name: str) -> Response:
@@ -259,14 +211,6 @@ def foryou_mail_form(store: StoreDep, user: SignedIn, action: str = Form("on"), 
 # ---- import and export -------------------------------------------------------------------
 
 
-def read_upload(file: UploadFile) -> bytes:
-    # the body cap (paperfeed.web.app.BODY_LIMITS) stops a larger upload before it is parsed
-    data = file.file.read(MAX_UPLOAD + 1)
-    if len(data) > MAX_UPLOAD:
-        raise HTTPException(status_code=413, detail=f"The file is too large (at most {MAX_UPLOAD // 1024 // 1024} MiB).")
-    return data
-
-
 @router.post("/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))])
 def import_form(
     request: Request,
@@ -365,28 +309,3 @@ def for_you_page(
     if ctx["mail"] is not None and ctx["mail"][1].tag_id is not None:
         ctx["mail_tag"] = lib.get_tag(store, user.id, ctx["mail"][1].tag_id)
     return render(request, "foryou.html", ctx)
-
-
-# ---- the per-tag feed ------------------------------------------------------------------
-
-
-@feed_router.get("/library/{token}.atom", response_class=Response,
-                 responses={200: {"content": {"application/atom+xml": {}}}, 404: {"description": "Unknown or revoked"}})  # fmt: skip
-def tag_feed(request: Request, token: str, store: StoreDep, settings: SettingsDep, searcher: SearcherDep,
-             cache: Recommenders) -> Response:  # fmt: skip
-    """"For you" of one tag of a reader's library, this week, behind a secret URL (made on the
-    library page, where it can be replaced by a new one)."""
-    gone = HTTPException(status_code=404, detail="No such feed (its address may have been replaced by a new one).")
-    try:
-        payload = _feed_signer(settings.secret_key).loads(token)
-    except BadData:
-        raise gone from None
-    if not (isinstance(payload, list) and len(payload) == 2 and all(type(x) is int for x in payload)):
-        raise gone
-    found = lib.tag_by_id_any_user(store, payload[0])
-    if found is None or found[1].feed_gen != payload[1]:
-        raise gone
-    owner, tag = found
-    result = for_you(store, searcher, cache, owner, tag_id=tag.id, window="week", k=FOR_YOU_ITEMS, explain=False)
-    return atom(request, f"For you: {tag.name}", f"/feeds/library/{quote(token)}.atom", "/for-you?" + urlencode({"tag": tag.id}),
-                [i.paper for i in result.items], subtitle="Papers of the week like the ones in this tag, on paperfeed")  # fmt: skip

@@ -29,7 +29,9 @@ from paperfeed.web.deps import (
     rate_limit,
     verify_csrf,
 )
-from paperfeed.web.library import export_bibtex, export_json, feed_url, find_paper, own_tag, read_upload
+from paperfeed.web.library import find_paper, own_tag
+from paperfeed.web.library_feed import feed_url
+from paperfeed.web.library_io import export_bibtex, export_json, read_upload
 
 router = APIRouter(prefix="/api", tags=["library"])
 
