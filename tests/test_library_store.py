@@ -57,6 +57,8 @@ def test_tags_saves_and_versions(store: Store) -> None:
     assert v1 != v0 and t1 != t0 and n1 != n0
     m = lib.marks(store, a, r)
     assert m.saved == {r[0], r[1]} and m.tags[r[1]] == tuple(sorted((ml.id, nlp.id)))
+    assert lib.all_marks(store, a) == m
+    assert lib.saved_at(store, a, r[0]) and lib.saved_at(store, a, r[4]) is None
     # untagging changes that tag's version only
     assert lib.untag(store, a, r[1], nlp.id)
     assert lib.library_version(store, a, ml.id) == t1 and lib.library_version(store, a, nlp.id) != n1

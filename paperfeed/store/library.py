@@ -373,6 +373,27 @@ def list_negatives(store: Store, user_id: int, *, limit: int = 200) -> list[Pape
     return store.get_by_rowids([r[0] for r in rows])
 
 
+def all_marks(store: Store, user_id: int) -> Marks:
+    """What the user's whole library says, in three queries (the buttons of any page's cards)."""
+    saved = frozenset(r[0] for r in store.conn.execute(
+        "SELECT paper_rowid FROM library_papers WHERE user_id = ?", (user_id,)))  # fmt: skip
+    negative = frozenset(r[0] for r in store.conn.execute(
+        "SELECT paper_rowid FROM library_negatives WHERE user_id = ?", (user_id,)))  # fmt: skip
+    tags: dict[int, list[int]] = {}
+    for r in store.conn.execute(
+        "SELECT paper_rowid, tag_id FROM library_tagged WHERE user_id = ? ORDER BY tag_id", (user_id,)
+    ):
+        tags.setdefault(r[0], []).append(r[1])
+    return Marks(saved, negative, {k: tuple(v) for k, v in tags.items()})
+
+
+def saved_at(store: Store, user_id: int, rowid: int) -> str | None:
+    r = store.conn.execute(
+        "SELECT created_at FROM library_papers WHERE user_id = ? AND paper_rowid = ?", (user_id, rowid)
+    ).fetchone()
+    return r[0] if r else None
+
+
 def marks(store: Store, user_id: int, rowids: Collection[int]) -> Marks:
     ids = list(dict.fromkeys(rowids))
     saved: set[int] = set()

@@ -80,10 +80,12 @@ def _attachment(body: bytes | str, media_type: str, name: str) -> Response:
 
 
 def _back(next_: str, paper: Paper | None = None, flash: str | None = None) -> RedirectResponse:
-    target = safe_next(next_)
+    target, hash_, fragment = safe_next(next_).partition("#")
     if flash:
-        target += ("&" if "?" in target.split("#")[0] else "?") + urlencode({"flash": flash})
-    if paper is not None and "#" not in target:
+        target += ("&" if "?" in target else "?") + urlencode({"flash": flash})
+    if hash_:
+        target += f"#{fragment}"
+    elif paper is not None:
         target += f"#p-{paper.id}"
     return RedirectResponse(target, status_code=303)
 

@@ -184,8 +184,8 @@ def api_save(request: Request, paper_id: PaperId, store: StoreDep, user: SignedI
     except lib.LibraryError as exc:
         return _library_error(exc)
     marks = lib.marks(store, user.id, [p.rowid])
-    when = next((w for q, w in lib.list_saved(store, user.id, limit=lib.MAX_LIBRARY) if q.rowid == p.rowid), "")
-    return SavedPaperOut(paper=paper_out(request, p), saved_at=when, tags=list(marks.tags.get(p.rowid, ())))
+    return SavedPaperOut(paper=paper_out(request, p), saved_at=lib.saved_at(store, user.id, p.rowid) or "",
+                         tags=list(marks.tags.get(p.rowid, ())))  # fmt: skip
 
 
 @router.delete("/library/papers/{paper_id}", status_code=204, responses=AUTH_ERRORS, dependencies=CHANGES,

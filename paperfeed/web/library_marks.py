@@ -37,8 +37,7 @@ class LibraryMarks:
         uid = self.user.id
 
         def load(store: Store) -> tuple[lib.Marks, list[lib.Tag]]:
-            rowids = lib.saved_rowids(store, uid) + lib.negative_rowids(store, uid)
-            return lib.marks(store, uid, rowids), lib.list_tags(store, uid)
+            return lib.all_marks(store, uid), lib.list_tags(store, uid)
 
         return self._with_store(load)
 
