@@ -146,6 +146,10 @@ def _build(
     ])  # fmt: skip
 
 
+# for composers in other modules (paperfeed.digest.foryou): the same headers and MIME layout
+build_message = _build
+
+
 def _paper_view(base: str, p: Paper, votes: int | None) -> dict:
     return {
         "title": " ".join(p.title.split()),

@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 
 from paperfeed.addresses import address_key
 from paperfeed.config import Settings
-from paperfeed.digest import compose, matching
+from paperfeed.digest import compose, foryou, matching
 from paperfeed.digest.periods import iso, period_key, utcnow
 from paperfeed.digest.sender import DryRunSender, SmtpSender
 from paperfeed.digest.validate import (
@@ -180,6 +180,19 @@ def _compose_period(
                         subs.set_watermark(c, sub.id, wm, stamp)
             for sub in no_match:
                 subs.set_watermark(c, sub.id, upto, stamp)
+
+
+def _compose_foryou(store: Store, settings: Settings, period: str, now: dt.datetime, report: RunReport,
+                    dry: DryRunSender | None) -> None:  # fmt: skip
+    try:
+        run = foryou.compose_period(store, settings, period, now, dry)
+    except Exception as exc:  # noqa: BLE001 - a broken index must not hold back the other mails
+        log.exception("For-you mails of %s not composed", period)
+        report.errors.append(f"For-you mails not composed: {type(exc).__name__}: {exc}")
+        return
+    report.composed += run.composed
+    report.empty += run.empty
+    report.written += run.written
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -358,6 +371,7 @@ def send_digests(
                 dry = DryRunSender(dry_run)
                 for p in periods:
                     _compose_period(store, settings, p, now, report, dry)
+                    _compose_foryou(store, settings, p, now, report, dry)
                 for row_id in ob.due_ids(store, iso(now)):
                     row = ob.get(store, row_id)
                     if row is not None and row.message is not None:
@@ -365,6 +379,7 @@ def send_digests(
                 return report
             for p in periods:
                 _compose_period(store, settings, p, now, report, None)
+                _compose_foryou(store, settings, p, now, report, None)
             _send_due(store, settings, now, report, limit, on_sent, connections)
             _prune(store, now)
             report.waiting = ob.waiting(store, iso(now))

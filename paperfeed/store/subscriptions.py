@@ -45,6 +45,8 @@ class Subscription:
         """One line a person recognises: what this subscription sends."""
         if self.kind == "trending":
             return f"Trending papers, {self.period}"
+        if self.kind == "foryou":
+            return f"For you: papers ranked by your library, {self.period}"
         extra = "".join(f", {k}: {v}" for k, v in sorted(self.filters.items()))
         return f'New papers matching "{self.query}"{extra}, {self.period}'
 
@@ -148,16 +150,17 @@ def list_subscriptions(
     return [_row(r) for r in store.conn.execute(sql, args)]
 
 
-def due_subscriptions(store: Store, period: str, period_key: str, *, after_id: int = 0, limit: int = 500) -> list[Subscription]:
-    """Active subscriptions of `period` with nothing in the outbox for `period_key`
+def due_subscriptions(store: Store, period: str, period_key: str, *, after_id: int = 0, limit: int = 500,
+                      kinds: tuple[str, ...] = ("trending", "alert")) -> list[Subscription]:  # fmt: skip
+    """Active subscriptions of `period` and `kinds` with nothing in the outbox for `period_key`
     yet and whose address is not suppressed, in id order, one page at a time."""
     rows = store.conn.execute(
         f"SELECT {', '.join('s.' + c.strip() for c in _COLS.split(','))} FROM subscriptions s "
-        "WHERE s.status = 'active' AND s.period = ? AND s.id > ? "
+        f"WHERE s.status = 'active' AND s.kind IN ({','.join('?' * len(kinds))}) AND s.period = ? AND s.id > ? "
         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.subscription_id = s.id AND o.period_key = ?) "
         "AND NOT EXISTS (SELECT 1 FROM mail_suppressions m WHERE m.email_key = s.email_key) "
         "ORDER BY s.id LIMIT ?",
-        (period, after_id, period_key, limit),
+        (*kinds, period, after_id, period_key, limit),
     )
     return [_row(r) for r in rows]
 

@@ -26,6 +26,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
+from paperfeed.search.recommend import ModelCache
 from paperfeed.store.engine import StoreUnavailable
 from paperfeed.web.deps import CSRF_COOKIE, StorePool
 from paperfeed.web.mailer import Mailer
@@ -146,9 +147,10 @@ class HeadMiddleware:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
-# No route takes an upload: every body is a small form or JSON document, so one cap
-# fits all. A route that needs more would get its own entry here.
+# Every body is a small form or JSON document, so one cap fits all but the routes listed in
+# BODY_LIMITS: the library import takes a file.
 MAX_BODY = 64 * 1024
+BODY_LIMITS = {"/library/import": 8 * 1024 * 1024, "/api/library/import": 8 * 1024 * 1024}
 
 
 def _too_large(limit: int) -> StarletteHTTPException:
@@ -173,7 +175,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
+        limit = BODY_LIMITS.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", []):
             # (the server has already refused a Content-Length that is not a number)
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -239,10 +241,22 @@ def _mount_docs(app: FastAPI) -> None:
 
 def routers() -> list[APIRouter]:
     """Every route of the site and the API (what /openapi.json documents comes from these)."""
-    from paperfeed.web import api, auth, export, feeds, pages, submit, subscriptions
+    from paperfeed.web import (
+        api,
+        auth,
+        export,
+        feeds,
+        library,
+        library_api,
+        library_feed,
+        pages,
+        submit,
+        subscriptions,
+    )
 
-    return [api.router, api.health_router, feeds.router, export.router, auth.router, pages.router,
-            submit.router, subscriptions.router]  # fmt: skip
+    return [api.router, api.health_router, library_api.router, library_feed.router, feeds.router,
+            export.router, auth.router, pages.router, submit.router, library.router,
+            subscriptions.router]  # fmt: skip
 
 
 def create_app(
@@ -287,6 +301,7 @@ def create_app(
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
     app.state.mailer = Mailer(data_dir, settings)
+    app.state.recommenders = ModelCache()
 
     secure = settings.base_url.startswith("https://")
     app.state.secure_cookies = secure

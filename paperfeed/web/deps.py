@@ -14,11 +14,14 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from paperfeed.config import Settings
+from paperfeed.search.recommend import ModelCache
+from paperfeed.search.searcher import Searcher
 from paperfeed.store import Store, open_store, ratelimits
 from paperfeed.store.accounts import User, session_user
 
@@ -209,3 +212,24 @@ def rate_limit(bucket: str, per_minute: int) -> Callable[..., None]:
             raise too_many(wait)
 
     return dependency
+
+
+# ---- the library and "For you" (issue 13) ----------------------------------------
+
+
+def get_recommenders(request: Request) -> ModelCache:
+    """The process's cache of trained recommenders (keyed by user, tag and library version)."""
+    return request.app.state.recommenders
+
+
+def get_searcher(request: Request) -> Searcher | None:
+    """The warm Searcher, or None while the indexes cannot be opened."""
+    return request.app.state.search.ensure_loaded()
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MaybeUser = Annotated[User | None, Depends(current_user)]
+SignedIn = Annotated[User, Depends(require_user)]
+Recommenders = Annotated[ModelCache, Depends(get_recommenders)]
+SearcherDep = Annotated[Searcher | None, Depends(get_searcher)]

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from paperfeed.web.deps import csrf_token, get_settings, load_user
+from paperfeed.web.library_marks import LibraryMarks
 from paperfeed.web.math import render_tex
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -36,4 +37,6 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
     ctx.setdefault("user", load_user(request))
     ctx.setdefault("csrf_token", csrf_token(request))
     ctx.setdefault("base_url", get_settings(request).base_url)
+    # the save / tag buttons of paper cards; loaded only if a card asks
+    ctx.setdefault("library", LibraryMarks(request, ctx["user"]))
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
