@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from digest_support import SmtpSink, parts, start_mail_site
 
 from paperfeed.digest import send_digests
 from paperfeed.models import Paper
@@ -18,6 +17,7 @@ from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
 from paperfeed.store import subscriptions as subs
+from tests.digest_support import SmtpSink, parts, start_mail_site
 
 # starts a server over an indexed corpus (conftest.SLOW_FILES says the same of its peers)
 pytestmark = pytest.mark.slow

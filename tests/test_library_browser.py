@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 from test_web_browser import AXE, CHROMIUM, Tab
-from webserver import LiveServer, demo_server
+
+from tests.webserver import LiveServer, demo_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]  # fmt: skip
 
 

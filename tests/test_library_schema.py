@@ -13,7 +13,10 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from webserver import LINKED_TITLE, demo_server, find_paper_id
+
+from tests.webserver import LINKED_TITLE, demo_server, find_paper_id
+
+pytestmark = pytest.mark.slow  # asks the shared demo server
 
 OPERATIONS = [
     ("GET", "/api/library"), ("GET", "/api/library/tags"), ("POST", "/api/library/tags"),

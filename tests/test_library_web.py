@@ -12,10 +12,12 @@ import xml.etree.ElementTree as ET
 import bibtexparser
 import httpx
 import pytest
-from webserver import LINKED_TITLE, XSS_TITLE, LiveServer, demo_server, find_paper_id
 
 from paperfeed.store import library as lib
 from paperfeed.store import open_store
+from tests.webserver import LINKED_TITLE, XSS_TITLE, LiveServer, demo_server, find_paper_id
+
+pytestmark = pytest.mark.slow  # asks the shared demo server
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
