@@ -291,13 +291,15 @@ def create_app(
 
     _mount_docs(app)
 
-    from paperfeed.web import api, auth, export, feeds, pages, submit
+    from paperfeed.web import api, auth, export, feeds, manage, pages, password, submit
 
     app.include_router(api.router)
     app.include_router(api.health_router)
     app.include_router(feeds.router)
     app.include_router(export.router)
     app.include_router(auth.router)
+    app.include_router(password.router)
+    app.include_router(manage.router)
     app.include_router(pages.router)
     app.include_router(submit.router)
     try:
