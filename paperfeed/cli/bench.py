@@ -17,6 +17,7 @@ EXTERNAL: dict[str, str] = {
     "mail": "paperfeed.digest.bench:bench_mail",
     "mail-kills": "paperfeed.digest.killbench:bench_mail_kills",
     "embed": "paperfeed.bench.embed:bench_embed_cmd",
+    "lighthouse": "paperfeed.web.lighthouse:bench_lighthouse",
 }
 EXTERNAL_HELP = {
     "search": "Search quality and latency benchmarks.",
@@ -24,6 +25,7 @@ EXTERNAL_HELP = {
     "mail": "Digest composition and sending benchmark.",
     "mail-kills": "Mails sent twice per 1,000 SIGKILLs of the digest send job.",
     "embed": "Embedding docs/s, product embedder vs plain sentence-transformers.",
+    "lighthouse": "Lighthouse scores of the site's pages in headless Chromium.",
 }
 
 
