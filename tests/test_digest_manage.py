@@ -150,3 +150,23 @@ def test_verification_mail_has_the_same_date_format(site: tuple[LiveServer, Sett
     _, raw = compose.compose_verify_email(settings, READER, f"{settings.base_url}/account/verify/x", now)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Date"] == "Tue, 04 Mar 2025 05:06:07 +0000" == compose.mail_date(now)
+
+
+def test_no_server_errors_on_odd_manage_requests(site: tuple[LiveServer, Settings]) -> None:
+    srv, settings = site
+    from paperfeed.digest.tokens import manage_token
+
+    with open_store(srv.data_dir) as store:
+        sub = subscribe(store, settings, "odd@example.org", query="odd requests").subscription
+    good = manage_token(settings.secret_key, sub.id, sub.email_key)
+    gone = manage_token(settings.secret_key, 10**9, sub.email_key)
+    with httpx.Client(base_url=srv.url, timeout=60, follow_redirects=False) as c:
+        token = csrf_from(c.get(f"/manage/{good}").text)
+        form = {"csrf_token": token, "period": "\x00<script>"}
+        for url, want in [(f"/manage/{'A' * 5000}", 400), ("/manage/%00%0d%0a", 400), (f"/manage/{gone}", 400),
+                          (f"/manage/{good}/{2**63}/pause", 422), (f"/manage/{good}/abc/pause", 422),
+                          (f"/manage/{good}/{sub.id}/explode", 404), (f"/manage/{good}/{sub.id}/period", 400),
+                          (f"/manage/{gone}/unsubscribe-all", 400)]:  # fmt: skip
+            method = "GET" if url.count("/") == 2 else "POST"
+            r = c.request(method, url, data=form if method == "POST" else None)
+            assert r.status_code == want, (method, url, r.status_code)

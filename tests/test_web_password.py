@@ -156,3 +156,17 @@ def resets_allowed() -> int:
     from paperfeed.web.password import MAILS_PER_ADDRESS
 
     return MAILS_PER_ADDRESS
+
+
+def test_no_server_errors_on_odd_reset_requests(site: tuple[LiveServer, Settings]) -> None:
+    srv, _ = site
+    with client_for(srv) as c:
+        token = csrf_from(c.get("/password/forgot").text)
+        for email in ("", "\x00", "a" * 5000, "not an address", "x@" + "y" * 300 + ".org"):
+            r = c.post("/password/forgot", data={"email": email, "csrf_token": token})
+            assert r.status_code == 200, (email[:20], r.status_code)
+        for path in ("/password/reset/%00%0d%0a", "/password/reset/" + "A" * 5000, "/password/reset/..%2f"):
+            # ..%2f is normalised by the router to a redirect: never a form, never a 500
+            assert c.get(path).status_code in (307, 400, 404)
+            r = c.post(path, data={"password": "x" * 5000, "password2": "x" * 5000, "csrf_token": token})
+            assert r.status_code in (307, 400, 404), (path[:30], r.status_code)
