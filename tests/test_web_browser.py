@@ -278,17 +278,33 @@ def _axe_script() -> Path | None:
 AXE = _axe_script()
 
 
+def _mail_pages(srv: LiveServer) -> tuple[str, str]:
+    """The pages reached from mails: a subscriber's manage page and a password-reset form."""
+    from paperfeed.digest import subscribe
+    from paperfeed.digest.tokens import manage_token
+    from paperfeed.store import password_resets
+
+    settings = srv.server.config.app.state.settings  # type: ignore[union-attr]
+    with open_store(srv.data_dir) as store:
+        sub = subscribe(store, settings, "axe@example.org", query="effective rank").subscription
+        user = acc.get_user_by_email(store, "admin@example.org")
+        assert user is not None
+        reset = password_resets.create_reset(store, user.id)
+    return f"/manage/{manage_token(settings.secret_key, sub.id, sub.email_key)}", f"/password/reset/{reset}"
+
+
 @pytest.mark.skipif(AXE is None, reason="axe-core is not installed (npm install -g axe-core, or set PAPERFEED_AXE_JS)")
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_axe_violations(browser: object, srv: LiveServer, scheme: str) -> None:
     pid = find_paper_id(srv.data_dir, LINKED_TITLE)
+    manage, reset = _mail_pages(srv)
     # axe is injected as a script, which the site's CSP (rightly) forbids; only this test bypasses it
     t = Tab(browser, srv, bypass_csp=True, color_scheme=scheme, viewport={"width": 390, "height": 844})
     found = {}
     try:
         for path in ("/", "/?page=2", "/search", "/search?q=effective+rank", "/search?author=Lovelace",
                      f"/papers/{pid}", "/trending", "/login", "/signup", "/subscribe", "/password/forgot",
-                     "/docs"):  # fmt: skip
+                     manage, reset, "/docs"):  # fmt: skip
             t.page.goto(path)
             if path == "/docs":
                 # Swagger UI draws itself from the schema; check one operation opened too
