@@ -7,7 +7,7 @@ DATA ?= paperfeed-data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint browser demo clean
+.PHONY: run test install lint browser lighthouse demo clean
 
 # torch is installed first and pinned: the CPU build is what this machine serves
 # for 2.13.0, and any later unpinned resolution would pull several GB of CUDA wheels.
@@ -23,12 +23,19 @@ install: $(STAMP)
 
 # Chromium for the Playwright tests comes from Debian's package (Playwright's own
 # browser download is not reachable here).
-# axe-core (the accessibility check's rules) comes from the npm registry into .cache/axe.
+# axe-core (the accessibility check's rules) comes from the npm registry into .cache/axe,
+# Lighthouse (the home page's scores) into .cache/lighthouse.
 AXE := .cache/axe/node_modules/axe-core/axe.min.js
+LIGHTHOUSE := .cache/lighthouse/node_modules/.bin/lighthouse
 
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	@test -f $(AXE) || npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4 >/dev/null
+	@test -x $(LIGHTHOUSE) || npm install --silent --no-audit --no-fund --prefix .cache/lighthouse lighthouse@12 >/dev/null
+
+# Lighthouse's four scores for the home page of a throw-away demo server (fails below 95)
+lighthouse: $(STAMP) browser
+	HF_HUB_OFFLINE=1 PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/paperfeed bench lighthouse --min-score 95
 
 demo: $(STAMP)
 	$(BIN)/paperfeed --data $(DATA) ingest --demo
@@ -41,7 +48,7 @@ lint: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check paperfeed tests bench
-	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts .cache

@@ -10,7 +10,7 @@ import textwrap
 import urllib.parse
 from dataclasses import dataclass
 from email.policy import SMTP
-from email.utils import formatdate, parseaddr
+from email.utils import format_datetime, parseaddr
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -64,7 +64,8 @@ class Links:
         return cls(
             base=settings.base_url,
             unsubscribe=f"{settings.base_url}/unsubscribe/{token}",
-            manage=f"{settings.base_url}/account/subscriptions",
+            # a signed page for this address: a subscriber needs no account to manage mail
+            manage=f"{settings.base_url}/manage/{tokens.manage_token(settings.secret_key, sub.id, sub.email_key)}",
             mailto=mailto,
         )
 
@@ -76,6 +77,14 @@ def message_id(settings: Settings, sub_id: int, period_key: str) -> str:
     h = hashlib.blake2b(f"{settings.secret_key}|{sub_id}|{period_key}".encode(), digest_size=6).hexdigest()
     host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
     return f"<paperfeed.{sub_id}.{period_key}.{h}@{host}>"
+
+
+def mail_date(now: dt.datetime) -> str:
+    """The Date header of every mail: RFC 5322 with a numeric zone (`+0000`). The mails
+    built with email.message.EmailMessage get this form whatever they are given (its
+    header registry re-formats dates), so the hand-built digests use it too; "GMT" is
+    RFC 5322's obsolete zone syntax."""
+    return format_datetime(now.astimezone(dt.UTC))
 
 
 @functools.lru_cache(maxsize=16)
@@ -126,7 +135,7 @@ def _build(
         _folded("From", settings.mail_from),
         _header("To", sub.email),
         _header("Subject", subject),
-        _header("Date", formatdate(now.timestamp(), usegmt=True)),
+        _header("Date", mail_date(now)),
         _header("Message-ID", mid),
         _header("List-Id", f"paperfeed {sub.kind} <{sub.kind}.{host}>"),
         f"List-Unsubscribe: <{links.unsubscribe}>,\r\n <{links.mailto}>\r\n".encode("ascii"),
@@ -298,7 +307,7 @@ def compose_verify_email(settings: Settings, email: str, verify_url: str, now: d
     msg["From"] = settings.mail_from
     msg["To"] = email
     msg["Subject"] = subject
-    msg["Date"] = formatdate(now.timestamp(), usegmt=True)
+    msg["Date"] = mail_date(now)
     msg["Message-ID"] = make_msgid("paperfeed.verify", domain=host)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, cte="quoted-printable")

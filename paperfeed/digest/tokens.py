@@ -115,3 +115,25 @@ def read_verify_email_token(secret: str, token: str, max_age: int = VERIFY_MAX_A
         expired="This link has expired; log in and ask for a new one.",
         invalid="This link is not valid: it may have been cut short or altered.",
     )  # fmt: skip
+
+
+# ---- managing an address's subscriptions from a mail ---------------------------
+
+
+def _manage(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="paperfeed.manage.v1")
+
+
+def manage_token(secret: str, sub_id: int, email_key: str) -> str:
+    """Signs (subscription id, address digest) like the unsubscribe link, for the page that
+    manages every subscription of that address. No expiry, as for unsubscribing: the link
+    in an old mail must still let its reader stop the mail."""
+    return _manage(secret).dumps([sub_id, address_digest(email_key)])
+
+
+def read_manage_token(secret: str, token: str) -> tuple[int, str]:
+    """(subscription id, address digest), or TokenError; check the digest with same_address()."""
+    try:
+        return _check(_manage(secret).loads(token))
+    except BadData:
+        raise TokenError("This link is not valid: it may have been cut short or altered.") from None

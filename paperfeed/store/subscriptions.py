@@ -153,12 +153,13 @@ def list_subscriptions(
 def due_subscriptions(store: Store, period: str, period_key: str, *, after_id: int = 0, limit: int = 500,
                       kinds: tuple[str, ...] = ("trending", "alert")) -> list[Subscription]:  # fmt: skip
     """Active subscriptions of `period` and `kinds` with nothing in the outbox for `period_key`
-    yet and whose address is not suppressed, in id order, one page at a time."""
+    yet, not paused, and whose address is not suppressed, in id order, one page at a time."""
     rows = store.conn.execute(
         f"SELECT {', '.join('s.' + c.strip() for c in _COLS.split(','))} FROM subscriptions s "
         f"WHERE s.status = 'active' AND s.kind IN ({','.join('?' * len(kinds))}) AND s.period = ? AND s.id > ? "
         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.subscription_id = s.id AND o.period_key = ?) "
         "AND NOT EXISTS (SELECT 1 FROM mail_suppressions m WHERE m.email_key = s.email_key) "
+        "AND NOT EXISTS (SELECT 1 FROM subscription_pauses z WHERE z.subscription_id = s.id) "
         "ORDER BY s.id LIMIT ?",
         (*kinds, period, after_id, period_key, limit),
     )

@@ -11,7 +11,9 @@ transaction as the subscription), so this thread only flushes the outbox; if
 the process dies first, the next `digest send` (scheduler or cron) sends them.
 Verification mails are not outbox rows (paperfeed.digest.verify): the request
 reserves the account's slot and hands the id over here; one lost with the
-process costs the user a click on "send the link again".
+process costs the user a click on "send the link again". Password-reset mails
+(paperfeed.digest.password_reset) go the same way: the raw token exists only in
+this queue and in the mail, never in the database.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ LOCK_RETRY = 2.0  # seconds between tries while a send job holds the digest lock
 LOCK_GIVE_UP = 300.0  # then the send job itself (or the next one) delivers the mail
 
 _FLUSH = 0  # queue item: flush the outbox; any other int is an account id to verify
+# a (address, token) pair is a password-reset mail to send
+_Item = int | tuple[str, str] | None
 
 
 class Mailer:
@@ -39,7 +43,7 @@ class Mailer:
         self.data_dir = data_dir
         # the app's own Settings object: tests (and a config reload) may change it after start
         self.settings = settings
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._flush_since: float | None = None  # set while a flush waits for the lock
@@ -52,12 +56,16 @@ class Mailer:
         """Mail the verification link; the caller reserved the slot (accounts.note_verify_sent)."""
         self._put(user_id)
 
+    def send_password_reset(self, email: str, token: str) -> None:
+        """Mail a password-reset link (the request must answer the same whether or not it is sent)."""
+        self._put((email, token))
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
 
-    def _put(self, item: int) -> None:
+    def _put(self, item: _Item) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="mailer", daemon=True)
@@ -79,8 +87,11 @@ class Mailer:
                     break
             if None in items:
                 return
-            for user_id in dict.fromkeys(i for i in items if i != _FLUSH):
-                self._verify(user_id)
+            for item in dict.fromkeys(i for i in items if i != _FLUSH):
+                if isinstance(item, tuple):
+                    self._reset(*item)
+                else:
+                    self._verify(item)
             if _FLUSH in items:
                 self._flush()
 
@@ -117,3 +128,11 @@ class Mailer:
                     send_verification(store, self.settings, user, reserved=True)
         except Exception:  # noqa: BLE001 - this thread has nobody to report to but the log
             log.exception("sending the verification mail failed")
+
+    def _reset(self, email: str, token: str) -> None:
+        from paperfeed.digest.password_reset import send_reset
+
+        try:
+            send_reset(self.settings, email, token)
+        except Exception:  # noqa: BLE001 - this thread has nobody to report to but the log
+            log.exception("sending the password reset mail failed")

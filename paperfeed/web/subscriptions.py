@@ -35,6 +35,7 @@ from paperfeed.digest.subscribing import check_confirmable, queue_confirmation
 from paperfeed.digest.tokens import read_confirm_token, read_unsubscribe_token
 from paperfeed.store import Store
 from paperfeed.store import outbox as ob
+from paperfeed.store import subscription_pauses as pauses
 from paperfeed.store import subscriptions as subs
 from paperfeed.store.accounts import User
 from paperfeed.web.deps import current_user, get_settings, get_store, rate_limit, require_user, verify_csrf
@@ -211,10 +212,13 @@ def account_page(request: Request, user: User = Depends(require_user), store: St
         return render(request, "subscriptions/account.html", {"verified": False, "rows": [], "email": user.email,
                                                                "flash": flash})  # fmt: skip
     rows = []
-    for s in subs.list_subscriptions(store, email=user.email):
+    mine = subs.list_subscriptions(store, email=user.email)
+    paused = pauses.paused_ids(store, [s.id for s in mine])
+    for s in mine:
         history = ob.list_rows(store, subscription_id=s.id, limit=10_000)
         last = next((r for r in reversed(history) if r.kind != "confirm" and r.status == "sent"), None)
-        rows.append({"sub": s, "last_sent": last.sent_at[:10] if last and last.sent_at else None,
+        rows.append({"sub": s, "paused": s.id in paused,
+                     "last_sent": last.sent_at[:10] if last and last.sent_at else None,
                      "sent": sum(1 for r in history if r.kind != "confirm" and r.status == "sent")})  # fmt: skip
     ctx = {"verified": True, "rows": rows, "suppressed": subs.suppression(store, user.email), "email": user.email,
            "flash": flash}  # fmt: skip
@@ -225,7 +229,7 @@ _FLASHES = {"Unsubscribed.", "Updated.", "Confirmation mail sent: click its link
             "That change would duplicate another of your subscriptions.",
             "A confirmation mail was sent a few minutes ago: click its link.", "Address confirmed.",
             "Confirmation link sent: open it from your inbox while logged in.",
-            "A confirmation link was sent a few minutes ago: click it."}  # fmt: skip
+            "A confirmation link was sent a few minutes ago: click it.", "Password changed."}  # fmt: skip
 
 
 def _back(flash: str) -> Response:
@@ -256,6 +260,9 @@ def account_period(sub_id: SubId, period: str = Form(""), user: User = Depends(r
 def account_resume(request: Request, sub_id: SubId, user: User = Depends(require_user),
                    store: Store = Depends(get_store), settings: Settings = Depends(get_settings)) -> Response:  # fmt: skip
     sub = _own(store, user, sub_id)
+    pauses.resume(store, sub.id)  # paused from a mail's manage link
+    if sub.status == "active":
+        return _back("Updated.")
     if sub.status == "unsubscribed":
         sub, _ = subs.upsert_subscription(store, sub.email, sub.kind, sub.period, sub.query, sub.filters, _now())
     if sub.status == "pending":

@@ -1,0 +1,130 @@
+"""`paperfeed bench lighthouse`: Lighthouse's four category scores for a page of the site.
+
+Lighthouse (npm) drives Debian's Chromium headless against the real server on 127.0.0.1
+(a throw-away demo data dir, or --url for a running site). Nothing leaves the machine:
+Chromium runs with background networking, component updates and sync off, and the page
+loads nothing but the site itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import click
+import orjson
+
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+CHROME_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-background-networking "
+                "--disable-component-update --disable-sync")  # fmt: skip
+# where `make browser` installs it, relative to the checkout
+DEFAULT_BIN = Path(".cache/lighthouse/node_modules/.bin/lighthouse")
+
+
+class LighthouseMissing(RuntimeError):
+    pass
+
+
+def lighthouse_bin() -> Path:
+    """PAPERFEED_LIGHTHOUSE, else `make browser`'s copy in .cache/lighthouse, else one on PATH."""
+    for candidate in (os.environ.get("PAPERFEED_LIGHTHOUSE", ""), str(Path.cwd() / DEFAULT_BIN),
+                      str(Path(__file__).resolve().parents[2] / DEFAULT_BIN), shutil.which("lighthouse") or ""):  # fmt: skip
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise LighthouseMissing("Lighthouse is not installed: run `make browser` "
+                            "(npm install --prefix .cache/lighthouse lighthouse) or set PAPERFEED_LIGHTHOUSE")  # fmt: skip
+
+
+def run_lighthouse(url: str, *, chrome: str = "/usr/bin/chromium", timeout: float = 300) -> dict:
+    """Lighthouse's JSON report (lhr) for `url`, desktop and mobile settings at their defaults."""
+    with tempfile.TemporaryDirectory(prefix="paperfeed-lighthouse-") as tmp:
+        out = Path(tmp) / "report.json"
+        cmd = [str(lighthouse_bin()), url, "--quiet", "--output=json", f"--output-path={out}",
+               f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={CHROME_FLAGS}"]  # fmt: skip
+        env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", chrome)}
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        if r.returncode != 0 or not out.exists():
+            raise RuntimeError(f"lighthouse failed ({r.returncode}): {r.stderr[-2000:]}")
+        return orjson.loads(out.read_bytes())
+
+
+def scores(report: dict) -> dict[str, int]:
+    """Category scores out of 100, as Lighthouse shows them."""
+    return {k: round((report["categories"][k]["score"] or 0) * 100) for k in CATEGORIES}
+
+
+def failed_audits(report: dict) -> list[str]:
+    """The audits that cost points, for fixing: id, score and Lighthouse's one-line value."""
+    out = []
+    for a in report["audits"].values():
+        if a.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings") and a.get("score") is not None \
+                and a["score"] < 1:  # fmt: skip
+            out.append(f"{a['id']} {a['score']:.2f} {a.get('displayValue', '')}".rstrip())
+    return sorted(out)
+
+
+@click.command("lighthouse")
+@click.option("--url", help="A running site's page (default: the home page of a throw-away demo server).")
+@click.option("--path", "paths", multiple=True, default=["/"], show_default=True,
+              help="Page(s) of the demo server to score; repeatable.")  # fmt: skip
+@click.option("--min-score", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Exit with status 1 when a category scores below this.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def bench_lighthouse(url: str | None, paths: tuple[str, ...], min_score: int, as_json: bool) -> None:
+    """Lighthouse scores (performance, accessibility, best practices, SEO) of the site's pages."""
+    import logging
+
+    from paperfeed.web.bench import _free_port, _prepare_demo, _start_server, _wait_ready
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness polls are noise here
+    try:
+        lighthouse_bin()
+    except LighthouseMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    results: dict[str, dict] = {}
+    if url:
+        targets = [url]
+        proc = tmp = None
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="paperfeed-lighthouse-"))
+        data = _prepare_demo(tmp)
+        port = _free_port()
+        log_path = tmp / "server.log"
+        proc = _start_server(data, port, 1, log_path)
+        base = f"http://127.0.0.1:{port}"
+        targets = [base + p for p in paths]
+    try:
+        if proc is not None and tmp is not None:
+            _wait_ready(base, proc, tmp / "server.log")
+        for target in targets:
+            report = run_lighthouse(target)
+            results[target] = {"scores": scores(report), "failed_audits": failed_audits(report),
+                               "lighthouse": report.get("lighthouseVersion")}  # fmt: skip
+    finally:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if as_json:
+        click.echo(orjson.dumps(results).decode())
+    else:
+        for target, r in results.items():
+            click.echo(f"{target}  (Lighthouse {r['lighthouse']})")
+            for k, v in r["scores"].items():
+                click.echo(f"  {k:15} {v:3d}")
+            for a in r["failed_audits"]:
+                click.echo(f"    - {a}")
+    low = [f"{t} {k} {v}" for t, r in results.items() for k, v in r["scores"].items() if v < min_score]
+    if low:
+        raise click.ClickException(f"below {min_score}: " + "; ".join(low))
