@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from paperfeed.digest.jobs import confirm_email
 
 from paperfeed.config import Settings
 from paperfeed.digest import compose, send_digests, subscribe
+from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs

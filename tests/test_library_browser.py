@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from test_web_browser import AXE, CHROMIUM, Tab
 
+from tests.browser import ARGS, AXE, CHROMIUM, Tab
 from tests.webserver import LiveServer, demo_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -24,8 +24,6 @@ def srv() -> LiveServer:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from test_web_browser import ARGS
-
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield b

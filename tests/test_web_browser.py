@@ -9,23 +9,19 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import votes as vt
+from tests.browser import ARGS, AXE, CHROMIUM, Tab
 from tests.webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 # their server is started once for the module: with --engine postgres, one database for the module
 PG_SCOPE = "module"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]
@@ -42,25 +38,6 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield b
         b.close()
-
-
-class Tab:
-    """A page that records console errors, so each test can assert there were none."""
-
-    def __init__(self, browser: object, srv: LiveServer, **context_args: object) -> None:
-        self.context = browser.new_context(base_url=srv.url, **context_args)  # type: ignore[attr-defined]
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
-
-    def close(self) -> None:
-        self.context.close()
-        assert self.errors == [], self.errors
 
 
 @pytest.fixture
@@ -263,22 +240,6 @@ def test_api_docs_render_offline(tab: Tab) -> None:
     tab.shot("api-docs")
 
 
-def _axe_script() -> Path | None:
-    """axe-core from PAPERFEED_AXE_JS, or an `npm install axe-core` in the usual places."""
-    import os
-    import shutil
-    import subprocess
-
-    candidates = [os.environ.get("PAPERFEED_AXE_JS", "")]
-    npm = shutil.which("npm")
-    if npm:
-        root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=30).stdout.strip()
-        candidates.append(f"{root}/axe-core/axe.min.js")
-    candidates.append(str(Path.cwd() / "node_modules/axe-core/axe.min.js"))
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-
-
-AXE = _axe_script()
 
 
 def _mail_pages(srv: LiveServer) -> tuple[str, str]:

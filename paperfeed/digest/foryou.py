@@ -1,5 +1,5 @@
 """The "For you" mail: the top N of an account's recommendations for the day or the week, on
-the same outbox as every digest (paperfeed.digest.jobs: one row per subscription and period, so
+the same outbox as every digest (paperfeed.digest.sending: one row per subscription and period, so
 a mail is composed and sent once; RFC 8058 one-click unsubscribe in every mail).
 
 Opting in is done signed in, by an account whose address is proven (paperfeed.web.auth), so

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed.config import Settings
 from paperfeed.digest import TokenError
-from paperfeed.digest.jobs import queue_confirmation
+from paperfeed.digest.subscribing import queue_confirmation
 from paperfeed.digest.tokens import read_manage_token, same_address
 from paperfeed.store import Store
 from paperfeed.store import subscription_pauses as pauses
