@@ -391,9 +391,6 @@ def create_app(
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: each worker builds
     its own app from PAPERFEED_DATA, sharing only the data directory."""
-    import os
-
     from paperfeed.config import resolve_data_dir
 
-    data_dir = resolve_data_dir(os.environ.get("PAPERFEED_DATA"))
-    return create_app(data_dir)
+    return create_app(resolve_data_dir())
