@@ -77,7 +77,9 @@ def parse_tag_id(value: str | None) -> int | None:
 
 
 def _attachment(body: bytes | str, media_type: str, name: str) -> Response:
-    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def _flash_signer(request: Request) -> URLSafeSerializer:
@@ -97,10 +99,14 @@ def read_flash(request: Request) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _back(request: Request, next_: str, paper: Paper | None = None, flash: str | None = None) -> RedirectResponse:
+def _back(
+    request: Request, next_: str, paper: Paper | None = None, flash: str | None = None
+) -> RedirectResponse:
     target, hash_, fragment = safe_next(next_).partition("#")
     if flash:
-        target += ("&" if "?" in target else "?") + urlencode({"flash": _flash_signer(request).dumps(flash[:300])})
+        target += ("&" if "?" in target else "?") + urlencode(
+            {"flash": _flash_signer(request).dumps(flash[:300])}
+        )
     if hash_:
         target += f"#{fragment}"
     elif paper is not None:
@@ -130,7 +136,9 @@ def save_form(request: Request,
 
 
 @router.post("/library/unsave", dependencies=FORM)
-def unsave_form(request: Request, store: StoreDep, user: SignedIn, paper_id: str = Form(""), next: str = Form("/library")) -> Response:
+def unsave_form(
+    request: Request, store: StoreDep, user: SignedIn, paper_id: str = Form(""), next: str = Form("/library")
+) -> Response:
     p = find_paper(store, paper_id, visible=False)
     lib.unsave(store, user.id, p.rowid)
     return _back(request, next, p)
@@ -169,7 +177,9 @@ def create_tag_form(request: Request, store: StoreDep, user: SignedIn, name: str
 
 
 @router.post("/library/tags/{tag_id}/rename", dependencies=FORM)
-def rename_tag_form(request: Request, store: StoreDep, user: SignedIn, tag_id: int, name: str = Form("")) -> Response:
+def rename_tag_form(
+    request: Request, store: StoreDep, user: SignedIn, tag_id: int, name: str = Form("")
+) -> Response:
     own_tag(store, user.id, tag_id)
     try:
         lib.rename_tag(store, user.id, tag_id, name)
@@ -182,14 +192,20 @@ def rename_tag_form(request: Request, store: StoreDep, user: SignedIn, tag_id: i
 def delete_tag_form(request: Request, store: StoreDep, user: SignedIn, tag_id: int) -> Response:
     tag = own_tag(store, user.id, tag_id)
     lib.delete_tag(store, user.id, tag_id)
-    return _back(request, "/library", flash=f"Tag “{tag.name if tag else ''}” deleted; its papers stay in your library.")
+    return _back(
+        request,
+        "/library",
+        flash=f"Tag “{tag.name if tag else ''}” deleted; its papers stay in your library.",
+    )
 
 
 @router.post("/library/tags/{tag_id}/feed", dependencies=FORM)
 def regenerate_feed_form(request: Request, store: StoreDep, user: SignedIn, tag_id: int) -> Response:
     own_tag(store, user.id, tag_id)
     lib.regenerate_feed(store, user.id, tag_id)
-    return _back(request, f"/library?tag={tag_id}", flash="New feed address made: the old one no longer works.")
+    return _back(
+        request, f"/library?tag={tag_id}", flash="New feed address made: the old one no longer works."
+    )
 
 
 # ---- followed authors ------------------------------------------------------------------
@@ -222,16 +238,22 @@ def foryou_mail_form(request: Request, store: StoreDep, user: SignedIn, action: 
         return _back(request, "/for-you", flash="No more For-you mails.")
     tag = own_tag(store, user.id, parse_tag_id(tag_id))
     try:
-        sub = foryou_mail.enable(store, user, period, int(size) if size.isdigit() else -1, tag.id if tag else None)
+        sub = foryou_mail.enable(
+            store, user, period, int(size) if size.isdigit() else -1, tag.id if tag else None
+        )
     except SubscriptionError as exc:
         return _back(request, "/for-you", flash=str(exc))
-    return _back(request, "/for-you", flash=f"You will get the top {size} by mail, {sub.period}, to {sub.email}.")
+    return _back(
+        request, "/for-you", flash=f"You will get the top {size} by mail, {sub.period}, to {sub.email}."
+    )
 
 
 # ---- import and export -------------------------------------------------------------------
 
 
-@router.post("/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))])
+@router.post(
+    "/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))]
+)
 def import_form(
     request: Request,
     store: StoreDep,
@@ -259,7 +281,9 @@ def export_library(store: StoreDep, user: SignedIn, fmt: str, tag: str | None = 
         return _attachment(export_bibtex(store, user.id, t.id if t else None), "application/x-bibtex; charset=utf-8",
                            f"{name}.bib")  # fmt: skip
     if fmt == "json":
-        return _attachment(export_json(store, user.id, t.id if t else None), "application/json", f"{name}.json")
+        return _attachment(
+            export_json(store, user.id, t.id if t else None), "application/json", f"{name}.json"
+        )
     raise HTTPException(status_code=404, detail="Export as .bib or .json.")
 
 
