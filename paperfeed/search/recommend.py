@@ -102,7 +102,7 @@ def train(
     # under a second on a 20k background.
     tfidf = feats.tfidf()
     cols = np.unique(tfidf[np.concatenate([prow, nrow])].indices)
-    x = sp.hstack([tfidf[rows][:, cols], sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
+    x = sp.hstack([_columns(tfidf[rows], cols), sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
     if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
         coef, bias = np.zeros(x.shape[1]), 0.0
     else:
@@ -122,6 +122,16 @@ def train(
         bias=bias,
         seq=feats.seq,
     )
+
+
+def _columns(m: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
+    """m[:, cols] for sorted `cols`, without scipy's per-call array the width of the hashed
+    vocabulary (a million columns)."""
+    keep = np.isin(m.indices, cols)
+    kept = np.concatenate([[0], np.cumsum(keep)])
+    indptr = kept[m.indptr]
+    indices = np.searchsorted(cols, m.indices[keep])
+    return sp.csr_matrix((m.data[keep], indices, indptr), shape=(m.shape[0], len(cols)))
 
 
 def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.ndarray:
