@@ -386,3 +386,6 @@ def test_odd_input_never_fails(user: httpx.Client, srv: LiveServer) -> None:
         assert r.status_code in (303, 404), (data, r.status_code)
     r = post(user, "/library/tags", name="x" * 61)
     assert r.status_code == 303 and "at most 60 characters" in user.get(r.headers["location"]).text
+    # messages are signed by the form that left them: a crafted link shows nothing
+    for url in ("/library?flash=Your+session+expired:+log+in+at+evil.example", "/for-you?flash=evil.example"):
+        assert "evil.example" not in user.get(url).text

@@ -185,3 +185,24 @@ def bench_embed(docs: int, rounds: int, embedder: str, as_json: bool) -> None:
     from paperfeed.bench.embed import bench_embed_report
 
     bench_embed_report(docs, rounds, embedder, as_json)
+
+
+@click.command("recommend")
+@click.option("--papers", type=click.IntRange(100, 10_000_000), default=100_000, show_default=True,
+              help="Size of the synthetic corpus.")  # fmt: skip
+@click.option("--readers", type=click.IntRange(1, 10_000), default=30, show_default=True,
+              help="Libraries (of 10 papers of one topic) to train and serve.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the throw-away data dir goes (default: system temp).")  # fmt: skip
+@json_option("Print one JSON object on stdout.")
+def bench_recommend(papers: int, readers: int, seed: int, workdir: Path | None, as_json: bool) -> None:
+    """"For you" p95 with a trained model cached (target 150 ms) and the retrain after a save
+    (target 1 s), on a synthetic corpus of --papers N."""
+    from paperfeed.bench.recommend import bench_recommend as run
+
+    try:
+        result = run(papers, readers=readers, seed=seed, workdir=workdir, progress=sys.stderr.isatty())
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    _emit(result, as_json)

@@ -16,10 +16,13 @@ import orjson
               help="A folder of collections (e.g. ../shared/ir): evaluate every one in it.")  # fmt: skip
 @click.option("--baseline", is_flag=True,
               help="Also run arxiv-sanity-lite's tf-idf + linear SVM and the MiniLM centroid, in the same run.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep each collection's data directory in DIR/NAME and reuse it on the next run "
+                   "(ingest and embedding done once).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)
-def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, as_json: bool,
-                   progress: bool | None) -> None:  # fmt: skip
+def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, workdir: Path | None,
+                   as_json: bool, progress: bool | None) -> None:  # fmt: skip
     """Measure recommendations on BEIR-layout collections. Every query with at least 4 relevant
     documents is a reader: the first half of its relevant documents (in sha1 order of
     "query:doc") is the library, the rest is held out; the recommender sees only the library and
@@ -36,7 +39,8 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
     all_runs: dict[str, list[Any]] = {}
     for directory in dirs:
         try:
-            coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show)
+            keep = workdir / Path(directory).resolve().name if workdir is not None else None
+            coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep)
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         out = runs[0].to_dict()

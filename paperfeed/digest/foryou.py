@@ -175,14 +175,18 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
             if o is None or sub.watermark_seq >= upto:
                 report.empty += 1
                 continue
-            result = for_you(store, searcher, cache, o.user_id, tag_id=o.tag_id, window=WINDOW[period], k=o.size)
+            result = for_you(
+                store, searcher, cache, o.user_id, tag_id=o.tag_id, window=WINDOW[period], k=o.size
+            )
             if not result.items:
                 report.empty += 1
                 nothing_new.append(sub)
                 continue
             more = f"{settings.base_url}/for-you?" + urllib.parse.urlencode(
                 {k: v for k, v in (("tag", o.tag_id), ("window", WINDOW[period])) if v is not None})  # fmt: skip
-            subject, msg = compose_foryou(settings, sub, key, result.items, now, more, from_follows=result.from_follows)
+            subject, msg = compose_foryou(
+                settings, sub, key, result.items, now, more, from_follows=result.from_follows
+            )
             rows.append((sub, subject, msg, len(result.items)))
         if dry is not None:
             for sub, _subject, msg, _n in rows:

@@ -156,16 +156,23 @@ def baseline_rankings(coll: Collection, users: list[User]) -> dict[str, dict[str
     return out
 
 
+BUILT = "eval-built.ok"
+
+
 def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False,
                        keep: Path | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
-    """paperfeed's recommender on one collection (and, with `baseline`, the two baselines)."""
+    """paperfeed's recommender on one collection (and, with `baseline`, the two baselines).
+    With `keep`, the data directory is kept there, and one already built there is reused (the
+    corpus is ingested and embedded once while the recommender is being worked on)."""
     coll = load_collection(root)
     users = split_users(coll.qrels)
     if not users:
         raise EvalError(f"{root}: no query has {MIN_RELEVANT} or more relevant documents")
     with tempfile.TemporaryDirectory(prefix="paperfeed-evalrec-") as tmp:
         data_dir = keep or Path(tmp)
-        build(coll, data_dir, progress=progress)
+        if not (data_dir / BUILT).is_file():
+            build(coll, data_dir, progress=progress)
+            (data_dir / BUILT).write_text(str(coll.corpus))
         t0 = time.perf_counter()
         ranked = product_rankings(coll, users, data_dir, progress=progress)
         runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]

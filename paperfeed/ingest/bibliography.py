@@ -201,7 +201,7 @@ def _bibtex(text: str) -> list[Entry]:
 
 
 def _bib_name(name: str) -> str:
-    """"Surname, Given" as "Given Surname", the way paper records write names."""
+    """ "Surname, Given" as "Given Surname", the way paper records write names."""
     name = str(name).replace("{", "").replace("}", "").strip()
     if name.count(",") == 1:
         last, first = (x.strip() for x in name.split(","))
@@ -242,7 +242,9 @@ def _ris(text: str) -> list[Entry]:
         try:
             parsed = rispy.loads(record, skip_unknown_tags=True)
         except Exception as exc:  # noqa: BLE001 - rispy raises plain exceptions on malformed records
-            e.error = f"is not valid RIS: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+            e.error = (
+                f"is not valid RIS: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+            )
             out.append(e)
             continue
         if not parsed:

@@ -83,7 +83,11 @@ def import_library(
     to_add: list[Entry] = []
     for e in usable:
         key = title_key(e.title) if e.title else ""
-        for name, table, value in (("arxiv", by_arxiv, e.arxiv_id), ("doi", by_doi, e.doi), ("title", by_title, key)):
+        for name, table, value in (
+            ("arxiv", by_arxiv, e.arxiv_id),
+            ("doi", by_doi, e.doi),
+            ("title", by_title, key),
+        ):
             if value and value in table:
                 found[e.index], how[e.index] = table[value], name
                 break

@@ -1,4 +1,4 @@
-""""For you": the papers of a window ranked for one reader, with why each one is there.
+""" "For you": the papers of a window ranked for one reader, with why each one is there.
 
 One function serves the page, the API, the per-tag Atom feed and the mail, so they always agree:
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
+from sklearn.utils import murmurhash3_32
 
 from paperfeed.index.sync import embed_text
 from paperfeed.models import Paper
@@ -45,6 +46,11 @@ _HASHER = HashingVectorizer(
 )
 
 
+def term_column(term: str) -> int:
+    """The hashed column of one term (as HashingVectorizer computes it)."""
+    return abs(murmurhash3_32(term, seed=0)) % N_FEATURES
+
+
 def term_counts(texts: list[str]) -> sp.csr_matrix:
     """Raw hashed term counts, one row per text."""
     m = _HASHER.transform(texts).tocsr()
@@ -61,6 +67,7 @@ class CorpusFeatures:
     seq: int = -1
     vec_len: int = -1
     _tfidf: sp.csr_matrix | None = None
+    _idf: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rowids)
@@ -74,8 +81,10 @@ class CorpusFeatures:
         return found, pos[found]
 
     def idf(self) -> np.ndarray:
-        n = max(len(self), 1)
-        return (np.log((1.0 + n) / (1.0 + self.df)) + 1.0).astype(np.float32)
+        if self._idf is None:
+            n = max(len(self), 1)
+            self._idf = (np.log((1.0 + n) / (1.0 + self.df)) + 1.0).astype(np.float32)
+        return self._idf
 
     def tfidf(self) -> sp.csr_matrix:
         """Sublinear tf x idf, rows L2-normalised (computed once per corpus version)."""

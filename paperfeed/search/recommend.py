@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from paperfeed.index.sync import embed_text
-from paperfeed.search.rec_features import CorpusFeatures, corpus_features, words
+from paperfeed.search.rec_features import CorpusFeatures, corpus_features, term_column, words
 from paperfeed.search.searcher import Searcher
 from paperfeed.store.papers import Store
 
@@ -96,42 +96,57 @@ def train(
     weight = np.full(len(rows), len(rows) / (2.0 * n_other), np.float64)
     weight[: len(prow)] = len(rows) / (2.0 * len(prow))
     weight[len(prow) : len(prow) + len(nrow)] *= NEGATIVE_WEIGHT
-    x = _design(feats, rows)
+    # The lexical features are the library's own terms (positives' and negatives'): a paper is
+    # judged by what it shares with the library. This measured better than the whole vocabulary
+    # (time 0.579 -> 0.593 nDCG@10) and keeps the problem small enough to retrain in well
+    # under a second on a 20k background.
+    tfidf = feats.tfidf()
+    cols = np.unique(tfidf[np.concatenate([prow, nrow])].indices)
+    x = sp.hstack([_columns(tfidf[rows], cols), sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
     if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
         coef, bias = np.zeros(x.shape[1]), 0.0
     else:
-        clf = LinearSVC(C=SVM_C, max_iter=2000, tol=1e-4)
+        # primal solver: many more rows than features
+        clf = LinearSVC(C=SVM_C, dual=False, max_iter=1000, tol=1e-4)
         clf.fit(x, y, sample_weight=weight)
         coef, bias = clf.coef_.ravel(), float(clf.intercept_[0])
-    n_lex = feats.counts.shape[1]
-    lex = coef[:n_lex]
+    lex = coef[: len(cols)]
     nz = np.flatnonzero(lex)
     return Recommender(
         positives=feats.rowids[prow],
         pos_dense=feats.dense[prow].copy(),
         neg_dense=feats.dense[nrow].copy(),
-        lex_index=nz.astype(np.int32),
+        lex_index=cols[nz].astype(np.int32),
         lex_weight=lex[nz].astype(np.float32),
-        dense_weight=(coef[n_lex:] * DENSE_SCALE).astype(np.float32),
+        dense_weight=(coef[len(cols) :] * DENSE_SCALE).astype(np.float32),
         bias=bias,
         seq=feats.seq,
     )
 
 
-def _design(feats: CorpusFeatures, rows: np.ndarray) -> sp.csr_matrix:
-    return sp.hstack([feats.tfidf()[rows], sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
+def _columns(m: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
+    """m[:, cols] for sorted `cols`, without scipy's per-call array the width of the hashed
+    vocabulary (a million columns)."""
+    keep = np.isin(m.indices, cols)
+    kept = np.concatenate([[0], np.cumsum(keep)])
+    indptr = kept[m.indptr]
+    indices = np.searchsorted(cols, m.indices[keep])
+    return sp.csr_matrix((m.data[keep], indices, indptr), shape=(m.shape[0], len(cols)))
 
 
 def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.ndarray:
     """The model's score for corpus rows `rows`."""
     w = np.zeros(feats.counts.shape[1], np.float32)
     w[model.lex_index] = model.lex_weight
-    dense = feats.dense[rows]
-    score = feats.tfidf()[rows] @ w + dense @ model.dense_weight + model.bias
+    # a large share of the corpus is scored in place (row copies of 100k x 384 cost more)
+    whole = len(rows) > len(feats) // 4
+    dense = feats.dense if whole else feats.dense[rows]
+    lex = feats.tfidf() if whole else feats.tfidf()[rows]
+    score = lex @ w + dense @ model.dense_weight + model.bias
     if len(model.neg_dense):
         near = (dense @ model.neg_dense.T).max(axis=1)
         score = score - np.maximum(near - NEAR_DUPLICATE, 0.0) * _spread(score)
-    return score
+    return score[rows] if whole else score
 
 
 def _spread(score: np.ndarray) -> float:
@@ -201,18 +216,13 @@ def _shared_terms(
     papers = {p.rowid: p for p in store.get_by_rowids(rowids + near_ids)}
     near_words = {r: set(words(embed_text(papers[r]))) for r in near_ids if r in papers}
     idf = feats.idf()
-    from paperfeed.search.rec_features import term_counts
-
     out: list[tuple[str, ...]] = []
     for rid, n in zip(rowids, nearest, strict=True):
         p = papers.get(rid)
         mine = set(words(embed_text(p))) if p is not None else set()
-        shared = sorted(mine & near_words.get(int(model.positives[n]), set()))
-        if shared:
-            cols = term_counts(shared).indices if len(shared) else np.zeros(0, np.int64)
-            weights = idf[cols] if len(cols) == len(shared) else np.ones(len(shared))
-            shared = [w for _, w in sorted(zip(-weights, shared, strict=True))]
-        out.append(tuple(shared[:SHARED_TERMS]))
+        shared = mine & near_words.get(int(model.positives[n]), set())
+        ranked = sorted(shared, key=lambda w: (-idf[term_column(w)], w))
+        out.append(tuple(ranked[:SHARED_TERMS]))
     return out
 
 

@@ -29,7 +29,8 @@ def set_options(store: Store, subscription_id: int, user_id: int, tag_id: int | 
 
 def for_user(store: Store, user_id: int) -> ForYouMail | None:
     r = store.conn.execute(
-        "SELECT subscription_id, user_id, tag_id, size FROM foryou_subscriptions WHERE user_id = ?", (user_id,)
+        "SELECT subscription_id, user_id, tag_id, size FROM foryou_subscriptions WHERE user_id = ?",
+        (user_id,),
     ).fetchone()
     return ForYouMail(*r) if r else None
 

@@ -55,7 +55,10 @@ class Follow:
     coauthor_key: str
 
     def describe(self) -> str:
-        extra = [f"with {self.coauthor}" if self.coauthor else "", f"in {self.category}" if self.category else ""]
+        extra = [
+            f"with {self.coauthor}" if self.coauthor else "",
+            f"in {self.category}" if self.category else "",
+        ]
         return " ".join([self.name, *[x for x in extra if x]])
 
 
@@ -113,7 +116,9 @@ def _bump(c: Connection, user_id: int, *, tags: Iterable[int] = (), negatives: b
         (user_id, int(negatives)),
     )
     for tag_id in set(tags):
-        c.execute("UPDATE library_tags SET version = version + 1 WHERE id = ? AND user_id = ?", (tag_id, user_id))
+        c.execute(
+            "UPDATE library_tags SET version = version + 1 WHERE id = ? AND user_id = ?", (tag_id, user_id)
+        )
 
 
 def library_version(store: Store, user_id: int, tag_id: int | None = None) -> str:
@@ -172,7 +177,9 @@ def create_tag(store: Store, user_id: int, name: str) -> Tag:
     name = clean_tag_name(name)
     key = tag_key(name)
     with store.write() as c:
-        r = c.execute("SELECT id FROM library_tags WHERE user_id = ? AND name_key = ?", (user_id, key)).fetchone()
+        r = c.execute(
+            "SELECT id FROM library_tags WHERE user_id = ? AND name_key = ?", (user_id, key)
+        ).fetchone()
         if r is None:
             n = c.execute("SELECT COUNT(*) FROM library_tags WHERE user_id = ?", (user_id,)).fetchone()[0]
             if n >= MAX_TAGS:
@@ -215,7 +222,9 @@ def delete_tag(store: Store, user_id: int, tag_id: int) -> bool:
 def regenerate_feed(store: Store, user_id: int, tag_id: int) -> Tag | None:
     """A new secret feed URL for the tag; the old one stops working."""
     with store.write() as c:
-        c.execute("UPDATE library_tags SET feed_gen = feed_gen + 1 WHERE id = ? AND user_id = ?", (tag_id, user_id))
+        c.execute(
+            "UPDATE library_tags SET feed_gen = feed_gen + 1 WHERE id = ? AND user_id = ?", (tag_id, user_id)
+        )
     return get_tag(store, user_id, tag_id)
 
 
@@ -227,7 +236,10 @@ def _owned_tags(c: Connection, user_id: int, tag_ids: Iterable[int]) -> list[int
     if not ids:
         return []
     q = ",".join("?" * len(ids))
-    found = {r[0] for r in c.execute(f"SELECT id FROM library_tags WHERE user_id = ? AND id IN ({q})", [user_id, *ids])}
+    found = {
+        r[0]
+        for r in c.execute(f"SELECT id FROM library_tags WHERE user_id = ? AND id IN ({q})", [user_id, *ids])
+    }
     if len(found) != len(ids):
         raise LibraryError("There is no such tag.")
     return ids
@@ -255,7 +267,9 @@ def save(store: Store, user_id: int, rowids: Sequence[int], tag_ids: Iterable[in
                 added += 1
                 if have + added > MAX_LIBRARY:
                     raise LibraryError(f"A library holds at most {MAX_LIBRARY:,} papers.")
-            cur = c.execute("DELETE FROM library_negatives WHERE user_id = ? AND paper_rowid = ?", (user_id, rowid))
+            cur = c.execute(
+                "DELETE FROM library_negatives WHERE user_id = ? AND paper_rowid = ?", (user_id, rowid)
+            )
             neg_changed |= cur.rowcount > 0
             for tag_id in tags:
                 c.execute(
@@ -282,7 +296,8 @@ def untag(store: Store, user_id: int, rowid: int, tag_id: int) -> bool:
     """Take one tag off a paper; the paper stays saved."""
     with store.write() as c:
         cur = c.execute(
-            "DELETE FROM library_tagged WHERE tag_id = ? AND user_id = ? AND paper_rowid = ?", (tag_id, user_id, rowid)
+            "DELETE FROM library_tagged WHERE tag_id = ? AND user_id = ? AND paper_rowid = ?",
+            (tag_id, user_id, rowid),
         )
         if cur.rowcount:
             _bump(c, user_id, tags=[tag_id])
@@ -304,7 +319,9 @@ def set_not_interested(store: Store, user_id: int, rowid: int, on: bool = True) 
             )
         else:
             tags = []
-            cur = c.execute("DELETE FROM library_negatives WHERE user_id = ? AND paper_rowid = ?", (user_id, rowid))
+            cur = c.execute(
+                "DELETE FROM library_negatives WHERE user_id = ? AND paper_rowid = ?", (user_id, rowid)
+            )
         if cur.rowcount:
             _bump(c, user_id, tags=tags, negatives=True)
         return cur.rowcount > 0
@@ -317,7 +334,8 @@ def saved_rowids(store: Store, user_id: int, tag_id: int | None = None) -> list[
     """The positives: the whole library, or one tag's papers (oldest save first)."""
     if tag_id is None:
         rows = store.conn.execute(
-            "SELECT paper_rowid FROM library_papers WHERE user_id = ? ORDER BY created_at, paper_rowid", (user_id,)
+            "SELECT paper_rowid FROM library_papers WHERE user_id = ? ORDER BY created_at, paper_rowid",
+            (user_id,),
         )
     else:
         rows = store.conn.execute(
@@ -329,14 +347,17 @@ def saved_rowids(store: Store, user_id: int, tag_id: int | None = None) -> list[
 
 def negative_rowids(store: Store, user_id: int) -> list[int]:
     rows = store.conn.execute(
-        "SELECT paper_rowid FROM library_negatives WHERE user_id = ? ORDER BY created_at, paper_rowid", (user_id,)
+        "SELECT paper_rowid FROM library_negatives WHERE user_id = ? ORDER BY created_at, paper_rowid",
+        (user_id,),
     )
     return [r[0] for r in rows]
 
 
 def count_saved(store: Store, user_id: int, tag_id: int | None = None) -> int:
     if tag_id is None:
-        return store.conn.execute("SELECT COUNT(*) FROM library_papers WHERE user_id = ?", (user_id,)).fetchone()[0]
+        return store.conn.execute(
+            "SELECT COUNT(*) FROM library_papers WHERE user_id = ?", (user_id,)
+        ).fetchone()[0]
     return store.conn.execute(
         "SELECT COUNT(*) FROM library_tagged WHERE user_id = ? AND tag_id = ?", (user_id, tag_id)
     ).fetchone()[0]
@@ -546,7 +567,11 @@ def papers_by_follows(store: Store, follows: Sequence[Follow], *, limit: int = 2
 
 
 def match_identifiers(
-    store: Store, *, arxiv_ids: Collection[str] = (), dois: Collection[str] = (), title_keys: Collection[str] = ()
+    store: Store,
+    *,
+    arxiv_ids: Collection[str] = (),
+    dois: Collection[str] = (),
+    title_keys: Collection[str] = (),
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """Visible papers by arXiv id, by DOI (compared in lower case) and by normalised title:
     three maps to rowids. Where two papers share a title, the older one wins, as in the store."""
@@ -555,18 +580,22 @@ def match_identifiers(
     by_title: dict[str, int] = {}
     for chunk in _chunks(sorted(set(arxiv_ids))):  # type: ignore[arg-type]
         q = ",".join("?" * len(chunk))
-        for r in store.conn.execute(f"SELECT arxiv_id, rowid FROM papers WHERE hidden = 0 AND arxiv_id IN ({q})", chunk):
+        for r in store.conn.execute(
+            f"SELECT arxiv_id, rowid FROM papers WHERE hidden = 0 AND arxiv_id IN ({q})", chunk
+        ):
             by_arxiv[r[0]] = r[1]
     for chunk in _chunks(sorted(set(dois))):  # type: ignore[arg-type]
         q = ",".join("?" * len(chunk))
         for r in store.conn.execute(
-            f"SELECT lower(doi), rowid FROM papers WHERE hidden = 0 AND lower(doi) IN ({q}) ORDER BY rowid DESC", chunk
+            f"SELECT lower(doi), rowid FROM papers WHERE hidden = 0 AND lower(doi) IN ({q}) ORDER BY rowid DESC",
+            chunk,
         ):
             by_doi[r[0]] = r[1]
     for chunk in _chunks(sorted(set(title_keys))):  # type: ignore[arg-type]
         q = ",".join("?" * len(chunk))
         for r in store.conn.execute(
-            f"SELECT title_key, rowid FROM papers WHERE hidden = 0 AND title_key IN ({q}) ORDER BY rowid DESC", chunk
+            f"SELECT title_key, rowid FROM papers WHERE hidden = 0 AND title_key IN ({q}) ORDER BY rowid DESC",
+            chunk,
         ):
             by_title[r[0]] = r[1]
     return by_arxiv, by_doi, by_title

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadData, URLSafeSerializer
 
 from paperfeed.digest import foryou as foryou_mail
 from paperfeed.digest.validate import SubscriptionError
@@ -76,13 +77,36 @@ def parse_tag_id(value: str | None) -> int | None:
 
 
 def _attachment(body: bytes | str, media_type: str, name: str) -> Response:
-    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
-def _back(next_: str, paper: Paper | None = None, flash: str | None = None) -> RedirectResponse:
+def _flash_signer(request: Request) -> URLSafeSerializer:
+    return URLSafeSerializer(request.app.state.settings.secret_key, salt="paperfeed.library-flash.v1")
+
+
+def read_flash(request: Request) -> str | None:
+    """The message a form left for the page it redirected to. It is signed, so a crafted link
+    cannot make the site show words of someone else's choosing."""
+    token = request.query_params.get("flash", "")
+    if not token or len(token) > 2000:
+        return None
+    try:
+        text = _flash_signer(request).loads(token)
+    except BadData:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _back(
+    request: Request, next_: str, paper: Paper | None = None, flash: str | None = None
+) -> RedirectResponse:
     target, hash_, fragment = safe_next(next_).partition("#")
     if flash:
-        target += ("&" if "?" in target else "?") + urlencode({"flash": flash})
+        target += ("&" if "?" in target else "?") + urlencode(
+            {"flash": _flash_signer(request).dumps(flash[:300])}
+        )
     if hash_:
         target += f"#{fragment}"
     elif paper is not None:
@@ -94,7 +118,7 @@ def _back(next_: str, paper: Paper | None = None, flash: str | None = None) -> R
 
 
 @router.post("/library/save", dependencies=FORM)
-def save_form(
+def save_form(request: Request,
     store: StoreDep, user: MaybeUser, paper_id: str = Form(""), tag_id: str = Form(""), new_tag: str = Form(""),
     next: str = Form("/library"),
 ) -> Response:  # fmt: skip
@@ -107,113 +131,129 @@ def save_form(
             tags.append(lib.create_tag(store, user.id, new_tag).id)
         lib.save(store, user.id, [p.rowid], tags)
     except lib.LibraryError as exc:
-        return _back(next, p, str(exc))
-    return _back(next, p)
+        return _back(request, next, p, str(exc))
+    return _back(request, next, p)
 
 
 @router.post("/library/unsave", dependencies=FORM)
-def unsave_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), next: str = Form("/library")) -> Response:
+def unsave_form(
+    request: Request, store: StoreDep, user: SignedIn, paper_id: str = Form(""), next: str = Form("/library")
+) -> Response:
     p = find_paper(store, paper_id, visible=False)
     lib.unsave(store, user.id, p.rowid)
-    return _back(next, p)
+    return _back(request, next, p)
 
 
 @router.post("/library/untag", dependencies=FORM)
-def untag_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), tag_id: str = Form(""),
+def untag_form(request: Request, store: StoreDep, user: SignedIn, paper_id: str = Form(""), tag_id: str = Form(""),
                next: str = Form("/library")) -> Response:  # fmt: skip
     p = find_paper(store, paper_id, visible=False)
     tag = own_tag(store, user.id, parse_tag_id(tag_id))
     if tag is not None:
         lib.untag(store, user.id, p.rowid, tag.id)
-    return _back(next, p)
+    return _back(request, next, p)
 
 
 @router.post("/library/not-interested", dependencies=FORM)
-def not_interested_form(store: StoreDep, user: SignedIn, paper_id: str = Form(""), action: str = Form("on"),
+def not_interested_form(request: Request, store: StoreDep, user: SignedIn, paper_id: str = Form(""), action: str = Form("on"),
                         next: str = Form("/for-you")) -> Response:  # fmt: skip
     if action not in ("on", "off"):
         raise HTTPException(status_code=400, detail="Unknown action; use on or off.")
     p = find_paper(store, paper_id, visible=action == "on")
     lib.set_not_interested(store, user.id, p.rowid, action == "on")
-    return _back(next, p)
+    return _back(request, next, p)
 
 
 # ---- tags ------------------------------------------------------------------------------
 
 
 @router.post("/library/tags", dependencies=FORM)
-def create_tag_form(store: StoreDep, user: SignedIn, name: str = Form("")) -> Response:
+def create_tag_form(request: Request, store: StoreDep, user: SignedIn, name: str = Form("")) -> Response:
     try:
         tag = lib.create_tag(store, user.id, name)
     except lib.LibraryError as exc:
-        return _back("/library", flash=str(exc))
-    return _back(f"/library?tag={tag.id}", flash=f"Tag “{tag.name}” is ready: save papers into it.")
+        return _back(request, "/library", flash=str(exc))
+    return _back(request, f"/library?tag={tag.id}", flash=f"Tag “{tag.name}” is ready: save papers into it.")
 
 
 @router.post("/library/tags/{tag_id}/rename", dependencies=FORM)
-def rename_tag_form(store: StoreDep, user: SignedIn, tag_id: int, name: str = Form("")) -> Response:
+def rename_tag_form(
+    request: Request, store: StoreDep, user: SignedIn, tag_id: int, name: str = Form("")
+) -> Response:
     own_tag(store, user.id, tag_id)
     try:
         lib.rename_tag(store, user.id, tag_id, name)
     except lib.LibraryError as exc:
-        return _back(f"/library?tag={tag_id}", flash=str(exc))
-    return _back(f"/library?tag={tag_id}", flash="Tag renamed.")
+        return _back(request, f"/library?tag={tag_id}", flash=str(exc))
+    return _back(request, f"/library?tag={tag_id}", flash="Tag renamed.")
 
 
 @router.post("/library/tags/{tag_id}/delete", dependencies=FORM)
-def delete_tag_form(store: StoreDep, user: SignedIn, tag_id: int) -> Response:
+def delete_tag_form(request: Request, store: StoreDep, user: SignedIn, tag_id: int) -> Response:
     tag = own_tag(store, user.id, tag_id)
     lib.delete_tag(store, user.id, tag_id)
-    return _back("/library", flash=f"Tag “{tag.name if tag else ''}” deleted; its papers stay in your library.")
+    return _back(
+        request,
+        "/library",
+        flash=f"Tag “{tag.name if tag else ''}” deleted; its papers stay in your library.",
+    )
 
 
 @router.post("/library/tags/{tag_id}/feed", dependencies=FORM)
-def regenerate_feed_form(store: StoreDep, user: SignedIn, tag_id: int) -> Response:
+def regenerate_feed_form(request: Request, store: StoreDep, user: SignedIn, tag_id: int) -> Response:
     own_tag(store, user.id, tag_id)
     lib.regenerate_feed(store, user.id, tag_id)
-    return _back(f"/library?tag={tag_id}", flash="New feed address made: the old one no longer works.")
+    return _back(
+        request, f"/library?tag={tag_id}", flash="New feed address made: the old one no longer works."
+    )
 
 
 # ---- followed authors ------------------------------------------------------------------
 
 
 @router.post("/library/follows", dependencies=FORM)
-def follow_form(store: StoreDep, user: SignedIn, name: str = Form(""), coauthor: str = Form(""),
+def follow_form(request: Request, store: StoreDep, user: SignedIn, name: str = Form(""), coauthor: str = Form(""),
                 category: str = Form(""), next: str = Form("/library?view=following")) -> Response:  # fmt: skip
     try:
         f = lib.follow_author(store, user.id, name, coauthor=coauthor, category=category)
     except lib.LibraryError as exc:
-        return _back(next, flash=str(exc))
-    return _back(next, flash=f"Following {f.describe()}: their new papers appear in For you.")
+        return _back(request, next, flash=str(exc))
+    return _back(request, next, flash=f"Following {f.describe()}: their new papers appear in For you.")
 
 
 @router.post("/library/follows/{follow_id}/delete", dependencies=FORM)
-def unfollow_form(store: StoreDep, user: SignedIn, follow_id: int) -> Response:
+def unfollow_form(request: Request, store: StoreDep, user: SignedIn, follow_id: int) -> Response:
     lib.unfollow_author(store, user.id, follow_id)
-    return _back("/library?view=following", flash="No longer following.")
+    return _back(request, "/library?view=following", flash="No longer following.")
 
 
 # ---- the For-you mail ------------------------------------------------------------------
 
 
 @router.post("/for-you/mail", dependencies=FORM)
-def foryou_mail_form(store: StoreDep, user: SignedIn, action: str = Form("on"), period: str = Form("daily"),
+def foryou_mail_form(request: Request, store: StoreDep, user: SignedIn, action: str = Form("on"), period: str = Form("daily"),
                      size: str = Form("10"), tag_id: str = Form("")) -> Response:  # fmt: skip
     if action == "off":
         foryou_mail.disable(store, user)
-        return _back("/for-you", flash="No more For-you mails.")
+        return _back(request, "/for-you", flash="No more For-you mails.")
     tag = own_tag(store, user.id, parse_tag_id(tag_id))
     try:
-        sub = foryou_mail.enable(store, user, period, int(size) if size.isdigit() else -1, tag.id if tag else None)
+        sub = foryou_mail.enable(
+            store, user, period, int(size) if size.isdigit() else -1, tag.id if tag else None
+        )
     except SubscriptionError as exc:
-        return _back("/for-you", flash=str(exc))
-    return _back("/for-you", flash=f"You will get the top {size} by mail, {sub.period}, to {sub.email}.")
+        return _back(request, "/for-you", flash=str(exc))
+    return _back(
+        request, "/for-you", flash=f"You will get the top {size} by mail, {sub.period}, to {sub.email}."
+    )
 
 
 # ---- import and export -------------------------------------------------------------------
 
 
-@router.post("/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))])
+@router.post(
+    "/library/import", dependencies=[Depends(verify_csrf), Depends(rate_limit("library-import", 20))]
+)
 def import_form(
     request: Request,
     store: StoreDep,
@@ -224,7 +264,7 @@ def import_form(
 ) -> Response:
     data = read_upload(file) if file is not None else b""
     if not data:
-        return _back("/library?view=import", flash="Choose a file to import.")
+        return _back(request, "/library?view=import", flash="Choose a file to import.")
     tag = own_tag(store, user.id, parse_tag_id(tag_id))
     report = import_library(store, user.id, data, (file.filename if file else "") or "",
                             tag_id=tag.id if tag else None, add_papers=bool(add_papers))  # fmt: skip
@@ -241,7 +281,9 @@ def export_library(store: StoreDep, user: SignedIn, fmt: str, tag: str | None = 
         return _attachment(export_bibtex(store, user.id, t.id if t else None), "application/x-bibtex; charset=utf-8",
                            f"{name}.bib")  # fmt: skip
     if fmt == "json":
-        return _attachment(export_json(store, user.id, t.id if t else None), "application/json", f"{name}.json")
+        return _attachment(
+            export_json(store, user.id, t.id if t else None), "application/json", f"{name}.json"
+        )
     raise HTTPException(status_code=404, detail="Export as .bib or .json.")
 
 
@@ -267,7 +309,7 @@ def _library_page(request: Request, store: Store, user: acc.User, *, tag_id: int
         "negatives": lib.list_negatives(store, user.id) if view == "not-interested" else [],
         "follows": lib.list_follows(store, user.id), "report": report,
         "feed_url": feed_url(settings.base_url, settings.secret_key, tag) if tag else None,
-        "here": here(request), "flash": request.query_params.get("flash", "")[:300] or None,
+        "here": here(request), "flash": read_flash(request),
         "page_links": [(n, page_url(n) if n else None) for n in page_window(page, pages)],
         "prev_page_url": page_url(page - 1) if page > 1 else None,
         "next_page_url": page_url(page + 1) if page < pages else None,
@@ -305,7 +347,7 @@ def for_you_page(
         + [(t.id, t.name, url(t.id, window)) for t in lib.list_tags(store, user.id)],
         "window_urls": {w: url(tag_id, w) for w in WINDOWS}, "tag_id": tag_id, "here": here(request),
         "votes": acc.vote_counts(store, rowids), "voted": acc.user_voted(store, user.id, rowids),
-        "flash": request.query_params.get("flash", "")[:300] or None,
+        "flash": read_flash(request),
         "mail": foryou_mail.current(store, user), "mail_sizes": foryou_mail.SIZES,
     }  # fmt: skip
     if ctx["mail"] is not None and ctx["mail"][1].tag_id is not None:

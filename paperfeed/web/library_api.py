@@ -47,7 +47,9 @@ TagId = Annotated[int, Path(ge=1, le=2**62, description="The id of one of your t
 class SessionOut(BaseModel):
     signed_in: bool
     email: str | None = None
-    csrf_token: str = Field(description="Send it as the X-CSRF-Token header with every POST, PUT, PATCH and DELETE")
+    csrf_token: str = Field(
+        description="Send it as the X-CSRF-Token header with every POST, PUT, PATCH and DELETE"
+    )
 
 
 class TagIn(BaseModel):
@@ -62,8 +64,9 @@ class TagOut(BaseModel):
 
 
 class SaveIn(BaseModel):
-    tags: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=lib.MAX_TAGS,
-                                                             description="Ids of your tags to add")
+    tags: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        default_factory=list, max_length=lib.MAX_TAGS, description="Ids of your tags to add"
+    )
 
 
 class SavedPaperOut(BaseModel):
@@ -87,7 +90,9 @@ class PaperListOut(BaseModel):
 
 class FollowIn(BaseModel):
     name: str = Field(min_length=1, max_length=lib.MAX_NAME, description="The author's full name")
-    coauthor: str = Field("", max_length=lib.MAX_NAME, description="Only papers that also list this co-author")
+    coauthor: str = Field(
+        "", max_length=lib.MAX_NAME, description="Only papers that also list this co-author"
+    )
     category: str = Field("", max_length=40, description="Only papers in this category (cs.LG)")
 
 
@@ -106,7 +111,9 @@ class NearestOut(BaseModel):
 
 class RecommendationOut(BaseModel):
     paper: PaperOut
-    score: float | None = Field(description="The model's score; null for a followed author's paper it did not rank")
+    score: float | None = Field(
+        description="The model's score; null for a followed author's paper it did not rank"
+    )
     nearest: NearestOut | None = Field(description="The saved paper it is most like")
     shared_terms: list[str] = Field(description="Main terms it shares with that paper")
     followed_author: str | None = Field(None, description="Set when it is here because you follow its author")
@@ -145,12 +152,18 @@ def _tag_out(request: Request, t: lib.Tag) -> TagOut:
 
 
 def _library_error(exc: lib.LibraryError) -> Response:
-    return Response(ErrorOut(detail=str(exc)).model_dump_json(), status_code=400, media_type="application/json")
+    return Response(
+        ErrorOut(detail=str(exc)).model_dump_json(), status_code=400, media_type="application/json"
+    )
 
 
-@router.get("/session", response_model=SessionOut, tags=["session"], summary="Who is signed in, and the CSRF token")
+@router.get(
+    "/session", response_model=SessionOut, tags=["session"], summary="Who is signed in, and the CSRF token"
+)
 def api_session(request: Request, user: MaybeUser) -> SessionOut:
-    return SessionOut(signed_in=user is not None, email=user.email if user else None, csrf_token=csrf_token(request))
+    return SessionOut(
+        signed_in=user is not None, email=user.email if user else None, csrf_token=csrf_token(request)
+    )
 
 
 @router.get("/library", response_model=LibraryOut, responses=AUTH_ERRORS, summary="Your saved papers")
@@ -219,7 +232,9 @@ def api_create_tag(request: Request, body: TagIn, store: StoreDep, user: SignedI
 
 @router.patch("/library/tags/{tag_id}", response_model=TagOut, responses=AUTH_ERRORS, dependencies=CHANGES,
               summary="Rename a tag")  # fmt: skip
-def api_rename_tag(request: Request, tag_id: TagId, body: TagIn, store: StoreDep, user: SignedIn) -> TagOut | Response:
+def api_rename_tag(
+    request: Request, tag_id: TagId, body: TagIn, store: StoreDep, user: SignedIn
+) -> TagOut | Response:
     own_tag(store, user.id, tag_id)
     try:
         return _tag_out(request, lib.rename_tag(store, user.id, tag_id, body.name))
@@ -247,7 +262,9 @@ def api_regenerate_feed(request: Request, tag_id: TagId, store: StoreDep, user: 
 @router.get("/library/not-interested", response_model=PaperListOut, responses=AUTH_ERRORS,
             summary="Papers you marked not interested")  # fmt: skip
 def api_negatives(request: Request, store: StoreDep, user: SignedIn) -> PaperListOut:
-    return PaperListOut(papers=[paper_out(request, p) for p in lib.list_negatives(store, user.id, limit=lib.MAX_LIBRARY)])
+    return PaperListOut(
+        papers=[paper_out(request, p) for p in lib.list_negatives(store, user.id, limit=lib.MAX_LIBRARY)]
+    )
 
 
 @router.put("/library/not-interested/{paper_id}", status_code=204, responses=AUTH_ERRORS, dependencies=CHANGES,
@@ -268,7 +285,9 @@ def _follow_out(f: lib.Follow) -> FollowOut:
     return FollowOut(id=f.id, name=f.name, coauthor=f.coauthor or None, category=f.category or None)
 
 
-@router.get("/library/follows", response_model=list[FollowOut], responses=AUTH_ERRORS, summary="Authors you follow")
+@router.get(
+    "/library/follows", response_model=list[FollowOut], responses=AUTH_ERRORS, summary="Authors you follow"
+)
 def api_follows(store: StoreDep, user: SignedIn) -> list[FollowOut]:
     return [_follow_out(f) for f in lib.list_follows(store, user.id)]
 
@@ -277,14 +296,18 @@ def api_follows(store: StoreDep, user: SignedIn) -> list[FollowOut]:
              dependencies=CHANGES, summary="Follow an author, optionally narrowed by a co-author or a category")  # fmt: skip
 def api_follow(body: FollowIn, store: StoreDep, user: SignedIn) -> FollowOut | Response:
     try:
-        return _follow_out(lib.follow_author(store, user.id, body.name, coauthor=body.coauthor, category=body.category))
+        return _follow_out(
+            lib.follow_author(store, user.id, body.name, coauthor=body.coauthor, category=body.category)
+        )
     except lib.LibraryError as exc:
         return _library_error(exc)
 
 
 @router.delete("/library/follows/{follow_id}", status_code=204, responses=AUTH_ERRORS, dependencies=CHANGES,
                summary="Unfollow")  # fmt: skip
-def api_unfollow(follow_id: Annotated[int, Path(ge=1, le=2**62)], store: StoreDep, user: SignedIn) -> Response:
+def api_unfollow(
+    follow_id: Annotated[int, Path(ge=1, le=2**62)], store: StoreDep, user: SignedIn
+) -> Response:
     lib.unfollow_author(store, user.id, follow_id)
     return Response(status_code=204)
 

@@ -39,9 +39,11 @@ def feed_url(base_url: str, secret: str, tag: lib.Tag) -> str:
                  responses={200: {"content": {"application/atom+xml": {}}}, 404: {"description": "Unknown or revoked"}})  # fmt: skip
 def tag_feed(request: Request, token: str, store: StoreDep, settings: SettingsDep, searcher: SearcherDep,
              cache: Recommenders) -> Response:  # fmt: skip
-    """"For you" of one tag of a reader's library, this week, behind a secret URL (made on the
+    """ "For you" of one tag of a reader's library, this week, behind a secret URL (made on the
     library page, where it can be replaced by a new one)."""
-    gone = HTTPException(status_code=404, detail="No such feed (its address may have been replaced by a new one).")
+    gone = HTTPException(
+        status_code=404, detail="No such feed (its address may have been replaced by a new one)."
+    )
     try:
         payload = _feed_signer(settings.secret_key).loads(token)
     except BadData:

@@ -33,7 +33,9 @@ def export_json(store: Store, user_id: int, tag_id: int | None = None) -> bytes:
         "papers": papers,
     }  # fmt: skip
     if tag_id is None:
-        body["not_interested"] = [p.to_dict() for p in lib.list_negatives(store, user_id, limit=lib.MAX_LIBRARY)]
+        body["not_interested"] = [
+            p.to_dict() for p in lib.list_negatives(store, user_id, limit=lib.MAX_LIBRARY)
+        ]
         body["following"] = [{"name": f.name, "coauthor": f.coauthor or None, "category": f.category or None}
                              for f in lib.list_follows(store, user_id)]  # fmt: skip
     return orjson.dumps(body, option=orjson.OPT_INDENT_2)
@@ -48,5 +50,7 @@ def read_upload(file: UploadFile) -> bytes:
     # the body cap (paperfeed.web.app.BODY_LIMITS) stops a larger upload before it is parsed
     data = file.file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        raise HTTPException(status_code=413, detail=f"The file is too large (at most {MAX_UPLOAD // 1024 // 1024} MiB).")
+        raise HTTPException(
+            status_code=413, detail=f"The file is too large (at most {MAX_UPLOAD // 1024 // 1024} MiB)."
+        )
     return data

@@ -1,0 +1,216 @@
+"""The recommender (paperfeed.search.recommend) and its measurement (`paperfeed eval recommend`),
+on a small BEIR-layout collection written here and indexed through the real ingest + index path."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paperfeed.eval import build, load_collection
+from paperfeed.eval.recommend import ndcg_at, recall_at, split_users
+from paperfeed.search import Searcher
+from paperfeed.search.recommend import ModelCache, RecommendError, recommend, train
+from paperfeed.store import open_store
+
+pytestmark = pytest.mark.slow  # embeds a corpus
+
+TOPICS = {
+    "sail": [
+        "Sailing yachts in strong wind: keel design and heeling stability of racing sailboats",
+        "Hull shapes of racing sailboats and the drag of the keel at high heeling angles",
+        "Sail trim for yachts beating upwind in gusty wind, and the stability of the hull",
+        "Spinnaker handling on offshore sailing yachts in heavy wind and waves",
+        "Rudder and keel interaction on sailboats: lift, drag and stability when heeling",
+        "Weather routing for offshore sailing yacht races across the ocean",
+    ],
+    "bake": [
+        "Sourdough bread baking: starter fermentation, hydration and oven spring of the loaf",
+        "Yeast fermentation and gluten development in bread dough kneading",
+        "Baking croissants: laminated butter dough, proofing and oven temperature",
+        "Rye bread with sourdough starter: acidity, fermentation time and crumb",
+        "Oven steam and crust colour when baking crusty bread loaves",
+        "Whole wheat flour hydration and dough strength for home bread baking",
+    ],
+    "bees": [
+        "Honey bee colonies: hive health, varroa mites and winter survival of bees",
+        "Pollination by wild bees and honey bees in apple orchards",
+        "Beekeeping practice: queen rearing, swarming and hive inspection",
+        "Varroa mite treatment in honey bee hives and colony losses",
+        "Foraging behaviour of bumble bees on flowering meadows",
+        "Pesticide exposure of honey bees and pollinator decline",
+    ],
+}
+
+
+def _write_collection(dest: Path) -> Path:
+    (dest / "qrels").mkdir(parents=True)
+    docs, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for topic, texts in TOPICS.items():
+        for i, text in enumerate(texts):
+            doc_id = f"{topic}{i}"
+            title, _, rest = text.partition(":")
+            docs.append(json.dumps({"_id": doc_id, "title": title, "text": rest or text}))
+            qrels.append(f"q-{topic}\t{doc_id}\t1")
+    # a near copy of bees3, judged for nothing: what "not interested" in bees3 must push down
+    docs.append(json.dumps({"_id": "dup3", "title": "Varroa mite treatments in honey bee hives",
+                            "text": "and colony losses of honey bees"}))
+    qrels.append("q-few\tbees0\t1")  # three relevant documents: not a reader
+    qrels.append("q-few\tbees1\t1")
+    qrels.append("q-few\tbees2\t2")
+    queries = [json.dumps({"_id": f"q-{t}", "text": t}) for t in TOPICS] + [json.dumps({"_id": "q-few", "text": "x"})]
+    (dest / "corpus.jsonl").write_text("\n".join(docs) + "\n")
+    (dest / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    (dest / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def coll_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_collection(tmp_path_factory.mktemp("rec") / "topics")
+
+
+@pytest.fixture(scope="module")
+def indexed(coll_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("recdata") / "data"
+    build(load_collection(coll_dir), data)
+    return data
+
+
+def _rowids(data: Path) -> dict[str, int]:
+    with open_store(data) as store:
+        return dict(store.conn.execute("SELECT ext_id, paper_rowid FROM paper_sources WHERE ext_id IS NOT NULL"))
+
+
+def _topic(doc_id: str) -> str:
+    return "bees" if doc_id == "dup3" else doc_id.rstrip("0123456789")
+
+
+# -- the protocol ---------------------------------------------------------------------------------
+
+
+def test_split_follows_the_sha1_order_and_keeps_readers_with_four_relevant(coll_dir: Path):
+    import hashlib
+
+    users = {u.query_id: u for u in split_users(load_collection(coll_dir).qrels)}
+    assert set(users) == {"q-sail", "q-bake", "q-bees"}  # q-few has 3 relevant documents
+    u = users["q-sail"]
+    ranked = sorted((f"sail{i}" for i in range(6)), key=lambda d: hashlib.sha1(f"q-sail:{d}".encode()).hexdigest())
+    assert list(u.library) == ranked[:3] and list(u.held_out) == ranked[3:]
+
+
+def test_split_rounds_the_library_up_and_ignores_score_zero():
+    qrels = {"q": {"a": 1, "b": 1, "c": 2, "d": 1, "e": 1, "z": 0}, "r": {"a": 1, "b": 0, "c": 1, "d": 1}}
+    (u,) = split_users(qrels)
+    assert u.query_id == "q" and len(u.library) == math.ceil(5 / 2) and len(u.held_out) == 2
+    assert "z" not in u.library + u.held_out
+
+
+def test_binary_ndcg_and_recall():
+    assert ndcg_at(["a", "b"], {"a", "b"}) == pytest.approx(1.0)
+    assert ndcg_at(["x", "a"], {"a"}) == pytest.approx(1 / math.log2(3))
+    assert ndcg_at(["x"] * 10 + ["a"], {"a"}) == 0.0  # past the tenth place
+    assert recall_at(["a", "x", "b"], {"a", "b", "c", "d"}) == 0.5
+
+
+# -- the recommender ---------------------------------------------------------------------------------
+
+
+def test_cold_start_from_one_saved_paper(indexed: Path):
+    ids = _rowids(indexed)
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        model = train(s, store, [ids["bake0"]])
+        recs = recommend(model, s, store, exclude=[ids["bake0"]], k=5)
+    back = {r: e for e, r in ids.items()}
+    top = [back[r.rowid] for r in recs]
+    assert len(top) == 5 and ids["bake0"] not in [r.rowid for r in recs]
+    assert sum(d.startswith("bake") for d in top) >= 4, top
+
+
+def test_why_points_at_a_saved_paper_and_shared_words(indexed: Path):
+    ids = _rowids(indexed)
+    saved = [ids["sail0"], ids["bees0"]]
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        recs = recommend(train(s, store, saved), s, store, exclude=saved, k=6)
+        texts = {p.rowid: (p.title + " " + p.abstract).lower() for p in store.get_by_rowids(list(ids.values()))}
+    back = {r: e for e, r in ids.items()}
+    assert recs
+    for r in recs:
+        assert r.nearest_rowid in saved
+        assert _topic(back[r.rowid]) == _topic(back[r.nearest_rowid])  # sailing explained by sailing
+        assert r.shared_terms, r
+        for term in r.shared_terms:
+            assert term in texts[r.rowid] and term in texts[r.nearest_rowid]
+
+
+def test_exclude_and_candidates_are_respected(indexed: Path):
+    ids = _rowids(indexed)
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        model = train(s, store, [ids["bees0"], ids["bees1"]])
+        window = [ids[f"bees{i}"] for i in range(6)] + [ids["sail1"]]
+        excluded = {ids["bees0"], ids["bees1"], ids["bees2"]}
+        recs = recommend(model, s, store, candidates=window, exclude=excluded, k=50)
+    got = [r.rowid for r in recs]
+    assert set(got) == set(window) - excluded
+    assert got[-1] == ids["sail1"]  # the off-topic paper comes last
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+
+
+def test_a_negative_pushes_its_near_duplicate_down(indexed: Path):
+    ids = _rowids(indexed)
+    saved = [ids["bees0"], ids["bees1"], ids["bees2"]]
+    others = [ids["bees4"], ids["bees5"]]
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        before = [r.rowid for r in recommend(train(s, store, saved), s, store, exclude=saved, k=30)]
+        model = train(s, store, saved, negatives=[ids["bees3"]])
+        after = [r.rowid for r in recommend(model, s, store, exclude=saved + [ids["bees3"]], k=30)]
+    assert before.index(ids["dup3"]) <= 2  # a close match at first
+    assert after.index(ids["dup3"]) > max(after.index(o) for o in others)  # below the other bee papers
+    assert after.index(ids["dup3"]) > before.index(ids["dup3"])
+
+
+def test_no_indexed_positive_is_a_clear_error(indexed: Path):
+    with open_store(indexed) as store, pytest.raises(RecommendError):
+        train(Searcher(indexed, auto_sync=False), store, [10_000_000])
+
+
+def test_model_cache_retrains_when_the_library_version_changes(indexed: Path):
+    ids = _rowids(indexed)
+    cache = ModelCache(size=2)
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        m1 = cache.get_or_train((1, None, "v1"), s, store, [ids["sail0"]], [])
+        assert cache.get_or_train((1, None, "v1"), s, store, [ids["sail0"]], []) is m1
+        m2 = cache.get_or_train((1, None, "v2"), s, store, [ids["sail0"], ids["sail1"]], [])
+        assert m2 is not m1 and len(m2) == 2
+        cache.get_or_train((2, "tag", "v1"), s, store, [ids["bake0"]], [])
+        assert len(cache) == 2  # LRU: the oldest went
+        assert cache.get_or_train((1, None, "v1"), s, store, [ids["sail0"]], []) is not m1
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+
+def test_eval_recommend_json_has_the_protocol_keys(coll_dir: Path):
+    from paperfeed.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"ndcg@10", "recall@100", "users"}
+    assert obj["users"] == 3
+    assert obj["ndcg@10"] > 0.8 and obj["recall@100"] == 1.0
+
+
+def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):
+    from paperfeed.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(tmp_path), "--json"])
+    assert r.exit_code != 0 and "corpus.jsonl" in r.output
