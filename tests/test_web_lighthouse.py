@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paperfeed.web.lighthouse import (
+from paperfeed.bench.lighthouse import (
     CATEGORIES,
     LighthouseMissing,
     failed_audits,

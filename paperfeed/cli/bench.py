@@ -206,3 +206,35 @@ def bench_recommend(papers: int, readers: int, seed: int, workdir: Path | None, 
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
+
+
+@click.command("lighthouse")
+@click.option("--url", help="A running site's page (default: the home page of a throw-away demo server).")
+@click.option("--path", "paths", multiple=True, default=["/"], show_default=True,
+              help="Page(s) of the demo server to score; repeatable.")  # fmt: skip
+@click.option("--min-score", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Exit with status 1 when a category scores below this.")  # fmt: skip
+@json_option("Print the scores as JSON.")
+def bench_lighthouse(url: str | None, paths: tuple[str, ...], min_score: int, as_json: bool) -> None:
+    """Lighthouse scores (performance, accessibility, best practices, SEO) of the site's pages."""
+    import logging
+
+    from paperfeed.bench.lighthouse import LighthouseMissing, score_pages
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness polls are noise here
+    try:
+        results = score_pages(url, paths)
+    except LighthouseMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(orjson.dumps(results).decode())
+    else:
+        for target, r in results.items():
+            click.echo(f"{target}  (Lighthouse {r['lighthouse']})")
+            for k, v in r["scores"].items():
+                click.echo(f"  {k:15} {v:3d}")
+            for a in r["failed_audits"]:
+                click.echo(f"    - {a}")
+    low = [f"{t} {k} {v}" for t, r in results.items() for k, v in r["scores"].items() if v < min_score]
+    if low:
+        raise click.ClickException(f"below {min_score}: " + "; ".join(low))

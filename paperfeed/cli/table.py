@@ -42,7 +42,7 @@ COMMANDS: dict[str, Entry] = {
     "bench mail-kills": Entry("paperfeed.cli.bench:bench_mail_kills", "Mails sent twice per 1,000 SIGKILLs of the digest send job."),
     "bench embed": Entry("paperfeed.cli.bench:bench_embed", "Embedding docs/s, product embedder vs plain sentence-transformers."),
     "bench recommend": Entry("paperfeed.cli.bench:bench_recommend", "\"For you\" latency with a cached model, and the retrain after a save."),
-    "bench lighthouse": Entry("paperfeed.web.lighthouse:bench_lighthouse", "Lighthouse scores of the site's pages in headless Chromium."),
+    "bench lighthouse": Entry("paperfeed.cli.bench:bench_lighthouse", "Lighthouse scores of the site's pages in headless Chromium."),
 }  # fmt: skip
 
 

@@ -14,9 +14,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-import click
 import orjson
 
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
@@ -68,24 +68,11 @@ def failed_audits(report: dict) -> list[str]:
     return sorted(out)
 
 
-@click.command("lighthouse")
-@click.option("--url", help="A running site's page (default: the home page of a throw-away demo server).")
-@click.option("--path", "paths", multiple=True, default=["/"], show_default=True,
-              help="Page(s) of the demo server to score; repeatable.")  # fmt: skip
-@click.option("--min-score", type=click.IntRange(0, 100), default=0, show_default=True,
-              help="Exit with status 1 when a category scores below this.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
-def bench_lighthouse(url: str | None, paths: tuple[str, ...], min_score: int, as_json: bool) -> None:
-    """Lighthouse scores (performance, accessibility, best practices, SEO) of the site's pages."""
-    import logging
-
+def score_pages(url: str | None, paths: Sequence[str]) -> dict[str, dict]:
+    """Lighthouse's scores and failed audits of `url`, or of `paths` on a throw-away demo server."""
     from paperfeed.web.bench import _free_port, _prepare_demo, _start_server, _wait_ready
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness polls are noise here
-    try:
-        lighthouse_bin()
-    except LighthouseMissing as exc:
-        raise click.ClickException(str(exc)) from None
+    lighthouse_bin()
     results: dict[str, dict] = {}
     if url:
         targets = [url]
@@ -116,15 +103,4 @@ def bench_lighthouse(url: str | None, paths: tuple[str, ...], min_score: int, as
                 proc.wait()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    if as_json:
-        click.echo(orjson.dumps(results).decode())
-    else:
-        for target, r in results.items():
-            click.echo(f"{target}  (Lighthouse {r['lighthouse']})")
-            for k, v in r["scores"].items():
-                click.echo(f"  {k:15} {v:3d}")
-            for a in r["failed_audits"]:
-                click.echo(f"    - {a}")
-    low = [f"{t} {k} {v}" for t, r in results.items() for k, v in r["scores"].items() if v < min_score]
-    if low:
-        raise click.ClickException(f"below {min_score}: " + "; ".join(low))
+    return results
