@@ -106,8 +106,11 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the generated file and throw-away data dir go (default: system temp).")  # fmt: skip
+@click.option("--database-url", default="",
+              help="Import into this (empty) PostgreSQL database, then into SQLite for comparison.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
-def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None, as_json: bool) -> None:
+def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None, database_url: str,
+               as_json: bool) -> None:  # fmt: skip
     """Time `paperfeed ingest` of an arXiv OAI snapshot file, in a child process.
 
     Reports records/s and the importer's peak RSS. The target is 15,000
@@ -118,7 +121,7 @@ def ingest_cmd(records: int, file: Path | None, seed: int, workdir: Path | None,
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     try:
-        result = bench_ingest(records, file, seed, workdir, progress=sys.stderr.isatty())
+        result = bench_ingest(records, file, seed, workdir, progress=sys.stderr.isatty(), database_url=database_url)
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
