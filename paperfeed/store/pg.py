@@ -84,7 +84,7 @@ def translate(sql: str) -> str:
             return "%s"
         if tok == "%":
             return "%%"
-        return tok.replace("%", "%%") if tok[0] in "'\"" else tok
+        return tok.replace("%", "%%")  # a literal, quoted name or comment: only its % needs escaping
 
     return _TOKENS.sub(sub, sql)
 
