@@ -39,3 +39,8 @@ def test_rows_read_by_position_and_by_name_on_postgres(tmp_path: Path, pg_url: s
         with store.write() as c:
             assert c.execute("UPDATE meta SET value = ? WHERE key = ?", ("w", "k")).rowcount == 1
         assert store.meta_get("k") == "w" and not store.conn.in_transaction
+
+
+def test_a_nul_in_a_lookup_matches_nothing_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    with open_store(tmp_path, database_url=pg_url) as store:
+        assert store.get_paper("\x00") is None and store.meta_get("a\x00b") is None
