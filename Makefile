@@ -7,7 +7,7 @@ DATA ?= paperfeed-data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint browser lighthouse demo clean
+.PHONY: run test install lint browser lighthouse postgres demo clean
 
 # torch is installed first and pinned: the CPU build is what this machine serves
 # for 2.13.0, and any later unpinned resolution would pull several GB of CUDA wheels.
@@ -37,6 +37,15 @@ browser:
 lighthouse: $(STAMP) browser
 	HF_HUB_OFFLINE=1 PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/paperfeed bench lighthouse --min-score 95
 
+# PostgreSQL's server binaries for the tests on the second engine (Debian's package; the tests
+# start a throwaway cluster of their own: initdb in a temporary directory, unix socket only).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+# The store, web and mail tests that run a second time on PostgreSQL (README, "Development").
+PG_TESTS := tests/test_ingest.py tests/test_harvest.py tests/test_web_accounts.py tests/test_web_http.py \
+	tests/test_digest_core.py tests/test_digest_crash.py
+
 demo: $(STAMP)
 	$(BIN)/paperfeed --data $(DATA) ingest --demo
 
@@ -46,9 +55,10 @@ run: $(STAMP) demo
 lint: $(STAMP)
 	$(BIN)/ruff check paperfeed tests bench
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/ruff check paperfeed tests bench
 	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --engine postgres $(PG_TESTS)
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts .cache

@@ -17,6 +17,11 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture(scope="session")
+def seed_paths() -> list[Path]:
+    return sorted(SEEDS_DIR.glob("*.txt"))
+
+
 # ---- the engine under test ---------------------------------------------------------
 # `pytest --engine postgres` (or PAPERFEED_TEST_ENGINE=postgres) runs each test against a fresh
 # database of a throwaway PostgreSQL cluster (tests/pgcluster.py): PAPERFEED_DATABASE_URL is set
@@ -31,11 +36,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 TEMPLATE_DB = "pf_template"
-
-
-@pytest.fixture(scope="session")
-def seed_paths() -> list[Path]:
-    return sorted(SEEDS_DIR.glob("*.txt"))
 
 
 @pytest.fixture(scope="session")

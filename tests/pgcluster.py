@@ -71,13 +71,15 @@ class Cluster:
                                   str(self.root / "server.log"), "-w", "start"], self.owner),
                        check=True, capture_output=True, env=env)  # fmt: skip
 
-    def halt(self) -> None:
-        """Stop the server, keeping its files (start() is then `resume`)."""
-        subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its files (start() again resumes it). "fast" ends every
+        connection and writes out what was committed (commits are asynchronous here, so an
+        "immediate" stop may lose the last ones)."""
+        subprocess.run(_as_owner([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
                                   "stop"], self.owner), capture_output=True)  # fmt: skip
 
     def stop(self) -> None:
-        self.halt()
+        self.halt("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,9 @@ def test_two_senders_on_two_nodes_mail_each_subscriber_once(tmp_path: Path, mail
         assert p.returncode == 0, err
         assert "locked" not in out.lower(), out  # nobody waited for a lock: rows are claimed one by one
     assert Counter(r for m in sink.received for r in m.rcpt_tos) == Counter({e: 1 for e in emails})
+    sent = [int(re.search(r"sent (\d+)", out).group(1)) for out, _ in outs]  # type: ignore[union-attr]
+    assert sum(sent) == SUBSCRIBERS
+    print("mails sent by each node:", sent)
     with open_store(tmp_path / "a") as store:
         rows = [r for r in ob.list_rows(store) if r.kind == "alert"]
     assert len(rows) == SUBSCRIBERS and {r.status for r in rows} == {"sent"}

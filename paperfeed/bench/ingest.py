@@ -53,11 +53,11 @@ def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
         return
 
 
-def run_measured(cmd: list[str]) -> dict:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """Run `cmd` in a child process; its output, wall time, peak RSS and CPU time."""
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     peak = [0.0]
     stop = threading.Event()
     poller = threading.Thread(target=_poll_rss, args=(proc.pid, peak, stop), daemon=True)
@@ -74,13 +74,15 @@ def run_measured(cmd: list[str]) -> dict:
             "cpu_s": cpu}  # fmt: skip
 
 
-def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool = False) -> dict:
+def run_ingest_child(data_dir: Path, path: Path, fmt: str = "arxiv", index: bool = False,
+                     database_url: str = "") -> dict:  # fmt: skip
     """Run `paperfeed ingest` on `path` in a child process; return its report, wall time and peak RSS."""
     cmd = [sys.executable, "-m", "paperfeed", "--data", str(data_dir), "ingest", str(path),
            "--format", fmt, "--json", "--no-progress"]  # fmt: skip
     if not index:
         cmd.append("--no-index")
-    run = run_measured(cmd)
+    # "" is SQLite in the data directory, whatever the environment says
+    run = run_measured(cmd, {"PAPERFEED_DATABASE_URL": database_url})
     if run["returncode"] not in (0, 1):
         raise RuntimeError(f"ingest failed (exit {run['returncode']}): {run['stderr'].decode(errors='replace')[-2000:]}")
     report = orjson.loads(run["stdout"].splitlines()[-1])
@@ -93,8 +95,12 @@ def bench_ingest(
     seed: int = 0,
     workdir: Path | None = None,
     progress: bool = False,
+    database_url: str = "",
 ) -> dict:
-    """Generate (or take) an arXiv-format file and time its import into a fresh data dir."""
+    """Generate (or take) an arXiv-format file and time its import into a fresh data dir.
+
+    With `database_url` (an empty PostgreSQL database) the import goes there, and the same file
+    is then imported into SQLite too, for the comparison in the same run."""
     with tempfile.TemporaryDirectory(prefix="paperfeed-bench-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
         gen_s = 0.0
@@ -104,8 +110,14 @@ def bench_ingest(
             write_arxiv_jsonl(file, records, seed, progress=progress)
             gen_s = time.monotonic() - t0
         data_dir = tmp_path / "data"
-        run = run_ingest_child(data_dir, file)
+        run = run_ingest_child(data_dir, file, database_url=database_url)
         rep = run["report"]
+        sqlite = None
+        if database_url:
+            lite = run_ingest_child(tmp_path / "sqlite", file)
+            m = lite["report"]["added"] + lite["report"]["updated"] + lite["report"]["unchanged"]
+            sqlite = {"records_per_s": round(m / lite["report"]["seconds"]) if lite["report"]["seconds"] else None,
+                      "peak_rss_mb": round(lite["peak_rss_mb"], 1), "cpu_s": round(lite["cpu_s"], 2)}  # fmt: skip
         n = rep["added"] + rep["updated"] + rep["unchanged"] + rep["rejected"]
         return {
             "records": n,
@@ -124,4 +136,6 @@ def bench_ingest(
             "db_bytes": _dir_bytes(data_dir),
             "cpu_count": os.cpu_count(),
             "loadavg_1m": round(os.getloadavg()[0], 2),
+            "engine": "postgres" if database_url else "sqlite",
+            **({"sqlite_same_file": sqlite} if sqlite else {}),
         }

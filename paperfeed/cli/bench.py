@@ -71,19 +71,22 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the generated file and throw-away data dir go (default: system temp).")  # fmt: skip
+@click.option("--database-url", default="",
+              help="Import into this (empty) PostgreSQL database, then into SQLite for comparison.")  # fmt: skip
 @json_option()
-def bench_ingest(records: int, file: Path | None, seed: int, workdir: Path | None, as_json: bool) -> None:
+def bench_ingest(records: int, file: Path | None, seed: int, workdir: Path | None, database_url: str,
+                 as_json: bool) -> None:  # fmt: skip
     """Time `paperfeed ingest` of an arXiv OAI snapshot file, in a child process.
 
     Reports records/s and the importer's peak RSS. The target is 15,000
     records/s (all of arXiv in under 3 minutes) in under 500 MB.
     """
-    from paperfeed.bench.ingest import bench_ingest
+    from paperfeed.bench.ingest import bench_ingest as run
 
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     try:
-        result = bench_ingest(records, file, seed, workdir, progress=sys.stderr.isatty())
+        result = run(records, file, seed, workdir, progress=sys.stderr.isatty(), database_url=database_url)
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
@@ -123,13 +126,16 @@ def bench_harvest(records: int, page_size: int, seed: int, workdir: Path | None,
 @click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--seconds", type=click.FloatRange(1, 600), default=15, show_default=True, help="Load run length.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Server worker processes.")
+@click.option("--database-url", default=None,
+              help="An empty PostgreSQL database: load 2 nodes sharing it, beside one SQLite node, in one run.")  # fmt: skip
 @json_option("Print the figures as JSON.")
 @click.pass_obj
-def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int,
+              database_url: str | None, as_json: bool) -> None:  # fmt: skip
     """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
     from paperfeed.web.bench import bench_web as run
 
-    run(obj.data_dir, use_data, n, clients, seconds, workers, as_json)
+    run(obj.data_dir, use_data, n, clients, seconds, workers, as_json, database_url)
 
 
 @click.command("mail")

@@ -84,7 +84,7 @@ def translate(sql: str) -> str:
             return "%s"
         if tok == "%":
             return "%%"
-        return tok.replace("%", "%%") if tok[0] in "'\"" else tok
+        return tok.replace("%", "%%")  # a literal, quoted name or comment: only its % needs escaping
 
     return _TOKENS.sub(sub, sql)
 
@@ -99,6 +99,15 @@ def _pg_sql(sql: str) -> str:
         if len(_translated) < 4096:
             _translated[sql] = out
     return out
+
+
+def _params(params: Sequence[Any] | None) -> tuple[Any, ...]:
+    """PostgreSQL text cannot hold NUL, which SQLite stores. paperfeed refuses NUL in what it
+    stores (ingest, addresses), so a NUL reaches here only in a lookup (a URL with %00): as
+    U+FFFD it matches nothing, as SQLite's answer does, instead of failing the request."""
+    if not params:
+        return ()
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in params)
 
 
 class PgCursor:
@@ -130,7 +139,7 @@ class PgConnection:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> PgCursor:
         try:
             cur = self.raw.cursor(row_factory=_row_factory)
-            cur.execute(_pg_sql(sql), tuple(params) if params is not None else ())
+            cur.execute(_pg_sql(sql), _params(params))
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from exc
         return PgCursor(cur)
@@ -138,7 +147,7 @@ class PgConnection:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         try:
             cur = self.raw.cursor(row_factory=_row_factory)
-            cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
+            cur.executemany(_pg_sql(sql), [_params(r) for r in rows])
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from exc
         return PgCursor(cur)

@@ -62,12 +62,24 @@ def _prepare_demo(root: Path) -> Path:
     return data
 
 
-def _start_server(data: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+def _start_server(data: Path, port: int, workers: int, log_path: Path, database_url: str | None = None
+                  ) -> subprocess.Popen:  # fmt: skip
     cmd = [sys.executable, "-m", "paperfeed", "--data", str(data), "serve", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    env = {**os.environ, "PAPERFEED_DATABASE_URL": database_url} if database_url is not None else None
     # the server's log goes to a file: an unread pipe would fill up and stall the server
     with log_path.open("w") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> dict[str, Any]:
@@ -106,7 +118,9 @@ def _measure(client: httpx.Client, urls: list[str], n: int) -> dict[str, float]:
     }
 
 
-async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dict[str, Any]:
+async def _load(base: str | list[str], urls: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` clients, each on one server of `base` (round robin when there are several)."""
+    bases = [base] if isinstance(base, str) else base
     ok = errors = 0
     codes: dict[int, int] = {}
     latencies: list[float] = []
@@ -117,7 +131,7 @@ async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dic
         nonlocal ok, errors
         rng = random.Random(seed)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
+        async with httpx.AsyncClient(base_url=bases[seed % len(bases)], timeout=30, limits=limits) as c:
             while time.monotonic() < stop_at:
                 url = rng.choice(urls)
                 t0 = time.perf_counter()
@@ -155,9 +169,13 @@ async def _load(base: str, urls: list[str], clients: int, seconds: float) -> dic
     }
 
 
-def bench_web(data_dir: Path, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+def bench_web(data_dir: Path, use_data: bool, n: int, clients: int, seconds: float, workers: int, as_json: bool,
+              database_url: str | None = None) -> None:
     """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the figures
+    if database_url:
+        _bench_nodes(database_url, clients, seconds, workers, as_json)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-web-"))
     log_path = tmp / "server.log"
     if use_data:
@@ -226,4 +244,76 @@ def bench_web(data_dir: Path, use_data: bool, n: int, clients: int, seconds: flo
         for f in ld["failures"]:
             click.echo(f"  failure: {f}")
     if results["load"]["errors"]:
+        sys.exit(1)
+
+
+def _mix(base: str) -> list[str]:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        paper_ids = [p["id"] for p in c.get("/api/papers", params={"limit": 20}).json()["papers"]] or ["none"]
+    searches = [f"/search?q={q.replace(' ', '+')}" for q in QUERIES]
+    return ["/"] * 4 + searches + [f"/papers/{i}" for i in paper_ids[:5]] + ["/trending", "/api/papers?limit=20",
+            "/api/search?q=effective+rank&limit=10", "/feeds/daily.atom"]  # fmt: skip
+
+
+def _warm(base: str, urls: list[str], rounds: int) -> None:
+    with httpx.Client(base_url=base, timeout=60) as c:
+        for _ in range(rounds):
+            for u in urls:
+                c.get(u)
+
+
+def _bench_nodes(database_url: str, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+    """The same load on one SQLite node, then on two nodes sharing PostgreSQL (each node its own
+    data directory: a copy of the SQLite node's, so no node rebuilds the indexes), in one run.
+    The two nodes together run as many worker processes as the SQLite node."""
+    tmp = Path(tempfile.mkdtemp(prefix="paperfeed-bench-nodes-"))
+    results: dict[str, Any] = {"clients": clients, "seconds": seconds}
+    procs: list[subprocess.Popen] = []
+    try:
+        click.echo("preparing the demo corpus (ingest; serve builds the index)...", err=True)
+        data = _prepare_demo(tmp)
+        port = _free_port()
+        lite = _start_server(data, port, workers, tmp / "sqlite.log", database_url="")
+        procs.append(lite)
+        base = f"http://127.0.0.1:{port}"
+        health = _wait_ready(base, lite, tmp / "sqlite.log")
+        urls = _mix(base)
+        _warm(base, urls, 10 * workers)
+        results["corpus_papers"] = health.get("store", {}).get("papers")
+        results["sqlite_1_node"] = {"workers": workers, **asyncio.run(_load(base, urls, clients, seconds))}
+        _stop(lite)
+        procs.clear()
+        click.echo("copying the store to PostgreSQL (db copy)...", err=True)
+        r = subprocess.run([sys.executable, "-m", "paperfeed", "--data", str(data), "db", "copy", "--to", database_url],
+                           capture_output=True, text=True, env={**os.environ, "PAPERFEED_DATABASE_URL": ""})  # fmt: skip
+        if r.returncode != 0:
+            raise click.ClickException(f"db copy failed: {r.stderr[-2000:]}")
+        bases = []
+        per_node = max(1, workers // 2)
+        for name in ("node-a", "node-b"):
+            node = tmp / name
+            shutil.copytree(data, node, ignore=shutil.ignore_patterns("paperfeed.db*"))
+            port = _free_port()
+            procs.append(_start_server(node, port, per_node, tmp / f"{name}.log", database_url=database_url))
+            bases.append(f"http://127.0.0.1:{port}")
+        for b, p, name in zip(bases, procs, ("node-a", "node-b"), strict=True):
+            _wait_ready(b, p, tmp / f"{name}.log")
+            _warm(b, urls, 10 * per_node)
+        results["postgres_2_nodes"] = {"workers_per_node": per_node,
+                                       **asyncio.run(_load(bases, urls, clients, seconds))}  # fmt: skip
+    finally:
+        for p in procs:
+            _stop(p)
+        logs = [f for f in tmp.glob("*.log")]
+        warnings = [line for f in logs for line in f.read_text(errors="replace").splitlines() if "WARNING" in line]
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["server_warnings"] = len(warnings)
+    if as_json:
+        click.echo(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for name in ("sqlite_1_node", "postgres_2_nodes"):
+            ld = results[name]
+            click.echo(f"{name:17s} {ld['clients']} clients, {ld['seconds']} s: {ld['requests_per_s']} req/s, "
+                       f"errors {ld['errors']}, p50 {ld['latency_p50_ms']} ms, p95 {ld['latency_p95_ms']} ms")  # fmt: skip
+    if results["sqlite_1_node"]["errors"] or results["postgres_2_nodes"]["errors"]:
         sys.exit(1)
