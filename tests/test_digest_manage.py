@@ -21,6 +21,8 @@ from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts, start_mail_site
 from tests.webserver import LiveServer
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 pytestmark = pytest.mark.slow  # a mail site on a real server, mail through aiosmtpd
 
 READER = "reader@example.org"

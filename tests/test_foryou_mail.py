@@ -20,6 +20,8 @@ from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts, start_mail_site
 
 # starts a server over an indexed corpus (conftest.SLOW_FILES says the same of its peers)
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 pytestmark = pytest.mark.slow
 
 

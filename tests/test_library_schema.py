@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.webserver import LINKED_TITLE, demo_server, find_paper_id
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 pytestmark = pytest.mark.slow  # asks the shared demo server
 
 OPERATIONS = [

@@ -17,6 +17,8 @@ from paperfeed.store import library as lib
 from paperfeed.store import open_store
 from tests.webserver import LINKED_TITLE, XSS_TITLE, LiveServer, demo_server, find_paper_id
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 pytestmark = pytest.mark.slow  # asks the shared demo server
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -19,6 +19,8 @@ from paperfeed.store import password_resets as resets
 from tests.digest_support import SmtpSink, parts, start_mail_site
 from tests.webserver import LiveServer
 
+# their server is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 pytestmark = pytest.mark.slow  # a mail site on a real server, mail through aiosmtpd
 
 # RFC 5322 with a numeric zone, as every mail of ours writes it (compose.mail_date)

@@ -25,6 +25,7 @@ from paperfeed.search.foryou import WINDOWS, ForYou, for_you
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
 from paperfeed.store import library as lib
+from paperfeed.store import votes as vt
 from paperfeed.web.deps import (
     MaybeUser,
     Recommenders,
@@ -314,8 +315,8 @@ def _library_page(request: Request, store: Store, user: acc.User, *, tag_id: int
         "prev_page_url": page_url(page - 1) if page > 1 else None,
         "next_page_url": page_url(page + 1) if page < pages else None,
     }  # fmt: skip
-    ctx["votes"] = acc.vote_counts(store, [p.rowid for p, _ in ctx["items"]])
-    ctx["voted"] = acc.user_voted(store, user.id, [p.rowid for p, _ in ctx["items"]])
+    ctx["votes"] = vt.vote_counts(store, [p.rowid for p, _ in ctx["items"]])
+    ctx["voted"] = vt.user_voted(store, user.id, [p.rowid for p, _ in ctx["items"]])
     return render(request, "library.html", ctx, status_code=400 if report and report.error else 200)
 
 
@@ -346,7 +347,7 @@ def for_you_page(
         "window_labels": WINDOW_LABELS, "tag_urls": [(None, "All tags", url(None, window))]
         + [(t.id, t.name, url(t.id, window)) for t in lib.list_tags(store, user.id)],
         "window_urls": {w: url(tag_id, w) for w in WINDOWS}, "tag_id": tag_id, "here": here(request),
-        "votes": acc.vote_counts(store, rowids), "voted": acc.user_voted(store, user.id, rowids),
+        "votes": vt.vote_counts(store, rowids), "voted": vt.user_voted(store, user.id, rowids),
         "flash": read_flash(request),
         "mail": foryou_mail.current(store, user), "mail_sizes": foryou_mail.SIZES,
     }  # fmt: skip
