@@ -284,11 +284,7 @@ def compose_confirm(settings: Settings, sub: Subscription, period_key: str, now:
 def compose_verify_email(settings: Settings, email: str, verify_url: str, now: dt.datetime) -> tuple[str, bytes]:
     """The account verification mail. Not a list mail (no List-Unsubscribe): it
     goes out once per sign-up or per click on "send the link again"."""
-    from email.message import EmailMessage
-    from email.utils import make_msgid
-
     subject = "Confirm your email address for paperfeed"
-    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
     reason = f"This mail was sent to {email} because the address was used to create a paperfeed account."
     text = (
         f"A paperfeed account was created with the address {email}.\n"
@@ -299,8 +295,20 @@ def compose_verify_email(settings: Settings, email: str, verify_url: str, now: d
         f"{reason}\n"
     )
     body = Markup(_env.get_template("verify.html").render(email=email, verify_url=verify_url))
+    return subject, account_mail(settings, email, subject, "Confirm your email address", text, body, reason, now,
+                                 "paperfeed.verify")  # fmt: skip
+
+
+def account_mail(settings: Settings, email: str, subject: str, heading: str, text: str, body_html: Markup,
+                 reason: str, now: dt.datetime, id_prefix: str) -> bytes:  # fmt: skip
+    """A mail about the reader's account (verification, password reset): not a list mail, so no
+    List-Unsubscribe; plain text and HTML in the digests' frame."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
     html = _env.get_template("mail_base.html").render(
-        subject=subject, heading="Confirm your email address", intro="", body_html=body, reason=reason,
+        subject=subject, heading=heading, intro="", body_html=body_html, reason=reason,
         base_url=settings.base_url, manage_url="", unsubscribe_url="",
     )  # fmt: skip
     msg = EmailMessage(policy=SMTP)
@@ -308,8 +316,8 @@ def compose_verify_email(settings: Settings, email: str, verify_url: str, now: d
     msg["To"] = email
     msg["Subject"] = subject
     msg["Date"] = mail_date(now)
-    msg["Message-ID"] = make_msgid("paperfeed.verify", domain=host)
+    msg["Message-ID"] = make_msgid(id_prefix, domain=host)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, cte="quoted-printable")
     msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    return subject, msg.as_bytes()
+    return msg.as_bytes()

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import urllib.parse
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import make_msgid
 
 from markupsafe import Markup
 
 from paperfeed.config import Settings
-from paperfeed.digest.compose import _env, mail_date
+from paperfeed.digest.compose import _env, account_mail
 from paperfeed.digest.sender import Outcome, SmtpSender
 from paperfeed.store.password_resets import RESET_TTL
 
@@ -29,7 +25,6 @@ def compose_reset(settings: Settings, email: str, url: str, now: dt.datetime) ->
     """Not a list mail (no List-Unsubscribe): it goes out only when someone asks for it."""
     subject = "Choose a new paperfeed password"
     hours = int(RESET_TTL.total_seconds() // 3600)
-    host = urllib.parse.urlsplit(settings.base_url).hostname or "localhost"
     reason = f"This mail was sent to {email} because a new password was asked for on paperfeed."
     text = (
         f"Someone, hopefully you, asked to choose a new password for the paperfeed account of {email}.\n"
@@ -38,20 +33,8 @@ def compose_reset(settings: Settings, email: str, url: str, now: dt.datetime) ->
         f"{reason}\n"
     )
     body = Markup(_env.get_template("reset.html").render(email=email, reset_url=url, hours=hours))
-    html = _env.get_template("mail_base.html").render(
-        subject=subject, heading="Choose a new password", intro="", body_html=body, reason=reason,
-        base_url=settings.base_url, manage_url="", unsubscribe_url="",
-    )  # fmt: skip
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = settings.mail_from
-    msg["To"] = email
-    msg["Subject"] = subject
-    msg["Date"] = mail_date(now)
-    msg["Message-ID"] = make_msgid("paperfeed.reset", domain=host)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text, cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    return subject, msg.as_bytes()
+    return subject, account_mail(settings, email, subject, "Choose a new password", text, body, reason, now,
+                                 "paperfeed.reset")  # fmt: skip
 
 
 def send_reset(settings: Settings, email: str, token: str) -> Outcome:
