@@ -233,6 +233,47 @@ def _shared_terms(
     return out
 
 
+def rank_for_many(
+    models: Sequence[Recommender],
+    searcher: Searcher,
+    store: Store,
+    candidates: Sequence[int],
+    *,
+    exclude: Sequence[Collection[int]] | None = None,
+    k: int = 10,
+    chunk: int = 1000,
+) -> list[list[tuple[int, float]]]:
+    """The top `k` (rowid, score) of `candidates` for each model, best first, scored for many
+    readers at once (a digest): one sparse and one dense matrix product per `chunk` models, so
+    memory stays at candidates x chunk floats. `exclude[i]` are rowids to leave out for model i.
+    Same scores as `recommend`, without the near-duplicate push-down and the why fields."""
+    feats = corpus_features(searcher, store)
+    _, rows = feats.rows_of(candidates)
+    rows = np.unique(rows)
+    if not len(rows) or not models:
+        return [[] for _ in models]
+    lex = feats.tfidf()[rows]
+    dense = feats.dense[rows]
+    ids = feats.rowids[rows]
+    out: list[list[tuple[int, float]]] = []
+    for start in range(0, len(models), chunk):
+        group = models[start : start + chunk]
+        cols = np.concatenate([m.lex_index for m in group]).astype(np.int64)
+        owner = np.repeat(np.arange(len(group)), [len(m.lex_index) for m in group])
+        w = sp.csr_matrix((np.concatenate([m.lex_weight for m in group]), (cols, owner)),
+                          shape=(feats.counts.shape[1], len(group)))  # fmt: skip
+        scores = np.asarray((lex @ w).todense(), np.float32)
+        scores += dense @ np.stack([m.dense_weight for m in group], axis=1)
+        scores += np.array([m.bias for m in group], np.float32)
+        for j in range(len(group)):
+            col = scores[:, j]
+            if exclude is not None and len(exclude[start + j]):
+                col = np.where(np.isin(ids, np.fromiter(exclude[start + j], np.int64)), -np.inf, col)
+            top = _topk(col, min(k, len(col)))
+            out.append([(int(ids[t]), float(col[t])) for t in top if np.isfinite(col[t])])
+    return out
+
+
 class ModelCache:
     """Thread-safe LRU of trained models keyed by (user_id, tag or None, library_version).
 
