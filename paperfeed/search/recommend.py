@@ -278,7 +278,8 @@ class ModelCache:
     """Thread-safe LRU of trained models keyed by (user_id, tag or None, library_version).
 
     The library version changes whenever the user's library does, so a save retrains on the
-    next request; the corpus version (store seq) is checked too, as new papers change the idf."""
+    next request. New papers in the corpus do not need a retrain: the weights are on hashed
+    term columns and vector dimensions, which new papers do not move."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
