@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
-from paperfeed.index.sync import PASSAGE_SLOTS, embed_text
+from paperfeed.index.sync import embed_text
 from paperfeed.models import Paper
 
 N_FEATURES = 2**20
@@ -122,27 +122,6 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         return feats
 
 
-def _paper_vectors(vec: Any, passages: Any, rowids: np.ndarray) -> np.ndarray:
-    """Each paper's vector; for a text longer than the model's window, the normalised mean of
-    its vector and its passages' (the model reads 256 tokens: on magazine-length texts the
-    whole-text vector misses most of the text)."""
-    out = np.asarray(vec.get(rowids), np.float32)
-    if passages is None or not len(passages):
-        return out
-    slots = (rowids[:, None] * PASSAGE_SLOTS + np.arange(PASSAGE_SLOTS)).ravel()
-    has = passages.has(slots)
-    if not has.any():
-        return out
-    found = slots[has]
-    owner = np.repeat(np.arange(len(rowids)), PASSAGE_SLOTS)[has]
-    counts = np.ones(len(rowids), np.float32)
-    np.add.at(out, owner, np.asarray(passages.get(found), np.float32))
-    np.add.at(counts, owner, 1.0)
-    out /= counts[:, None]
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out
-
-
 def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len: int) -> CorpusFeatures:
     vec = searcher.vectors
     dim = vec.dim if vec is not None else 0
@@ -161,7 +140,7 @@ def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len:
         has = vec.has(rowids[missing])
         rows = np.flatnonzero(missing)[has]
         if len(rows):
-            dense[rows] = _paper_vectors(vec, searcher.passages, rowids[rows])
+            dense[rows] = vec.get(rowids[rows])
     df = old.df.copy()
     if (~keep).any():
         df -= np.bincount(old.counts[~keep].indices, minlength=N_FEATURES).astype(np.float32)
