@@ -36,10 +36,11 @@ from paperfeed.store.papers import Store
 # the best worst case.
 DENSE_SCALE = 0.5
 SVM_C = 0.1
-# Background papers the SVM sees: all of them up to this many, else a random sample (the retrain
-# cost grows with it; every evaluation collection is smaller, so measured quality is the full
-# method's).
-BACKGROUND = 20_000
+# Background papers the SVM sees: all of them up to this many, else a random sample. The retrain
+# cost grows linearly with it (`paperfeed bench recommend`: 20k took 10 s p50 at load 10 on 2
+# cores); every evaluation collection but npl (11k) is smaller, so their figures are the full
+# method's.
+BACKGROUND = 8_000
 # "Not interested" papers weigh this many times a background paper in training, and a candidate
 # whose vector is this close to one (a near duplicate) is pushed down by the excess.
 NEGATIVE_WEIGHT = 5.0
