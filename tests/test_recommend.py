@@ -214,3 +214,22 @@ def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):
 
     r = CliRunner().invoke(cli, ["eval", "recommend", str(tmp_path), "--json"])
     assert r.exit_code != 0 and "corpus.jsonl" in r.output
+
+
+def test_rank_for_many_agrees_with_recommend(indexed: Path):
+    from paperfeed.search.recommend import rank_for_many
+
+    ids = _rowids(indexed)
+    libs = [[ids["sail0"]], [ids["bake1"], ids["bake2"]], [ids["bees4"]]]
+    window = sorted(ids.values())
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        models = [train(s, store, lib) for lib in libs]
+        many = rank_for_many(models, s, store, window, exclude=libs, k=4, chunk=2)
+        single = [recommend(m, s, store, candidates=window, exclude=lib, k=4, explain=False)
+                  for m, lib in zip(models, libs, strict=True)]  # fmt: skip
+    assert len(many) == 3
+    for got, want, lib in zip(many, single, libs, strict=True):
+        assert [r for r, _ in got] == [w.rowid for w in want]
+        assert [sc for _, sc in got] == pytest.approx([w.score for w in want], rel=1e-4)
+        assert not set(lib) & {r for r, _ in got}

@@ -8,11 +8,14 @@ LIBRARY papers of one topic. Measured, in this process, with the real store and 
   they follow the store by seq);
 * retrain_ms: `train` on a library that just gained a paper (what a save costs);
 * for_you_ms: `recommend` with a trained model, whole corpus and the month's window, with the
-  "why" fields, k = 50 (what a page view costs with the model cached).
+  "why" fields, k = 50 (what a page view costs with the model cached);
+* digest: the day's newest papers ranked for many readers at once (`rank_for_many`), with the
+  readers' models cached (training is the retrain figure, paid once per library change).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import sys
@@ -37,13 +40,13 @@ def _log(msg: str) -> None:
     print(f"[bench recommend {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def bench_recommend(papers: int, *, readers: int = 30, seed: int = 0, workdir: Path | None = None,
-                    progress: bool = False) -> dict[str, Any]:  # fmt: skip
+def bench_recommend(papers: int, *, readers: int = 30, subscribers: int = 10_000, day: int = 2000, seed: int = 0,
+                    workdir: Path | None = None, progress: bool = False) -> dict[str, Any]:  # fmt: skip
     base = workdir or Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="paperfeed-benchrec-", dir=base))
     try:
-        return _run(papers, readers, seed, tmp, progress)
+        return _run(papers, readers, subscribers, day, seed, tmp, progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -69,14 +72,34 @@ def _build(papers: int, seed: int, tmp: Path, progress: bool) -> tuple[Synthetic
     return corpus, rowids, gen_index, data_dir
 
 
-def _run(papers: int, readers: int, seed: int, tmp: Path, progress: bool) -> dict[str, Any]:
+def _digest(searcher: Any, store: Any, models: list[tuple[Any, list[int]]], subscribers: int, day: int
+            ) -> dict[str, Any]:  # fmt: skip
+    """One day's `day` newest papers ranked for `subscribers` readers by `rank_for_many` (the
+    readers' trained models are cycled: ranking is what is timed, each model is a cached one)."""
+    from paperfeed.search.recommend import rank_for_many
+
+    newest = [r for (r,) in store.conn.execute("SELECT rowid FROM papers ORDER BY rowid DESC LIMIT ?", (day,))]
+    many = [models[i % len(models)] for i in range(subscribers)]
+    _log(f"digest: {len(newest):,} papers for {subscribers:,} readers")
+    t0 = time.perf_counter()
+    ranked = rank_for_many([m for m, _ in many], searcher, store, newest, exclude=[lib for _, lib in many], k=10)
+    seconds = time.perf_counter() - t0
+    return {"subscribers": subscribers, "papers": len(newest), "top": 10, "seconds": round(seconds, 2),
+            "ranked": sum(1 for r in ranked if r),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # fmt: skip
+
+
+def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: Path, progress: bool
+         ) -> dict[str, Any]:  # fmt: skip
     from paperfeed.search import Searcher
     from paperfeed.search.rec_features import corpus_features
     from paperfeed.search.recommend import recommend, train
     from paperfeed.store import open_store
 
     corpus, rowids, gen_index, data_dir = _build(papers, seed, tmp, progress)
-    result: dict[str, Any] = {"papers": papers, "readers": readers, "library": LIBRARY}
+    # other work on the machine stretches every latency: say how busy it was
+    result: dict[str, Any] = {"papers": papers, "readers": readers, "library": LIBRARY,
+                              "loadavg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
     topics = np.array([corpus.topic_of(int(i)) for i in gen_index])
     rng = np.random.default_rng(seed)
     with open_store(data_dir) as store:
@@ -95,6 +118,7 @@ def _run(papers: int, readers: int, seed: int, tmp: Path, progress: bool) -> dic
         retrain: list[float] = []
         whole: list[float] = []
         month: list[float] = []
+        models: list[tuple[Any, list[int]]] = []
         train(searcher, store, [int(rowids[0])])  # imports and first-use costs outside the clock
         _log(f"{readers} readers: retrain after a save, then For you")
         for _ in range(readers):
@@ -104,15 +128,19 @@ def _run(papers: int, readers: int, seed: int, tmp: Path, progress: bool) -> dic
             t0 = time.perf_counter()
             model = train(searcher, store, lib)
             retrain.append((time.perf_counter() - t0) * 1000)
+            models.append((model, lib))
             t0 = time.perf_counter()
             recommend(model, searcher, store, exclude=lib, k=50)
             whole.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             recommend(model, searcher, store, candidates=window, exclude=lib, k=50)
             month.append((time.perf_counter() - t0) * 1000)
+        if subscribers:
+            result["digest"] = _digest(searcher, store, models, subscribers, day)
     result["retrain_ms"] = _percentiles(retrain)
     result["for_you_ms"] = _percentiles(whole)
     result["for_you_month_ms"] = _percentiles(month)
+    result["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["targets"] = {
         "for_you_p95_ms": TARGET_FOR_YOU_P95_MS,

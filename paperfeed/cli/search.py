@@ -125,7 +125,7 @@ class EvalCommand(click.Command):
         if args and args[0] == "recommend":
             from paperfeed.cli.recommend import eval_recommend
 
-            return eval_recommend.make_context("recommend", args[1:], parent=parent, **extra)
+            return eval_recommend.make_context(f"{info_name} recommend", args[1:], parent=parent, **extra)
         return super().make_context(info_name, args, parent=parent, **extra)
 
 

@@ -119,18 +119,22 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
     return out
 
 
-def baseline_rankings(coll: Collection, users: list[User]) -> dict[str, dict[str, list[str]]]:
-    """The two baselines' rankings (name -> user -> doc ids), over the raw corpus file."""
+PLAIN_VECTORS = "plain-minilm.npy"
+
+
+def baseline_rankings(coll: Collection, users: list[User], cache: Path | None = None
+                      ) -> dict[str, dict[str, list[str]]]:  # fmt: skip
+    """The two baselines' rankings (name -> user -> doc ids), over the raw corpus file. With
+    `cache` (a directory), the plain MiniLM vectors are kept there and reused."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
-    from paperfeed.bench.baseline import plain_encoder
     from paperfeed.eval.plain import read_corpus
 
     ids, texts = read_corpus(str(coll.corpus))
     index = {d: i for i, d in enumerate(ids)}
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=20_000).fit_transform(texts)
-    vecs = np.asarray(plain_encoder()(texts), dtype=np.float32)
+    vecs = _plain_vectors(texts, cache)
 
     def svm(lib: np.ndarray) -> np.ndarray:
         y = np.zeros(len(ids))
@@ -159,6 +163,20 @@ def baseline_rankings(coll: Collection, users: list[User]) -> dict[str, dict[str
 BUILT = "eval-built.ok"
 
 
+def _plain_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
+    from paperfeed.bench.baseline import plain_encoder
+
+    path = cache / PLAIN_VECTORS if cache is not None else None
+    if path is not None and path.is_file():
+        vecs = np.load(path)
+        if vecs.shape[0] == len(texts):
+            return vecs
+    vecs = np.asarray(plain_encoder()(texts), dtype=np.float32)
+    if path is not None:
+        np.save(path, vecs)
+    return vecs
+
+
 def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False,
                        keep: Path | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
     """paperfeed's recommender on one collection (and, with `baseline`, the two baselines).
@@ -178,7 +196,7 @@ def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = F
         runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]
     if baseline:
         t0 = time.perf_counter()
-        base = baseline_rankings(coll, users)
+        base = baseline_rankings(coll, users, keep)
         seconds = time.perf_counter() - t0
         runs += [score_rankings(name, users, base[name], seconds) for name in BASELINES]
     return coll, runs

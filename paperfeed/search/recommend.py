@@ -26,13 +26,21 @@ from paperfeed.store.papers import Store
 
 # The model: a linear SVM (arxiv-sanity-lite's learner) over [tf-idf ; DENSE_SCALE x MiniLM
 # vector], positives = the library, the rest = background. Measured on the six collections of
-# ../shared/ir with `paperfeed eval recommend --suite ../shared/ir --baseline` (README).
-DENSE_SCALE = 1.0
+# ../shared/ir with `paperfeed eval recommend --suite ../shared/ir --baseline` (README); the
+# choice by a replica on cached vectors, nDCG@10 over the better baseline per collection:
+#   all terms, dense x1.0:      time 0.922  adi 1.131  cranfield 1.033  med 1.039
+#   library terms, dense x1.0:  time 0.944  adi 1.127  cranfield 1.031  med 1.029
+#   library terms, dense x0.5:  time 0.992  adi 1.083  cranfield 1.054  med 1.028
+#   + BM25 query of the library's terms, fused 0.7/0.3: time 1.007, adi 1.022 (dropped)
+# The dense part is what separates adi (short texts) and what hurts time (long ones): x0.5 is
+# the best worst case.
+DENSE_SCALE = 0.5
 SVM_C = 0.1
-# Background papers the SVM sees: all of them up to this many, else a random sample (the retrain
-# cost grows with it; every evaluation collection is smaller, so measured quality is the full
-# method's).
-BACKGROUND = 20_000
+# Background papers the SVM sees: all of them up to this many, else a random sample. The retrain
+# cost grows linearly with it (`paperfeed bench recommend`: 20k took 10 s p50 at load 10 on 2
+# cores); every evaluation collection but npl (11k) is smaller, so their figures are the full
+# method's.
+BACKGROUND = 8_000
 # "Not interested" papers weigh this many times a background paper in training, and a candidate
 # whose vector is this close to one (a near duplicate) is pushed down by the excess.
 NEGATIVE_WEIGHT = 5.0
@@ -226,11 +234,53 @@ def _shared_terms(
     return out
 
 
+def rank_for_many(
+    models: Sequence[Recommender],
+    searcher: Searcher,
+    store: Store,
+    candidates: Sequence[int],
+    *,
+    exclude: Sequence[Collection[int]] | None = None,
+    k: int = 10,
+    chunk: int = 1000,
+) -> list[list[tuple[int, float]]]:
+    """The top `k` (rowid, score) of `candidates` for each model, best first, scored for many
+    readers at once (a digest): one sparse and one dense matrix product per `chunk` models, so
+    memory stays at candidates x chunk floats. `exclude[i]` are rowids to leave out for model i.
+    Same scores as `recommend`, without the near-duplicate push-down and the why fields."""
+    feats = corpus_features(searcher, store)
+    _, rows = feats.rows_of(candidates)
+    rows = np.unique(rows)
+    if not len(rows) or not models:
+        return [[] for _ in models]
+    lex = feats.tfidf()[rows]
+    dense = feats.dense[rows]
+    ids = feats.rowids[rows]
+    out: list[list[tuple[int, float]]] = []
+    for start in range(0, len(models), chunk):
+        group = models[start : start + chunk]
+        cols = np.concatenate([m.lex_index for m in group]).astype(np.int64)
+        owner = np.repeat(np.arange(len(group)), [len(m.lex_index) for m in group])
+        w = sp.csr_matrix((np.concatenate([m.lex_weight for m in group]), (cols, owner)),
+                          shape=(feats.counts.shape[1], len(group)))  # fmt: skip
+        scores = np.asarray((lex @ w).todense(), np.float32)
+        scores += dense @ np.stack([m.dense_weight for m in group], axis=1)
+        scores += np.array([m.bias for m in group], np.float32)
+        for j in range(len(group)):
+            col = scores[:, j]
+            if exclude is not None and len(exclude[start + j]):
+                col = np.where(np.isin(ids, np.fromiter(exclude[start + j], np.int64)), -np.inf, col)
+            top = _topk(col, min(k, len(col)))
+            out.append([(int(ids[t]), float(col[t])) for t in top if np.isfinite(col[t])])
+    return out
+
+
 class ModelCache:
     """Thread-safe LRU of trained models keyed by (user_id, tag or None, library_version).
 
     The library version changes whenever the user's library does, so a save retrains on the
-    next request; the corpus version (store seq) is checked too, as new papers change the idf."""
+    next request. New papers in the corpus do not need a retrain: the weights are on hashed
+    term columns and vector dimensions, which new papers do not move."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
