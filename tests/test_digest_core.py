@@ -619,3 +619,32 @@ def test_an_old_confirmation_link_cannot_restart_a_cancelled_subscription(tmp_pa
             confirm(store, settings, old)
         assert subs.get_subscription(store, sub.id).status == "pending"
         assert confirm(store, settings, mailed_link(sub.id)).status == "active"
+
+
+def test_alert_filters_mean_what_the_search_filters_mean(tmp_path: Path, smtp: SmtpSink) -> None:
+    """An alert's author and category filters are the search's: whole name words in order within
+    one author (not a substring of any), and a category is checked when subscribing."""
+    from paperfeed.digest.matching import candidate_papers
+
+    settings = make_settings(tmp_path, smtp)
+    with open_store(tmp_path) as store:
+        with pytest.raises(SubscriptionError, match="arXiv category"):
+            subscribe(store, settings, "a@example.org", query="ok", filters={"category": "not a category!"})
+        start = store.max_seq()
+        store.upsert_papers([
+            Paper(title="Sparse coding", authors=["Geoffrey E. Hinton"], categories=["cs.LG"],
+                  sources=["jsonl:f"], ext_ids={"jsonl:f": "1"}),
+            Paper(title="Sparse priors", authors=["Abraham Lincoln"], categories=["stat.ML"],
+                  sources=["jsonl:f"], ext_ids={"jsonl:f": "2"}),
+        ])  # fmt: skip
+        end = store.max_seq()
+
+        def titles(**filters: str) -> list[str]:
+            return sorted(p.title for p in candidate_papers(store, start, end, filters))
+
+        assert titles(author="Hinton") == ["Sparse coding"]
+        assert titles(author="Geoffrey Hinton") == ["Sparse coding"]  # one word apart, as the index's slop
+        assert titles(author="Linc") == []  # a substring of a name is not the name
+        assert titles(author="Hinton Geoffrey") == []  # in order
+        assert titles(category="stat.ML") == ["Sparse priors"]
+        assert titles(category="cs.LG,stat.ML") == ["Sparse coding", "Sparse priors"]

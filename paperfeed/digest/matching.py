@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 
 from paperfeed.models import Paper
+from paperfeed.search.query import Filters, QueryError
 from paperfeed.search.window import Window
 from paperfeed.store.papers import Store
 from paperfeed.store.votes import trending
@@ -40,15 +41,16 @@ def iter_candidates(store: Store, after_seq: int, upto_seq: int, filters: dict[s
         args.append(filters["source"])
     sql += " ORDER BY p.added_seq DESC LIMIT ?"
     rowids = [r[0] for r in store.conn.execute(sql, [*args, MAX_WINDOW])][::-1]
-    cat = (filters.get("category") or "").lower()
-    author = (filters.get("author") or "").casefold()
+    try:
+        f = Filters.parse(category=filters.get("category"), author=filters.get("author"))
+    except QueryError as exc:
+        # stored before filters were checked at subscribe time: nothing can match it
+        log.warning("alert filters %r skipped: %s", filters, exc)
+        return
     for start in range(0, len(rowids), 1000):
         for p in store.get_by_rowids(rowids[start : start + 1000]):
-            if cat and cat not in (c.lower() for c in p.categories):
-                continue
-            if author and not any(author in a.casefold() for a in p.authors):
-                continue
-            yield p
+            if f.admits(p):
+                yield p
 
 
 def candidate_papers(store: Store, after_seq: int, upto_seq: int, filters: dict[str, str]) -> list[Paper]:

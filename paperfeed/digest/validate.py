@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from paperfeed.addresses import AddressError, clean_address, has_hidden
+from paperfeed.search.query import Filters, QueryError
 
 MAX_QUERY = 500
 MAX_FILTER = 200
@@ -58,4 +59,9 @@ def clean_filters(raw: dict[str, str | None] | None) -> dict[str, str]:
         if "\r" in text or "\n" in text or _has_control(text):
             raise SubscriptionError(f"The {key} filter must be on one line, without control characters.")
         out[key] = text.strip()
+    try:
+        # the search's own checks, so an alert's filters mean what they mean on the site
+        Filters.parse(category=out.get("category"), author=out.get("author"))
+    except QueryError as exc:
+        raise SubscriptionError(str(exc)) from None
     return out

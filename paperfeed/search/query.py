@@ -31,6 +31,7 @@ from paperfeed.index.lexical import (
     exact_words,
     query_pairs,
 )
+from paperfeed.models import Paper
 
 
 class QueryError(ValueError):
@@ -251,6 +252,16 @@ class Filters:
     def key(self) -> tuple:
         return (self.since, self.until, self.categories, self.author, self.sources)
 
+    def admits(self, p: Paper) -> bool:
+        """Whether paper `p` passes the category and author filters, read as the index reads them
+        (an alert window filters papers in memory, and must agree with the search)."""
+        if self.categories and not set(self.categories) & set(p.categories):
+            return False
+        if self.author:
+            words = analyze_name(self.author)
+            return any(_in_order(words, analyze_name(a)) for a in p.authors)
+        return True
+
     @classmethod
     def parse(
         cls,
@@ -282,6 +293,23 @@ class Filters:
         raw = {k: str(v) for k, v in {"since": since, "until": until, "category": category,
                                        "author": author, "source": source}.items() if v}  # fmt: skip
         return cls(since=lo, until=hi, categories=cats, author=auth, sources=srcs, raw=raw)
+
+
+def _in_order(words: Sequence[str], name: Sequence[str]) -> bool:
+    """`words` appear in `name` in order, at most one word apart (the index's phrase slop 1)."""
+    for start in range(len(name)):
+        if name[start] != words[0]:
+            continue
+        pos, ok = start, True
+        for w in words[1:]:
+            nxt = next((i for i in range(pos + 1, min(pos + 3, len(name))) if name[i] == w), None)
+            if nxt is None:
+                ok = False
+                break
+            pos = nxt
+        if ok:
+            return True
+    return False
 
 
 def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:
