@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.digest_support import SmtpSink, start_mail_site
 from tests.helpers import SEEDS_DIR
 from tests.pgcluster import Cluster, cluster_connection
 
@@ -20,6 +21,23 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def seed_paths() -> list[Path]:
     return sorted(SEEDS_DIR.glob("*.txt"))
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd server on 127.0.0.1 that keeps what it receives, one per test module."""
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple]:
+    """The site on a real server over the indexed seed corpus, mailing to `sink`; one per module."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    srv, settings = start_mail_site(tmp_path_factory.mktemp(name) / "data", sink)
+    yield srv, settings
+    srv.stop()
 
 
 # ---- the engine under test ---------------------------------------------------------

@@ -14,7 +14,7 @@ from paperfeed.digest import send_digests
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
-from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -26,20 +26,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple[LiveServer, Settings]]:
-    srv, settings = start_mail_site(tmp_path_factory.mktemp("digest-browser") / "data", sink)
-    yield srv, settings
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,6 @@ QUERY = "importance reweighting"
 FROM = "Paperfeed Digest <digest@paperfeed.test>"
 
 
-@pytest.fixture(scope="module")
-def sink() -> SmtpSink:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
 def smtp(sink: SmtpSink) -> SmtpSink:
     sink.reset()

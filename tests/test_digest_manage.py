@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import html as htmlmod
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
-from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
 
 # their server is started once for the module: with --engine postgres, one database for the module
@@ -28,20 +27,6 @@ pytestmark = pytest.mark.slow  # a mail site on a real server, mail through aios
 READER = "reader@example.org"
 HOSTILE_QUERY = "<b>spectral</b> sparsification"
 DATE_FORMAT = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} \+0000"
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple[LiveServer, Settings]]:
-    srv, settings = start_mail_site(tmp_path_factory.mktemp("manage") / "data", sink)
-    yield srv, settings
-    srv.stop()
 
 
 def csrf_from(page: str) -> str:

@@ -19,7 +19,7 @@ from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
-from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
 
 pytestmark = pytest.mark.slow  # starts the site and an SMTP sink over an indexed corpus
@@ -27,20 +27,6 @@ pytestmark = pytest.mark.slow  # starts the site and an SMTP sink over an indexe
 # their server is started once for the module: with --engine postgres, one database for the module
 PG_SCOPE = "module"
 HOSTILE = "<script>alert(1)</script> graph colouring"
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple[LiveServer, Settings]]:
-    srv, settings = start_mail_site(tmp_path_factory.mktemp("digest-web") / "data", sink)
-    yield srv, settings
-    srv.stop()
 
 
 @pytest.fixture

@@ -25,13 +25,6 @@ PG_SCOPE = "module"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def sink() -> SmtpSink:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
 def csrf_from(page: str) -> str:
     m = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert m

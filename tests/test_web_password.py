@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from paperfeed.config import Settings
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import password_resets as resets
-from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
 
 # their server is started once for the module: with --engine postgres, one database for the module
@@ -25,20 +24,6 @@ pytestmark = pytest.mark.slow  # a mail site on a real server, mail through aios
 
 # RFC 5322 with a numeric zone, as every mail of ours writes it (compose.mail_date)
 DATE_FORMAT = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} \+0000"
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, sink: SmtpSink) -> Iterator[tuple[LiveServer, Settings]]:
-    srv, settings = start_mail_site(tmp_path_factory.mktemp("password") / "data", sink)
-    yield srv, settings
-    srv.stop()
 
 
 def client_for(srv: LiveServer) -> httpx.Client:

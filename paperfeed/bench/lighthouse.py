@@ -8,10 +8,8 @@ loads nothing but the site itself.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -70,7 +68,7 @@ def failed_audits(report: dict) -> list[str]:
 
 def score_pages(url: str | None, paths: Sequence[str]) -> dict[str, dict]:
     """Lighthouse's scores and failed audits of `url`, or of `paths` on a throw-away demo server."""
-    from paperfeed.web.bench import _free_port, _prepare_demo, _start_server, _wait_ready
+    from paperfeed.web.bench import _free_port, _prepare_demo, _start_server, _stop, _wait_ready
 
     lighthouse_bin()
     results: dict[str, dict] = {}
@@ -94,13 +92,7 @@ def score_pages(url: str | None, paths: Sequence[str]) -> dict[str, dict]:
                                "lighthouse": report.get("lighthouseVersion")}  # fmt: skip
     finally:
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _stop(proc)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return results
