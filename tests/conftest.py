@@ -40,6 +40,19 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium (Debian's) driven by Playwright, one per browser test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
 # ---- the engine under test ---------------------------------------------------------
 # `pytest --engine postgres` (or PAPERFEED_TEST_ENGINE=postgres) runs each test against a fresh
 # database of a throwaway PostgreSQL cluster (tests/pgcluster.py): PAPERFEED_DATABASE_URL is set
@@ -75,30 +88,27 @@ def pg_cluster() -> Iterator[Cluster]:
         cluster.stop()
 
 
+def _fresh_database(cluster: Cluster) -> Iterator[str]:
+    from paperfeed.store.pg import PostgresEngine
+
+    name = cluster.create_database(template=TEMPLATE_DB)
+    try:
+        yield cluster.url(name)
+    finally:
+        PostgresEngine.close_pools()
+        cluster.drop_database(name)
+
+
 @pytest.fixture
 def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test."""
-    from paperfeed.store.pg import PostgresEngine
-
-    name = pg_cluster.create_database(template=TEMPLATE_DB)
-    try:
-        yield pg_cluster.url(name)
-    finally:
-        PostgresEngine.close_pools()
-        pg_cluster.drop_database(name)
+    yield from _fresh_database(pg_cluster)
 
 
 @pytest.fixture(scope="module")
 def pg_module_url(pg_cluster: Cluster) -> Iterator[str]:
     """One database for a module whose tests share a server started once (PG_SCOPE = "module")."""
-    from paperfeed.store.pg import PostgresEngine
-
-    name = pg_cluster.create_database(template=TEMPLATE_DB)
-    try:
-        yield pg_cluster.url(name)
-    finally:
-        PostgresEngine.close_pools()
-        pg_cluster.drop_database(name)
+    yield from _fresh_database(pg_cluster)
 
 
 def _postgres(config: pytest.Config) -> bool:

@@ -4,11 +4,10 @@ pages pass axe-core (light and dark, phone width) like every other page."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from tests.browser import ARGS, AXE, CHROMIUM, Tab
+from tests.browser import AXE, CHROMIUM, Tab
 from tests.webserver import LiveServer, demo_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -20,14 +19,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser,
 @pytest.fixture(scope="module")
 def srv() -> LiveServer:
     return demo_server()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _sign_up(t: Tab) -> None:

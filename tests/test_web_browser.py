@@ -15,7 +15,7 @@ import pytest
 from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import votes as vt
-from tests.browser import ARGS, AXE, CHROMIUM, Tab
+from tests.browser import AXE, CHROMIUM, Tab
 from tests.webserver import LINKED_TITLE, LiveServer, demo_server, find_paper_id
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -30,14 +30,6 @@ pytestmark = [pytest.mark.browser,
 @pytest.fixture(scope="module")
 def srv() -> LiveServer:
     return demo_server()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -216,13 +216,7 @@ def bench_web(data_dir: Path, use_data: bool, n: int, clients: int, seconds: flo
                "/api/search?q=effective+rank&limit=10", "/feeds/daily.atom"]  # fmt: skip
         results["load"] = asyncio.run(_load(base, mix, clients, seconds))
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
         warnings = [line for line in log_path.read_text(errors="replace").splitlines() if "WARNING" in line]
         shutil.rmtree(tmp, ignore_errors=True)
     results["server_warnings"] = len(warnings)
