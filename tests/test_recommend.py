@@ -233,3 +233,26 @@ def test_rank_for_many_agrees_with_recommend(indexed: Path):
         assert [r for r, _ in got] == [w.rowid for w in want]
         assert [sc for _, sc in got] == pytest.approx([w.score for w in want], rel=1e-4)
         assert not set(lib) & {r for r, _ in got}
+
+
+def test_the_svm_solver_finds_linearsvc_s_optimum():
+    """fit_linear_svm solves LinearSVC's objective (squared hinge, primal, intercept as a
+    regularised feature, per-sample weights): same coefficients, so the same ranking."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.svm import LinearSVC
+
+    from paperfeed.search.recommend import fit_linear_svm
+
+    rng = np.random.default_rng(3)
+    n, k, d = 600, 40, 16
+    lex = sp.random(n, k, density=0.1, format="csr", random_state=4, dtype=np.float64)
+    dense = rng.normal(size=(n, d)).astype(np.float32)
+    y = (dense[:, 0] + lex[:, 0].toarray().ravel() + 0.3 * rng.normal(size=n) > 1.2).astype(np.int8)
+    weight = np.where(y == 1, 3.0, 1.0)
+    weight[:20] *= 5.0
+    ref = LinearSVC(C=0.1, dual=False, tol=1e-6, max_iter=1000)
+    ref.fit(sp.hstack([lex, sp.csr_matrix(dense)], format="csr"), y, sample_weight=weight)
+    coef, bias = fit_linear_svm(lex, dense, y, 0.1 * weight, tol=1e-6)
+    assert coef == pytest.approx(ref.coef_.ravel(), abs=1e-4)
+    assert bias == pytest.approx(float(ref.intercept_[0]), abs=1e-4)

@@ -82,8 +82,6 @@ def train(
 ) -> Recommender:
     """A model from the library's saved papers (rowids) and "not interested" papers (rowids).
     Papers the indexes do not know (hidden, not yet indexed) are left out."""
-    from sklearn.svm import LinearSVC
-
     feats = corpus_features(searcher, store)
     neg_set = set(negatives)
     _, prow = feats.rows_of([r for r in dict.fromkeys(positives) if r not in neg_set])
@@ -110,14 +108,12 @@ def train(
     # under a second on a 20k background.
     tfidf = feats.tfidf()
     cols = np.unique(tfidf[np.concatenate([prow, nrow])].indices)
-    x = sp.hstack([_columns(tfidf[rows], cols), sp.csr_matrix(feats.dense[rows] * DENSE_SCALE)], format="csr")
     if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
-        coef, bias = np.zeros(x.shape[1]), 0.0
+        coef, bias = np.zeros(len(cols) + feats.dense.shape[1]), 0.0
     else:
-        # primal solver: many more rows than features
-        clf = LinearSVC(C=SVM_C, dual=False, max_iter=1000, tol=1e-4)
-        clf.fit(x, y, sample_weight=weight)
-        coef, bias = clf.coef_.ravel(), float(clf.intercept_[0])
+        lex_x = _columns(tfidf[rows], cols)
+        dense_x = feats.dense[rows] * np.float32(DENSE_SCALE)
+        coef, bias = fit_linear_svm(lex_x, dense_x, y, SVM_C * weight)
     lex = coef[: len(cols)]
     nz = np.flatnonzero(lex)
     return Recommender(
@@ -132,10 +128,94 @@ def train(
     )
 
 
+def fit_linear_svm(
+    lex: sp.csr_matrix, dense: np.ndarray, y: np.ndarray, c: np.ndarray, *, tol: float = 1e-4, max_iter: int = 1000
+) -> tuple[np.ndarray, float]:
+    """(coef, intercept) of scikit-learn's `LinearSVC(C=1, dual=False, tol=tol).fit([lex | dense],
+    y, sample_weight=c)`: the same objective, solved the way liblinear's primal solver does it,
+    with the dense block kept dense.
+
+    The objective is liblinear's L2-regularised squared hinge with the intercept as one more
+    feature of value 1 (regularised too, as liblinear does): 0.5 |w|^2 + sum_i c_i max(0, 1 -
+    y_i (w . x_i + b))^2, y in {0, 1} read as -1/+1. It is strictly convex, so the optimum is
+    unique; like liblinear, Newton steps from w = 0 with conjugate gradients on the generalised
+    Hessian (CG stops at 0.1 x the gradient's norm), a backtracking line search, and the stop
+    |grad| <= tol x min(#pos, #neg) / n x |grad at 0|. What makes it faster than liblinear here:
+    the Hessian products run on the rows inside the margin only (a few thousand of the 8k after
+    the first step) and on the dense 384 columns as a BLAS product instead of 3M sparse
+    entries. tests/test_recommend.py checks it against LinearSVC."""
+    from threadpoolctl import threadpool_limits
+
+    n, k = lex.shape
+    d = dense.shape[1]
+    lex = lex.astype(np.float64)
+    ys = np.where(np.asarray(y) > 0, 1.0, -1.0)
+    c = np.asarray(c, np.float64)
+    n_pos = int((ys > 0).sum())
+    eps = tol * max(min(n_pos, n - n_pos), 1) / n
+
+    def xv(lx: sp.csr_matrix, dx: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return lx @ v[:k] + dx @ v[k : k + d].astype(np.float32) + v[-1]
+
+    def xtv(lx: sp.csr_matrix, dx: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return np.concatenate([lx.T @ u, dx.T @ u.astype(np.float32), [u.sum()]])
+
+    w = np.zeros(k + d + 1)
+    z = np.zeros(n)  # x_i . w for every row
+    g0 = None
+    # one BLAS thread: the products are small, and a second thread spinning on a shared, busy
+    # machine costs more than it gives
+    with threadpool_limits(1, user_api="blas"):
+        for _ in range(max_iter):
+            m = 1.0 - ys * z
+            act = np.flatnonzero(m > 0)  # the rows inside the margin: the only ones with a loss
+            la, da, ca = lex[act], dense[act], 2.0 * c[act]
+            g = w + xtv(la, da, -ca * ys[act] * m[act])
+            gn = float(np.linalg.norm(g))
+            if g0 is None:
+                g0 = gn
+            if gn <= eps * g0:
+                break
+            step = np.zeros_like(w)
+            r = -g
+            p = r.copy()
+            rr = float(r @ r)
+            for _cg in range(len(w)):
+                if np.sqrt(rr) <= 0.1 * gn:
+                    break
+                h = p + xtv(la, da, ca * xv(la, da, p))
+                a = rr / float(p @ h)
+                step += a * p
+                r -= a * h
+                rr_new = float(r @ r)
+                p = r + (rr_new / rr) * p
+                rr = rr_new
+            xs = xv(lex, dense, step)
+            a = _line_search(w, step, g, z, xs, ys, c)
+            w += a * step
+            z += a * xs
+    return w[:-1], float(w[-1])
+
+
+def _line_search(w: np.ndarray, step: np.ndarray, g: np.ndarray, z: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                 c: np.ndarray) -> float:  # fmt: skip
+    """Backtracking (Armijo, 0.01) along `step` of the objective, from step length 1."""
+    ws, ss, ww, gs = float(w @ step), float(step @ step), float(w @ w), float(g @ step)
+
+    def f(a: float) -> float:
+        mm = np.maximum(1.0 - ys * (z + a * xs), 0.0)
+        return 0.5 * (ww + 2 * a * ws + a * a * ss) + float(c @ (mm * mm))
+
+    a, f0 = 1.0, f(0.0)
+    while f(a) > f0 + 0.01 * a * gs and a > 1e-10:
+        a *= 0.5
+    return a
+
+
 def _columns(m: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
     """m[:, cols] for sorted `cols`, without scipy's per-call array the width of the hashed
     vocabulary (a million columns)."""
-    keep = np.isin(m.indices, cols)
+    keep = np.isin(m.indices, cols, kind="table") if len(cols) else np.zeros(len(m.indices), bool)
     kept = np.concatenate([[0], np.cumsum(keep)])
     indptr = kept[m.indptr]
     indices = np.searchsorted(cols, m.indices[keep])
