@@ -27,7 +27,8 @@ from paperfeed.digest import compose
 from paperfeed.digest.periods import iso, period_key
 from paperfeed.digest.sender import DryRunSender
 from paperfeed.digest.validate import SubscriptionError, clean_period
-from paperfeed.search.foryou import ForYouItem, for_you
+from paperfeed.models import Paper
+from paperfeed.search.foryou import ForYouItem, Request, for_you_many
 from paperfeed.search.recommend import ModelCache
 from paperfeed.search.searcher import Searcher
 from paperfeed.store import foryou_mail
@@ -156,13 +157,18 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
     report = ComposeRun()
     key = period_key(period, now)
     upto = store.max_seq()
-    cache = ModelCache(size=64)
+    # models are trained when a library changes and kept in the store: a mail run scores with
+    # them, training only the missing or stale ones (and keeping those for the next run)
+    cache = ModelCache(size=2 * BATCH, persist=True)
+    papers: dict[int, Paper] = {}  # the window's papers, read once for every mail
     after_id = 0
     while True:
         batch = subs.due_subscriptions(store, period, key, after_id=after_id, limit=BATCH, kinds=("foryou",))
         if not batch:
             return report
         after_id = batch[-1].id
+        if len(papers) > 5 * BATCH * 10:  # the window's papers and the readers' nearest saved ones
+            papers.clear()
         opts = foryou_mail.for_subscriptions(store, [s.id for s in batch])
         if searcher is None:
             from paperfeed.search import open_searcher
@@ -170,14 +176,13 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
             searcher = open_searcher(Path(settings.data_dir), store, auto_sync=False)
         rows: list[tuple[Subscription, str, bytes, int]] = []
         nothing_new: list[Subscription] = []
-        for sub in batch:
-            o = opts.get(sub.id)
-            if o is None or sub.watermark_seq >= upto:
-                report.empty += 1
-                continue
-            result = for_you(
-                store, searcher, cache, o.user_id, tag_id=o.tag_id, window=WINDOW[period], k=o.size
-            )
+        due = [(sub, opts[sub.id]) for sub in batch if sub.id in opts and sub.watermark_seq < upto]
+        report.empty += len(batch) - len(due)
+        # one window, models from the store (trained only when missing or stale), all readers
+        # of the batch scored at once
+        results = for_you_many(store, searcher, cache, [Request(o.user_id, o.tag_id, o.size) for _, o in due],
+                               window=WINDOW[period], papers=papers)  # fmt: skip
+        for (sub, o), result in zip(due, results, strict=True):
             if not result.items:
                 report.empty += 1
                 nothing_new.append(sub)

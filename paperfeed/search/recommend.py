@@ -11,10 +11,12 @@ per (user, tag, library version) so a page view only scores.
 
 from __future__ import annotations
 
+import logging
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +24,10 @@ import scipy.sparse as sp
 from paperfeed.index.sync import embed_text
 from paperfeed.search.rec_features import CorpusFeatures, corpus_features, term_column, words
 from paperfeed.search.searcher import Searcher
+from paperfeed.store import rec_models
 from paperfeed.store.papers import Store
+
+log = logging.getLogger(__name__)
 
 # The model: a linear SVM (arxiv-sanity-lite's learner) over [tf-idf ; DENSE_SCALE x MiniLM
 # vector], positives = the library, the rest = background. Measured on the six collections of
@@ -68,9 +73,54 @@ class Recommender:
     dense_weight: np.ndarray  # (d,) weights of the dense part (DENSE_SCALE folded in)
     bias: float
     seq: int  # the corpus version it was trained on
+    negatives: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rowids of neg_dense
 
     def __len__(self) -> int:
         return len(self.positives)
+
+    def to_bytes(self) -> bytes:
+        """The model without the vectors (they are the corpus's, re-read by `from_bytes`): a few
+        kB, what paperfeed.store.rec_models keeps."""
+        head = struct.pack(_HEAD, _MAGIC, len(self.positives), len(self.negatives), len(self.lex_index),
+                           len(self.dense_weight), float(self.bias), int(self.seq))  # fmt: skip
+        return b"".join([
+            head,
+            np.asarray(self.positives, "<i8").tobytes(),
+            np.asarray(self.negatives, "<i8").tobytes(),
+            np.asarray(self.lex_index, "<i4").tobytes(),
+            np.asarray(self.lex_weight, "<f4").tobytes(),
+            np.asarray(self.dense_weight, "<f4").tobytes(),
+        ])  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes, feats: CorpusFeatures) -> Recommender | None:
+        """The model `to_bytes` wrote, its vectors read from `feats`; None when it cannot be used
+        as it is (a paper it learnt from is no longer in the corpus, or the vectors changed
+        dimension): then it is retrained."""
+        if len(data) < _HEAD_SIZE or data[:4] != _MAGIC:
+            return None
+        _, n_pos, n_neg, n_lex, dim, bias, seq = struct.unpack_from(_HEAD, data)
+        if dim != feats.dense.shape[1]:
+            return None
+        off = _HEAD_SIZE
+        parts = []
+        for dtype, n in (("<i8", n_pos), ("<i8", n_neg), ("<i4", n_lex), ("<f4", n_lex), ("<f4", dim)):
+            parts.append(np.frombuffer(data, dtype, n, off))
+            off += n * np.dtype(dtype).itemsize
+        pos, neg, lex_index, lex_weight, dense_weight = parts
+        found_p, prow = feats.rows_of(pos)
+        found_n, nrow = feats.rows_of(neg)
+        if not (found_p.all() and found_n.all()):
+            return None
+        return cls(positives=pos.astype(np.int64), pos_dense=feats.dense[prow], neg_dense=feats.dense[nrow],
+                   lex_index=lex_index.astype(np.int32), lex_weight=lex_weight.astype(np.float32),
+                   dense_weight=dense_weight.astype(np.float32), bias=bias, seq=seq,
+                   negatives=neg.astype(np.int64))  # fmt: skip
+
+
+_MAGIC = b"PFR1"
+_HEAD = "<4sIIIIdq"
+_HEAD_SIZE = struct.calcsize(_HEAD)
 
 
 class RecommendError(ValueError):
@@ -125,6 +175,7 @@ def train(
         dense_weight=(coef[len(cols) :] * DENSE_SCALE).astype(np.float32),
         bias=bias,
         seq=feats.seq,
+        negatives=feats.rowids[nrow],
     )
 
 
@@ -327,7 +378,8 @@ def rank_for_many(
     """The top `k` (rowid, score) of `candidates` for each model, best first, scored for many
     readers at once (a digest): one sparse and one dense matrix product per `chunk` models, so
     memory stays at candidates x chunk floats. `exclude[i]` are rowids to leave out for model i.
-    Same scores as `recommend`, without the near-duplicate push-down and the why fields."""
+    Same scores and order as `recommend` (near-duplicate push-down included), without the why
+    fields (`explain_many` adds them)."""
     feats = corpus_features(searcher, store)
     _, rows = feats.rows_of(candidates)
     rows = np.unique(rows)
@@ -346,13 +398,69 @@ def rank_for_many(
         scores = np.asarray((lex @ w).todense(), np.float32)
         scores += dense @ np.stack([m.dense_weight for m in group], axis=1)
         scores += np.array([m.bias for m in group], np.float32)
-        for j in range(len(group)):
+        for j, model in enumerate(group):
             col = scores[:, j]
-            if exclude is not None and len(exclude[start + j]):
-                col = np.where(np.isin(ids, np.fromiter(exclude[start + j], np.int64)), -np.inf, col)
+            ex = exclude[start + j] if exclude is not None else ()
+            out_mask = np.isin(ids, np.fromiter(ex, np.int64, len(ex))) if len(ex) else None
+            if len(model.neg_dense):
+                # as in `recommend`: the spread is that of the candidates left after `exclude`
+                left = col if out_mask is None else col[~out_mask]
+                near = (dense @ model.neg_dense.T).max(axis=1)
+                col = col - np.maximum(near - NEAR_DUPLICATE, 0.0) * _spread(left)
+            if out_mask is not None:
+                col = np.where(out_mask, -np.inf, col)
             top = _topk(col, min(k, len(col)))
             out.append([(int(ids[t]), float(col[t])) for t in top if np.isfinite(col[t])])
     return out
+
+
+def explain_many(
+    ranked: Sequence[tuple[Recommender, Sequence[int]]],
+    searcher: Searcher,
+    store: Store,
+    papers: dict[int, object] | None = None,
+) -> list[list[tuple[int | None, tuple[str, ...]]]]:
+    """The why fields of `recommend` (nearest saved paper, shared terms) for many models' top
+    rowids at once: `ranked[i]` = (model, rowids). `papers` is a rowid -> Paper cache shared
+    between calls (a digest explains the same day's papers for every reader)."""
+    feats = corpus_features(searcher, store)
+    cache: dict[int, object] = papers if papers is not None else {}
+    need = {int(r) for _, rowids in ranked for r in rowids}
+    nearest_all: list[np.ndarray] = []
+    for model, rowids in ranked:
+        _, rows = feats.rows_of(rowids)
+        near = (feats.dense[rows] @ model.pos_dense.T).argmax(axis=1) if len(rows) else np.zeros(0, np.int64)
+        nearest_all.append(near)
+        need.update(int(model.positives[n]) for n in near)
+    missing = [r for r in need if r not in cache]
+    for p in store.get_by_rowids(missing):
+        cache[p.rowid] = p
+    words_of = _WordsCache(cache)
+    idf = feats.idf()
+    out: list[list[tuple[int | None, tuple[str, ...]]]] = []
+    for (model, rowids), near in zip(ranked, nearest_all, strict=True):
+        items: list[tuple[int | None, tuple[str, ...]]] = []
+        for rid, n in zip(rowids, near, strict=True):
+            near_id = int(model.positives[n])
+            shared = words_of(int(rid)) & words_of(near_id)
+            ranked_terms = sorted(shared, key=lambda w: (-idf[term_column(w)], w))
+            items.append((near_id, tuple(ranked_terms[:SHARED_TERMS])))
+        out.append(items)
+    return out
+
+
+class _WordsCache:
+    def __init__(self, papers: dict[int, object]) -> None:
+        self.papers = papers
+        self.words: dict[int, frozenset[str]] = {}
+
+    def __call__(self, rowid: int) -> frozenset[str]:
+        got = self.words.get(rowid)
+        if got is None:
+            p = self.papers.get(rowid)
+            got = frozenset(words(embed_text(p))) if p is not None else frozenset()  # type: ignore[arg-type]
+            self.words[rowid] = got
+        return got
 
 
 class ModelCache:
@@ -360,10 +468,17 @@ class ModelCache:
 
     The library version changes whenever the user's library does, so a save retrains on the
     next request. New papers in the corpus do not need a retrain: the weights are on hashed
-    term columns and vector dimensions, which new papers do not move."""
+    term columns and vector dimensions, which new papers do not move.
 
-    def __init__(self, size: int = 256) -> None:
+    With `persist`, a model is also kept in the store (paperfeed.store.rec_models) when it is
+    trained, and looked up there before training: every process and node sharing the store
+    (the site's workers, `digest send`) trains a library once per change."""
+
+    def __init__(self, size: int = 256, *, persist: bool = False) -> None:
         self.size = size
+        self.persist = persist
+        self.trained = 0  # models trained by this cache
+        self.loaded = 0  # models read from the store
         self._lock = threading.Lock()
         self._models: OrderedDict[Hashable, Recommender] = OrderedDict()
 
@@ -375,18 +490,72 @@ class ModelCache:
         positives: Sequence[int],
         negatives: Sequence[int] = (),
     ) -> Recommender:
+        model = self.get(key)
+        if model is not None:
+            return model
+        if self.persist:
+            stored = rec_models.load(store, key[0], key[1], key[2])
+            if stored is not None:
+                model = Recommender.from_bytes(stored.model, corpus_features(searcher, store))
+                if model is not None:
+                    self.loaded += 1
+                    self.put(key, model)
+                    return model
+        model = train(searcher, store, positives, negatives)
+        self.trained += 1
+        if self.persist:
+            self.store_model(store, key, model)
+        self.put(key, model)
+        return model
+
+    def get(self, key: Hashable) -> Recommender | None:
+        """The model in memory, or None."""
         with self._lock:
             model = self._models.get(key)
             if model is not None:
                 self._models.move_to_end(key)
-                return model
-        model = train(searcher, store, positives, negatives)
+            return model
+
+    def put(self, key: Hashable, model: Recommender) -> None:
         with self._lock:
             self._models[key] = model
             self._models.move_to_end(key)
             while len(self._models) > self.size:
                 self._models.popitem(last=False)
-        return model
+
+    def load_stored(
+        self, keys: Sequence[tuple[int, str | None, str]], searcher: Searcher, store: Store
+    ) -> dict[tuple[int, str | None, str], Recommender]:
+        """The models of `keys` that are in memory or stored for that library version (one query
+        per 500 users), without training any: what a digest scores with."""
+        out: dict[tuple[int, str | None, str], Recommender] = {}
+        rest = []
+        for key in keys:
+            model = self.get(key)
+            if model is not None:
+                out[key] = model
+            else:
+                rest.append(key)
+        if not rest or not self.persist:
+            return out
+        stored = rec_models.load_many(store, [u for u, _, _ in rest])
+        feats = corpus_features(searcher, store)
+        for key in rest:
+            row = stored.get((key[0], rec_models.tag_key(key[1])))
+            if row is None or row.version != key[2]:
+                continue
+            model = Recommender.from_bytes(row.model, feats)
+            if model is not None:
+                self.loaded += 1
+                out[key] = model
+        return out
+
+    @staticmethod
+    def store_model(store: Store, key: tuple[int, str | None, str], model: Recommender) -> None:
+        try:
+            rec_models.save(store, key[0], key[1], key[2], model.seq, model.to_bytes())
+        except store.engine.IntegrityError:  # the user went away meanwhile
+            log.info("model of user %s not kept: no such user", key[0])
 
     def __len__(self) -> int:
         with self._lock:

@@ -311,7 +311,8 @@ def create_app(
     app.state.rate_limit_scale = rate_limit_scale
     app.state.search = SearchService(data_dir, app.state.pool)
     app.state.mailer = Mailer(data_dir, settings)
-    app.state.recommenders = ModelCache()
+    # models are kept in the store too: the other workers and the mail reuse them
+    app.state.recommenders = ModelCache(persist=True)
 
     secure = settings.base_url.startswith("https://")
     app.state.secure_cookies = secure
