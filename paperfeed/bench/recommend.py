@@ -9,12 +9,25 @@ LIBRARY papers of one topic. Measured, in this process, with the real store and 
 * retrain_ms: `train` on a library that just gained a paper (what a save costs);
 * for_you_ms: `recommend` with a trained model, whole corpus and the month's window, with the
   "why" fields, k = 50 (what a page view costs with the model cached);
-* digest: the day's newest papers ranked for many readers at once (`rank_for_many`), with the
-  readers' models cached (training is the retrain figure, paid once per library change).
+* digest (rank only): the day's newest papers ranked for many readers at once
+  (`rank_for_many`), with the readers' models in memory;
+* digest_warm: the For-you mail end to end, as `digest send` composes it, in a child process
+  started for it: --subscribers accounts, each with a library of LIBRARY papers and an active
+  daily For-you subscription, the newest feed day made of the --day newest papers; every
+  library's model is already in the store (trained when the library last changed: one model per
+  distinct library, TEMPLATES of them, stored for each of its readers). Wall time from the
+  child's start (imports, store, indexes, recommender features built cold, all mails composed
+  into the outbox), its stages, and its peak RSS;
+* digest_cold: the same for --cold-subscribers more accounts whose models are not stored, so
+  that every one is trained in the run (what the first mail after everyone changed their
+  library would cost), with the per-reader cost and what 10,000 of them would take at that
+  rate (extrapolated, said so).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import resource
 import shutil
@@ -32,6 +45,9 @@ from paperfeed.bench.run import BenchOptions, _percentiles, _rowid_to_index, _wr
 from paperfeed.bench.synth import SyntheticCorpus, synthetic_vectors
 
 LIBRARY = 10
+TEMPLATES = 200
+TARGET_DIGEST_S = 120
+TARGET_DIGEST_RSS_MB = 1024
 TARGET_FOR_YOU_P95_MS = 150
 TARGET_RETRAIN_S = 1.0
 
@@ -41,12 +57,13 @@ def _log(msg: str) -> None:
 
 
 def bench_recommend(papers: int, *, readers: int = 30, subscribers: int = 10_000, day: int = 2000, seed: int = 0,
-                    workdir: Path | None = None, progress: bool = False) -> dict[str, Any]:  # fmt: skip
+                    workdir: Path | None = None, progress: bool = False, cold_subscribers: int = 300
+                    ) -> dict[str, Any]:  # fmt: skip
     base = workdir or Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="paperfeed-benchrec-", dir=base))
     try:
-        return _run(papers, readers, subscribers, day, seed, tmp, progress)
+        return _run(papers, readers, subscribers, day, seed, tmp, progress, cold_subscribers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -89,8 +106,8 @@ def _digest(searcher: Any, store: Any, models: list[tuple[Any, list[int]]], subs
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # fmt: skip
 
 
-def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: Path, progress: bool
-         ) -> dict[str, Any]:  # fmt: skip
+def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: Path, progress: bool,
+         cold_subscribers: int = 0) -> dict[str, Any]:  # fmt: skip
     from paperfeed.search import Searcher
     from paperfeed.search.rec_features import corpus_features
     from paperfeed.search.recommend import recommend, train
@@ -137,6 +154,9 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
             month.append((time.perf_counter() - t0) * 1000)
         if subscribers:
             result["digest"] = _digest(searcher, store, models, subscribers, day)
+    if subscribers:
+        result.update(_digest_end_to_end(data_dir, rowids, topics, gen_index, subscribers, cold_subscribers, day,
+                                         rng))  # fmt: skip
     result["retrain_ms"] = _percentiles(retrain)
     result["for_you_ms"] = _percentiles(whole)
     result["for_you_month_ms"] = _percentiles(month)
@@ -146,6 +166,152 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
         "for_you_p95_ms": TARGET_FOR_YOU_P95_MS,
         "retrain_s": TARGET_RETRAIN_S,
         "for_you_met": result["for_you_ms"]["p95"] <= TARGET_FOR_YOU_P95_MS,
+        "for_you_month_met": result["for_you_month_ms"]["p95"] <= TARGET_FOR_YOU_P95_MS,
         "retrain_met": result["retrain_ms"]["p95"] <= TARGET_RETRAIN_S * 1000,
     }
+    if "digest_warm" in result:
+        warm = result["digest_warm"]
+        result["targets"].update({
+            "digest_s": TARGET_DIGEST_S, "digest_rss_mb": TARGET_DIGEST_RSS_MB,
+            "digest_warm_met": warm["wall_s"] <= TARGET_DIGEST_S and warm["peak_rss_mb"] <= TARGET_DIGEST_RSS_MB,
+        })  # fmt: skip
     return result
+
+
+# ---- the mail, end to end ----------------------------------------------------------------
+
+
+def _digest_end_to_end(data_dir: Path, rowids: np.ndarray, topics: np.ndarray, gen_index: np.ndarray,
+                       subscribers: int, cold: int, day: int, rng: np.random.Generator) -> dict[str, Any]:  # fmt: skip
+    from paperfeed.search import Searcher
+    from paperfeed.search.recommend import train
+    from paperfeed.store import open_store, rec_models
+
+    out: dict[str, Any] = {}
+    with open_store(data_dir) as store:
+        newest = [r for (r,) in store.conn.execute("SELECT rowid FROM papers ORDER BY rowid DESC LIMIT ?", (day,))]
+        latest = store.conn.execute("SELECT MAX(feed_date) FROM papers").fetchone()[0]
+        today = (dt.date.fromisoformat(latest) + dt.timedelta(days=1)).isoformat()
+        with store.write() as c:  # the day's papers: one feed day of `day` papers
+            for i in range(0, len(newest), 500):
+                chunk = newest[i : i + 500]
+                c.execute(f"UPDATE papers SET feed_date = ? WHERE rowid IN ({','.join('?' * len(chunk))})",
+                          [today, *chunk])  # fmt: skip
+        older = np.setdiff1d(rowids, np.array(newest))
+        older_topics = topics[np.searchsorted(rowids, older)]
+        libs = []
+        for _ in range(TEMPLATES):
+            pool = older[older_topics == rng.choice(np.unique(older_topics))]
+            libs.append([int(r) for r in rng.choice(pool, min(LIBRARY, len(pool)), replace=False)])
+        _log(f"digest: {subscribers:,} readers of {TEMPLATES} distinct libraries, their models stored")
+        searcher = Searcher(data_dir, auto_sync=False)
+        blobs = [train(searcher, store, lib).to_bytes() for lib in libs]
+        users = _add_readers(store, subscribers, libs, "warm")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with store.write() as c:
+            for i in range(0, len(users), 1000):
+                c.executemany(
+                    "INSERT INTO rec_models (user_id, tag_key, version, seq, model, trained_at) VALUES (?,?,?,?,?,?)",
+                    [(u, "", "v1", store.max_seq(), blobs[t], stamp) for u, t in users[i : i + 1000]],
+                )
+        out["digest_models_stored"] = rec_models.count(store)
+    now = dt.datetime.fromisoformat(today + "T07:00:00+00:00")
+    _log(f"digest (warm): composing {subscribers:,} mails over {len(newest):,} papers in a child process")
+    warm = _compose_child(data_dir, now)
+    warm.update({"subscribers": subscribers, "papers": len(newest), "distinct_libraries": TEMPLATES})
+    out["digest_warm"] = warm
+    if cold:
+        with open_store(data_dir) as store:
+            cold_libs = []
+            for _ in range(cold):
+                pool = older[older_topics == rng.choice(np.unique(older_topics))]
+                cold_libs.append([int(r) for r in rng.choice(pool, min(LIBRARY, len(pool)), replace=False)])
+            _add_readers(store, cold, cold_libs, "cold")
+        _log(f"digest (cold): {cold:,} more readers whose models must all be trained")
+        res = _compose_child(data_dir, now)  # the warm readers have their mail of this day already
+        per = res["compose_s"] / max(res["composed"], 1)
+        res.update({"subscribers": cold, "papers": len(newest), "per_reader_s": round(per, 3),
+                    "extrapolated_10k_s": round(res["wall_s"] - res["compose_s"] + per * 10_000, 1),
+                    "note": "every model trained in the run; extrapolated_10k_s = start-up + 10,000 x per_reader_s"})  # fmt: skip
+        out["digest_cold"] = res
+    return out
+
+
+def _add_readers(store: Any, n: int, libs: list[list[int]], tag: str) -> list[tuple[int, int]]:
+    """n accounts, reader i with library libs[i % len(libs)] (version 1) and an active daily
+    For-you subscription of 10 papers; returns (user_id, library index)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out: list[tuple[int, int]] = []
+    with store.write() as c:
+        for i in range(n):
+            email = f"{tag}{i}@bench.example.org"
+            uid = c.execute(
+                "INSERT INTO users (email, email_key, password_hash, created_at, email_verified_at) "
+                "VALUES (?,?,?,?,?) RETURNING id", (email, email, "-", stamp, stamp)).fetchone()[0]  # fmt: skip
+            t = i % len(libs)
+            c.executemany("INSERT INTO library_papers (user_id, paper_rowid, created_at) VALUES (?,?,?)",
+                          [(uid, r, stamp) for r in libs[t]])  # fmt: skip
+            c.execute("INSERT INTO library_state (user_id, version, neg_version) VALUES (?, 1, 0)", (uid,))
+            sid = c.execute(
+                "INSERT INTO subscriptions (email, email_key, kind, period, query, filters, status, watermark_seq, "
+                "created_at, confirmed_at, updated_at) VALUES (?,?,'foryou','daily','','{}','active',0,?,?,?) "
+                "RETURNING id", (email, email, stamp, stamp, stamp)).fetchone()[0]  # fmt: skip
+            c.execute("INSERT INTO foryou_subscriptions (subscription_id, user_id, tag_id, size) VALUES (?,?,NULL,10)",
+                      (sid, uid))  # fmt: skip
+            out.append((uid, t))
+    return out
+
+
+def _compose_child(data_dir: Path, now: dt.datetime) -> dict[str, Any]:
+    """`compose_period` of the daily For-you mail in a fresh process (what `digest send` runs):
+    its wall time from start, stages, and peak RSS."""
+    from paperfeed.bench.ingest import run_measured
+
+    code = f"from paperfeed.bench.recommend import compose_child; compose_child({str(data_dir)!r}, {now.isoformat()!r})"
+    run = run_measured([sys.executable, "-c", code], {"PAPERFEED_DATABASE_URL": ""})
+    if run["returncode"] != 0:
+        raise RuntimeError(f"digest child failed: {run['stderr'].decode(errors='replace')[-2000:]}")
+    res = json.loads(run["stdout"].splitlines()[-1])
+    res.update({"wall_s": round(run["wall_s"], 2), "cpu_s": round(run["cpu_s"], 2),
+                "peak_rss_mb": round(max(run["peak_rss_mb"], res.pop("hwm_mb")), 1),
+                "loadavg_1m": round(os.getloadavg()[0], 2)})  # fmt: skip
+    return res
+
+
+def compose_child(data_dir: str, now: str) -> None:
+    """The child of `_compose_child`: prints one JSON line."""
+    t0 = time.perf_counter()
+    from paperfeed.config import Settings
+    from paperfeed.digest import foryou as mail
+    from paperfeed.search import open_searcher
+    from paperfeed.search import recommend as rec
+    from paperfeed.search.rec_features import corpus_features
+    from paperfeed.store import open_store
+
+    trained = [0]
+    real = rec.train
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        trained[0] += 1
+        return real(*a, **kw)
+
+    rec.train = counted  # type: ignore[assignment]
+    settings = Settings(data_dir=Path(data_dir), base_url="https://papers.example.org", secret_key="bench")
+    with open_store(Path(data_dir)) as store:
+        t1 = time.perf_counter()
+        searcher = open_searcher(Path(data_dir), store, auto_sync=False)
+        corpus_features(searcher, store)
+        t2 = time.perf_counter()
+        run = mail.compose_period(store, settings, "daily", dt.datetime.fromisoformat(now), None, searcher=searcher)
+        t3 = time.perf_counter()
+    print(json.dumps({"composed": run.composed, "empty": run.empty, "trained": trained[0],
+                      "start_s": round(t1 - t0, 2), "features_s": round(t2 - t1, 2), "compose_s": round(t3 - t2, 2),
+                      "hwm_mb": _hwm_mb()}))  # fmt: skip
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the forking parent's over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
