@@ -24,7 +24,6 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorize
 from sklearn.utils import murmurhash3_32
 
 from paperfeed.index.sync import embed_text
-from paperfeed.models import Paper
 
 N_FEATURES = 2**20
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -94,12 +93,22 @@ class CorpusFeatures:
 
 
 def weigh(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    m = counts.copy().astype(np.float32)
-    m.data = 1.0 + np.log(m.data)
-    m = m.multiply(idf[None, :]).tocsr()
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    """Sublinear tf x idf, rows L2-normalised. The result shares `counts`' index arrays (only its
+    values are new): at 100k papers that is one array of the size of the values, where the
+    matrix-operation form made three or four temporaries of the whole matrix."""
+    indptr = counts.indptr
+    data = np.log(counts.data.astype(np.float32, copy=False))
+    data += np.float32(1.0)
+    data *= idf[counts.indices]
+    lengths = np.diff(indptr)
+    norms = np.zeros(counts.shape[0], np.float32)
+    full = lengths > 0
+    if full.any():
+        norms[full] = np.add.reduceat(data * data, indptr[:-1][full])
+    norms = np.sqrt(norms)
     norms[norms == 0] = 1.0
-    return sp.diags(1.0 / norms).astype(np.float32) @ m
+    data /= np.repeat(norms, lengths)
+    return sp.csr_matrix((data, counts.indices, indptr), shape=counts.shape)
 
 
 _LOCK = threading.Lock()
@@ -125,31 +134,42 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
 def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len: int) -> CorpusFeatures:
     vec = searcher.vectors
     dim = vec.dim if vec is not None else 0
-    changed: list[Paper] = [p for batch in store.iter_changed(max(old.seq, 0)) for p in batch]
-    gone = np.array([p.rowid for p in changed], np.int64)
+    # read the changed papers a batch at a time, keeping only their rowids and hashed counts (the
+    # papers themselves, all of them on a first build, would be the peak of the process)
+    gone_parts: list[np.ndarray] = []
+    fresh_parts: list[np.ndarray] = []
+    blocks: list[sp.csr_matrix] = []
+    for batch in store.iter_changed(max(old.seq, 0)):
+        gone_parts.append(np.array([p.rowid for p in batch], np.int64))
+        fresh = [p for p in batch if not p.hidden and (p.title or p.abstract)]
+        if fresh:
+            fresh_parts.append(np.array([p.rowid for p in fresh], np.int64))
+            blocks.append(term_counts([embed_text(p) for p in fresh]))
+    gone = np.concatenate(gone_parts) if gone_parts else np.zeros(0, np.int64)
+    fresh_ids = np.concatenate(fresh_parts) if fresh_parts else np.zeros(0, np.int64)
     keep = ~np.isin(old.rowids, gone)
-    fresh = [p for p in changed if not p.hidden and (p.title or p.abstract)]
-    fresh_ids = np.array([p.rowid for p in fresh], np.int64)
+    every = bool(keep.all())
     old_dense = old.dense if old.dense.shape[1:] == (dim,) else np.zeros((len(old), dim), np.float32)
-    rowids = np.concatenate([old.rowids[keep], fresh_ids])
-    dense = np.concatenate([old_dense[keep], np.zeros((len(fresh), dim), np.float32)])
+    rowids = np.concatenate([old.rowids if every else old.rowids[keep], fresh_ids])
+    dense = np.concatenate([old_dense if every else old_dense[keep], np.zeros((len(fresh_ids), dim), np.float32)])
     # vectors may lag the store (embedding runs after the lexical index): rows without one get
     # it on a later catch-up, when the vector index has grown
     missing = ~dense.any(axis=1) if dim else np.zeros(len(rowids), bool)
     if vec is not None and missing.any():
         has = vec.has(rowids[missing])
         rows = np.flatnonzero(missing)[has]
-        if len(rows):
-            dense[rows] = vec.get(rowids[rows])
+        for i in range(0, len(rows), 8192):  # in slices: no second copy of every vector at once
+            dense[rows[i : i + 8192]] = vec.get(rowids[rows[i : i + 8192]])
     df = old.df.copy()
-    if (~keep).any():
+    if not every:
         df -= np.bincount(old.counts[~keep].indices, minlength=N_FEATURES).astype(np.float32)
-    counts = old.counts[keep]
-    if fresh:
-        counts_new = term_counts([embed_text(p) for p in fresh])
-        df += np.bincount(counts_new.indices, minlength=N_FEATURES).astype(np.float32)
-        counts = sp.vstack([counts, counts_new]).tocsr()
-    order = np.argsort(rowids, kind="stable")
-    return CorpusFeatures(
-        rowids=rowids[order], dense=dense[order], counts=counts[order], df=df, seq=seq, vec_len=vec_len
-    )
+    counts = old.counts if every else old.counts[keep]
+    if blocks:
+        for b in blocks:
+            df += np.bincount(b.indices, minlength=N_FEATURES).astype(np.float32)
+        counts = sp.vstack([counts, *blocks], format="csr")
+    del blocks
+    if len(rowids) > 1 and not bool((rowids[1:] > rowids[:-1]).all()):  # else already in rowid order
+        order = np.argsort(rowids, kind="stable")
+        rowids, dense, counts = rowids[order], dense[order], counts[order]
+    return CorpusFeatures(rowids=rowids, dense=dense, counts=counts, df=df, seq=seq, vec_len=vec_len)
