@@ -12,6 +12,7 @@ there is nothing to recommend.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import textwrap
 import urllib.parse
@@ -27,9 +28,8 @@ from paperfeed.digest import compose
 from paperfeed.digest.periods import iso, period_key
 from paperfeed.digest.sender import DryRunSender
 from paperfeed.digest.validate import SubscriptionError, clean_period
-from paperfeed.models import Paper
 from paperfeed.search.foryou import ForYouItem, Request, for_you_many
-from paperfeed.search.recommend import ModelCache
+from paperfeed.search.recommend import ExplainMemo, ModelCache
 from paperfeed.search.searcher import Searcher
 from paperfeed.store import foryou_mail
 from paperfeed.store import outbox as ob
@@ -108,12 +108,26 @@ def _why(item: ForYouItem, from_follows: bool) -> str:
     return " ".join(parts)
 
 
+@functools.lru_cache(maxsize=16_384)
+def _fill(text: str) -> str:
+    """One paragraph of the text part (a digest wraps the same day's authors and excerpts for
+    every reader: wrapped once)."""
+    return textwrap.fill(text, 76, initial_indent="   ", subsequent_indent="   ")
+
+
 def compose_foryou(settings: Settings, sub: Subscription, key: str, items: list[ForYouItem], now: dt.datetime,
-                   more_url: str, *, from_follows: bool = False) -> tuple[str, bytes]:  # fmt: skip
+                   more_url: str, *, from_follows: bool = False, views_cache: dict[int, dict] | None = None
+                   ) -> tuple[str, bytes]:  # fmt: skip
+    """The mail. `views_cache` (rowid -> the paper's view) is shared between the mails of a run."""
     links = compose.Links.for_subscription(settings, sub)
     views = []
     for item in items:
-        v = compose._paper_view(settings.base_url, item.paper, None)
+        base = views_cache.get(item.paper.rowid) if views_cache is not None else None
+        if base is None:
+            base = compose._paper_view(settings.base_url, item.paper, None)
+            if views_cache is not None:
+                views_cache[item.paper.rowid] = base
+        v = dict(base)
         v["why"] = _why(item, from_follows)
         views.append(v)
     n = len(views)
@@ -128,7 +142,7 @@ def compose_foryou(settings: Settings, sub: Subscription, key: str, items: list[
         lines = [f"{i}. {v['title']}"]
         for part in (v["authors"], v["excerpt"], v["why"]):
             if part:
-                lines.append(textwrap.fill(part, 76, initial_indent="   ", subsequent_indent="   "))
+                lines.append(_fill(part))
         if v["meta"]:
             lines.append(f"   {v['meta']}")
         lines.append(f"   {v['url']}")
@@ -160,15 +174,16 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
     # models are trained when a library changes and kept in the store: a mail run scores with
     # them, training only the missing or stale ones (and keeping those for the next run)
     cache = ModelCache(size=2 * BATCH, persist=True)
-    papers: dict[int, Paper] = {}  # the window's papers, read once for every mail
+    memo = ExplainMemo()  # the window's papers and their words, read once for every mail
+    views: dict[int, dict] = {}
     after_id = 0
     while True:
         batch = subs.due_subscriptions(store, period, key, after_id=after_id, limit=BATCH, kinds=("foryou",))
         if not batch:
             return report
         after_id = batch[-1].id
-        if len(papers) > 5 * BATCH * 10:  # the window's papers and the readers' nearest saved ones
-            papers.clear()
+        if len(memo.papers) > 50 * BATCH:  # the window's papers and the readers' nearest saved ones
+            memo.clear()
         opts = foryou_mail.for_subscriptions(store, [s.id for s in batch])
         if searcher is None:
             from paperfeed.search import open_searcher
@@ -181,7 +196,7 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
         # one window, models from the store (trained only when missing or stale), all readers
         # of the batch scored at once
         results = for_you_many(store, searcher, cache, [Request(o.user_id, o.tag_id, o.size) for _, o in due],
-                               window=WINDOW[period], papers=papers)  # fmt: skip
+                               window=WINDOW[period], memo=memo)  # fmt: skip
         for (sub, o), result in zip(due, results, strict=True):
             if not result.items:
                 report.empty += 1
@@ -190,7 +205,7 @@ def compose_period(store: Store, settings: Settings, period: str, now: dt.dateti
             more = f"{settings.base_url}/for-you?" + urllib.parse.urlencode(
                 {k: v for k, v in (("tag", o.tag_id), ("window", WINDOW[period])) if v is not None})  # fmt: skip
             subject, msg = compose_foryou(
-                settings, sub, key, result.items, now, more, from_follows=result.from_follows
+                settings, sub, key, result.items, now, more, from_follows=result.from_follows, views_cache=views
             )
             rows.append((sub, subject, msg, len(result.items)))
         if dry is not None:

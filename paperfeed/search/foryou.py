@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from paperfeed.models import Paper
 from paperfeed.search.recommend import (
+    ExplainMemo,
     ModelCache,
     Recommender,
     RecommendError,
@@ -193,12 +194,12 @@ class Request:
 
 
 def for_you_many(store: Store, searcher: Searcher | None, cache: ModelCache, requests: Sequence[Request], *,
-                 window: str = "today", papers: dict[int, Paper] | None = None) -> list[ForYou]:  # fmt: skip
+                 window: str = "today", memo: ExplainMemo | None = None) -> list[ForYou]:  # fmt: skip
     """`for_you` (with the why fields) for many readers over one window, as the mail does it:
     the window is read once, the models come from `cache` (in memory, else stored: see
     ModelCache.persist) and only missing or stale ones are trained, and the window is scored
     for all readers at once (rank_for_many). Same items as `for_you` for each reader.
-    `papers` is a rowid -> Paper cache to share between calls. A request for a tag that is not
+    `memo` keeps papers and their words between calls. A request for a tag that is not
     the user's raises LookupError, as for_you does."""
     span = window_range(store, window) if window in WINDOWS else None
     readers = [_prepare(store, searcher, q.user_id, q.tag_id, window, q.k, span) for q in requests]
@@ -232,9 +233,10 @@ def for_you_many(store: Store, searcher: Searcher | None, cache: ModelCache, req
                             exclude=[r.exclude | set(r.positives) for r, _ in scored],
                             k=max(r.k for r, _ in scored))  # fmt: skip
         top = [t[: r.k] for t, (r, _) in zip(top, scored, strict=True)]
-        cache_papers: dict[int, Paper] = papers if papers is not None else {}
+        memo = memo if memo is not None else ExplainMemo()
+        cache_papers = memo.papers
         why = explain_many([(m, [rid for rid, _ in t]) for t, (_, m) in zip(top, scored, strict=True)],
-                           searcher, store, papers=cache_papers)  # type: ignore[arg-type]  # fmt: skip
+                           searcher, store, memo)  # fmt: skip
         for t, (r, _), w in zip(top, scored, why, strict=True):
             items = []
             for (rid, score), (near, terms) in zip(t, w, strict=True):

@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -414,17 +415,38 @@ def rank_for_many(
     return out
 
 
+class ExplainMemo:
+    """Papers (rowid -> Paper) and their words, kept between `explain_many` calls: a digest
+    explains the same day's papers for every reader."""
+
+    def __init__(self) -> None:
+        self.papers: dict[int, Any] = {}
+        self.words: dict[int, frozenset[str]] = {}
+
+    def words_of(self, rowid: int) -> frozenset[str]:
+        got = self.words.get(rowid)
+        if got is None:
+            p = self.papers.get(rowid)
+            got = frozenset(words(embed_text(p))) if p is not None else frozenset()
+            self.words[rowid] = got
+        return got
+
+    def clear(self) -> None:
+        self.papers.clear()
+        self.words.clear()
+
+
 def explain_many(
     ranked: Sequence[tuple[Recommender, Sequence[int]]],
     searcher: Searcher,
     store: Store,
-    papers: dict[int, object] | None = None,
+    memo: ExplainMemo | None = None,
 ) -> list[list[tuple[int | None, tuple[str, ...]]]]:
     """The why fields of `recommend` (nearest saved paper, shared terms) for many models' top
-    rowids at once: `ranked[i]` = (model, rowids). `papers` is a rowid -> Paper cache shared
-    between calls (a digest explains the same day's papers for every reader)."""
+    rowids at once: `ranked[i]` = (model, rowids). Papers are read into `memo.papers`."""
     feats = corpus_features(searcher, store)
-    cache: dict[int, object] = papers if papers is not None else {}
+    memo = memo if memo is not None else ExplainMemo()
+    cache = memo.papers
     need = {int(r) for _, rowids in ranked for r in rowids}
     nearest_all: list[np.ndarray] = []
     for model, rowids in ranked:
@@ -435,7 +457,7 @@ def explain_many(
     missing = [r for r in need if r not in cache]
     for p in store.get_by_rowids(missing):
         cache[p.rowid] = p
-    words_of = _WordsCache(cache)
+    words_of = memo.words_of
     idf = feats.idf()
     out: list[list[tuple[int | None, tuple[str, ...]]]] = []
     for (model, rowids), near in zip(ranked, nearest_all, strict=True):
@@ -447,20 +469,6 @@ def explain_many(
             items.append((near_id, tuple(ranked_terms[:SHARED_TERMS])))
         out.append(items)
     return out
-
-
-class _WordsCache:
-    def __init__(self, papers: dict[int, object]) -> None:
-        self.papers = papers
-        self.words: dict[int, frozenset[str]] = {}
-
-    def __call__(self, rowid: int) -> frozenset[str]:
-        got = self.words.get(rowid)
-        if got is None:
-            p = self.papers.get(rowid)
-            got = frozenset(words(embed_text(p))) if p is not None else frozenset()  # type: ignore[arg-type]
-            self.words[rowid] = got
-        return got
 
 
 class ModelCache:
