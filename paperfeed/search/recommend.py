@@ -6,7 +6,8 @@
     recs[0].rowid, recs[0].score, recs[0].nearest_rowid, recs[0].shared_terms
 
 A model is small (the SVM's non-zero weights and the library's vectors); `ModelCache` keeps trained models
-per (user, tag, library version) so a page view only scores.
+per (user, tag, library version) so a page view only scores, and with `persist` keeps them in the
+store too (paperfeed.store.rec_models), so other processes and the mail use them untrained.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ log = logging.getLogger(__name__)
 DENSE_SCALE = 0.5
 SVM_C = 0.1
 # Background papers the SVM sees: all of them up to this many, else a random sample. The retrain
-# cost grows linearly with it (`paperfeed bench recommend`: 20k took 10 s p50 at load 10 on 2
-# cores); every evaluation collection but npl (11k) is smaller, so their figures are the full
-# method's.
+# cost grows linearly with it (with liblinear, 20k took 10 s p50 at load 10 on 2 cores; with
+# `fit_linear_svm`, the same objective, 8k takes 0.14-0.3 s at 100k papers); every evaluation
+# collection but npl (11k) is smaller, so their figures are the full method's.
 BACKGROUND = 8_000
 # "Not interested" papers weigh this many times a background paper in training, and a candidate
 # whose vector is this close to one (a near duplicate) is pushed down by the excess.
