@@ -18,6 +18,8 @@ LIBRARY papers of one topic. Measured, in this process, with the real store and 
   distinct library, TEMPLATES of them, stored for each of its readers). Wall time from the
   child's start (imports, store, indexes, recommender features built cold, all mails composed
   into the outbox), its stages, and its peak RSS;
+* save_then_page_ms: a save, then the For-you page (month window) through the product's path:
+  the stored model is stale, so it is retrained, stored and the window ranked;
 * digest_cold: the same for --cold-subscribers more accounts whose models are not stored, so
   that every one is trained in the run (what the first mail after everyone changed their
   library would cost), with the per-reader cost and what 10,000 of them would take at that
@@ -169,6 +171,8 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
         "for_you_month_met": result["for_you_month_ms"]["p95"] <= TARGET_FOR_YOU_P95_MS,
         "retrain_met": result["retrain_ms"]["p95"] <= TARGET_RETRAIN_S * 1000,
     }
+    if "save_then_page_ms" in result:
+        result["targets"]["save_then_page_met"] = result["save_then_page_ms"]["p95"] <= TARGET_RETRAIN_S * 1000
     if "digest_warm" in result:
         warm = result["digest_warm"]
         result["targets"].update({
@@ -234,7 +238,36 @@ def _digest_end_to_end(data_dir: Path, rowids: np.ndarray, topics: np.ndarray, g
                     "extrapolated_10k_s": round(res["wall_s"] - res["compose_s"] + per * 10_000, 1),
                     "note": "every model trained in the run; extrapolated_10k_s = start-up + 10,000 x per_reader_s"})  # fmt: skip
         out["digest_cold"] = res
+    out["save_then_page_ms"] = _save_then_page(data_dir, users, libs, older, older_topics, rowids, topics, rng)
     return out
+
+
+def _save_then_page(data_dir: Path, users: list[tuple[int, int]], libs: list[list[int]], older: np.ndarray,
+                    older_topics: np.ndarray, rowids: np.ndarray, topics: np.ndarray, rng: np.random.Generator,
+                    n: int = 30) -> dict[str, float]:  # fmt: skip
+    """What a reader waits for after a save, through the product's path: the save, then the
+    For-you page (month window) with a persisting cache, which finds the stored model stale,
+    retrains, stores the new one and ranks."""
+    from paperfeed.search import Searcher
+    from paperfeed.search.foryou import for_you
+    from paperfeed.search.recommend import ModelCache
+    from paperfeed.store import library as lib
+    from paperfeed.store import open_store
+
+    times: list[float] = []
+    cache = ModelCache(persist=True)
+    with open_store(data_dir) as store:
+        searcher = Searcher(data_dir, auto_sync=False)
+        for uid, t in users[:n]:
+            topic = topics[np.searchsorted(rowids, libs[t][0])]
+            extra = int(rng.choice(older[older_topics == topic]))
+            t0 = time.perf_counter()
+            lib.save(store, uid, [extra])
+            page = for_you(store, searcher, cache, uid, window="month", k=50)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert page.items
+    assert cache.trained == len(times)
+    return _percentiles(times)
 
 
 def _add_readers(store: Any, n: int, libs: list[list[int]], tag: str) -> list[tuple[int, int]]:
