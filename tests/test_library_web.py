@@ -391,3 +391,29 @@ def test_odd_input_never_fails(user: httpx.Client, srv: LiveServer) -> None:
     # messages are signed by the form that left them: a crafted link shows nothing
     for url in ("/library?flash=Your+session+expired:+log+in+at+evil.example", "/for-you?flash=evil.example"):
         assert "evil.example" not in user.get(url).text
+
+
+def test_a_save_trains_the_model_in_the_background(srv: LiveServer) -> None:
+    """A change to the library trains its model right away (paperfeed.web.retrain), with no page
+    view: the store holds it for the library's new version, for the mail and the other workers."""
+    import time
+
+    from paperfeed.store import accounts as acc
+    from paperfeed.store import rec_models
+
+    pid = find_paper_id(srv.data_dir, LINKED_TITLE)
+    with _client(srv) as c:
+        email = signup(c)
+        with open_store(srv.data_dir) as store:
+            uid = acc.get_user_by_email(store, email).id
+            assert rec_models.load_many(store, [uid]) == {}
+        assert post(c, "/library/save", paper_id=pid, next="/").status_code == 303
+        deadline = time.monotonic() + 120
+        while True:
+            with open_store(srv.data_dir) as store:
+                version = lib.library_version(store, uid)
+                row = rec_models.load_many(store, [uid]).get((uid, ""))
+            if (row is not None and row.version == version) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert row is not None and row.version == version

@@ -186,6 +186,23 @@ def for_you(
     return _finish(store, r, ranked)
 
 
+def train_for(store: Store, searcher: Searcher, cache: ModelCache, user_id: int, tag_id: int | None = None) -> bool:
+    """Train (or find, in memory or stored) the model `for_you` would use for (user, tag) now,
+    without ranking anything: what a library change triggers. False when there is nothing to
+    learn from yet or the tag is not the user's."""
+    try:
+        r = _prepare(store, searcher, user_id, tag_id, "today", 1, window_range(store, "today"))
+    except LookupError:
+        return False
+    if r.key is None:
+        return False
+    try:
+        cache.get_or_train(r.key, searcher, store, r.positives, r.negatives)
+    except RecommendError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Request:
     user_id: int

@@ -30,6 +30,7 @@ from paperfeed.search.recommend import ModelCache
 from paperfeed.store.engine import StoreUnavailable
 from paperfeed.web.deps import CSRF_COOKIE, StorePool
 from paperfeed.web.mailer import Mailer
+from paperfeed.web.retrain import Retrainer
 from paperfeed.web.searching import SearchService
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,7 @@ def create_app(
             if following is not None:
                 following.set()
             app.state.mailer.stop()
+            app.state.retrainer.stop()
             app.state.pool.close()
 
     app = FastAPI(
@@ -313,6 +315,7 @@ def create_app(
     app.state.mailer = Mailer(data_dir, settings)
     # models are kept in the store too: the other workers and the mail reuse them
     app.state.recommenders = ModelCache(persist=True)
+    app.state.retrainer = Retrainer(app.state.pool, app.state.search, app.state.recommenders)
 
     secure = settings.base_url.startswith("https://")
     app.state.secure_cookies = secure

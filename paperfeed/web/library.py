@@ -39,9 +39,11 @@ from paperfeed.web.ids import lookup_paper
 from paperfeed.web.library_feed import feed_url
 from paperfeed.web.library_io import export_bibtex, export_json, read_upload
 from paperfeed.web.pages import here, page_window, parse_page, safe_next
+from paperfeed.web.retrain import retrain_on_change
 from paperfeed.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+# a change to the library trains its models in the background (paperfeed.web.retrain)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(retrain_on_change)])
 
 PER_PAGE = 50
 FOR_YOU_ITEMS = 30  # like trending; the "why" of each item costs a few ms (search.recommend)

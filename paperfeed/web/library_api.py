@@ -32,8 +32,10 @@ from paperfeed.web.deps import (
 from paperfeed.web.library import find_paper, own_tag
 from paperfeed.web.library_feed import feed_url
 from paperfeed.web.library_io import export_bibtex, export_json, read_upload
+from paperfeed.web.retrain import retrain_on_change
 
-router = APIRouter(prefix="/api", tags=["library"])
+# a change to the library trains its models in the background (paperfeed.web.retrain)
+router = APIRouter(prefix="/api", tags=["library"], dependencies=[Depends(retrain_on_change)])
 
 CHANGES = [Depends(verify_csrf), Depends(rate_limit("library", 240))]
 AUTH_ERRORS = {
