@@ -18,6 +18,7 @@ from paperfeed.digest.sending import send_lock
 from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
+from paperfeed.store import subscription_pauses as pauses
 from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
@@ -195,6 +196,17 @@ def test_account_page_manages_own_subscriptions_only(
     assert "Trending papers, daily" in page.text and "effective rank" in htmlmod.unescape(page.text)
     assert "secret topic" not in page.text
     token = csrf_from(page.text)
+    # pause (nothing is sent) and resume, from the account page as from a mail's manage link
+    assert client.post(f"/account/subscriptions/{mine.id}/pause", data={}).status_code == 403  # CSRF
+    r = client.post(f"/account/subscriptions/{mine.id}/pause", data={"csrf_token": token})
+    assert r.status_code == 303 and "Paused" in client.get(r.headers["location"]).text
+    with open_store(srv.data_dir) as store:
+        assert pauses.paused_ids(store, [mine.id]) == {mine.id}
+    assert client.post(f"/account/subscriptions/{theirs.id}/pause", data={"csrf_token": token}).status_code == 404
+    assert "Resume" in client.get("/account/subscriptions").text
+    r = client.post(f"/account/subscriptions/{mine.id}/resume", data={"csrf_token": token})
+    with open_store(srv.data_dir) as store:
+        assert not pauses.paused_ids(store, [mine.id])
     # change how often, then unsubscribe
     r = client.post(f"/account/subscriptions/{mine.id}/period", data={"period": "weekly", "csrf_token": token})
     assert r.status_code == 303
@@ -264,7 +276,7 @@ def test_someone_who_registers_an_address_does_not_see_its_subscriptions(
         assert page.status_code == 200 and "Send the link again" in page.text
         assert "secret topic" not in page.text and "Trending papers, weekly" not in page.text
         token = csrf_from(page.text)
-        for action, form in [("unsubscribe", {}), ("period", {"period": "weekly"}), ("resume", {})]:
+        for action, form in [("unsubscribe", {}), ("period", {"period": "weekly"}), ("pause", {}), ("resume", {})]:
             r = squatter.post(f"/account/subscriptions/{secret.id}/{action}", data={**form, "csrf_token": token})
             assert r.status_code == 404, action
         # the subscribe form answers the same for a subscription the address has and one it has not

