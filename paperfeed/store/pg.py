@@ -231,10 +231,25 @@ class PostgresEngine:
 
     def copy_rows(self, conn: PgConnection, table: str, columns: Sequence[str],
                   rows: Sequence[Sequence[Any]]) -> None:  # fmt: skip
-        """COPY FROM STDIN: the bulk path (issue 14 asks ≥ 15k records/s)."""
-        with conn.raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+        """COPY FROM STDIN in the binary format: the bulk path (issue 14 asks ≥ 15k records/s).
+        Binary spares the server parsing numbers and the client escaping text."""
+        types = self._column_types(conn, table, tuple(columns))
+        with conn.raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(types)
             for r in rows:
                 cp.write_row(r)
+
+    _types: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+
+    def _column_types(self, conn: PgConnection, table: str, columns: tuple[str, ...]) -> list[str]:
+        key = (self.url, table, columns)
+        types = self._types.get(key)
+        if types is None:
+            found = dict(conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())  # fmt: skip
+            types = self._types[key] = [found[c] for c in columns]
+        return types
 
     def next_rowid(self, conn: PgConnection, table: str, column: str) -> int:
         return conn.execute(f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}").fetchone()[0]
