@@ -157,7 +157,7 @@ class SqliteEngine:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def copy_rows(self, conn: sqlite3.Connection, table: str, columns: Sequence[str],
-                  rows: Sequence[Sequence[Any]]) -> None:  # fmt: skip
+                  rows: Sequence[Sequence[Any]], *, binary: bool = False) -> None:  # fmt: skip
         marks = ",".join("?" * len(columns))
         conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 

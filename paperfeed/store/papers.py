@@ -322,10 +322,10 @@ class Store:
              p.published, p.feed_date, _dumps(p.links), 0, _rank_of(p), p.content_hash, p.seq, p.added_seq,
              p.created_at, p.updated_at)
             for p, key in new
-        ])  # fmt: skip
+        ], binary=True)  # fmt: skip
         self.engine.copy_rows(c, "paper_sources", ("paper_rowid", "source", "ext_id", "position"), [
             (p.rowid, s, p.ext_ids.get(s), p.positions.get(s)) for p, _ in new for s in p.sources
-        ])  # fmt: skip
+        ], binary=True)  # fmt: skip
         self.engine.advance_ids(c, "papers", "rowid")
 
 
