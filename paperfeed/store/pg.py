@@ -236,9 +236,11 @@ class PostgresEngine:
         numbers and the client escaping text; the text format takes any value PostgreSQL can
         parse, as `db copy` needs for rows read back from SQLite."""
         fmt = " (FORMAT BINARY)" if binary else ""
+        # looked up before the COPY starts: the connection takes no other statement during one
+        types = self._column_types(conn, table, tuple(columns)) if binary else None
         with conn.raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{fmt}") as cp:
-            if binary:
-                cp.set_types(self._column_types(conn, table, tuple(columns)))
+            if types:
+                cp.set_types(types)
             for r in rows:
                 cp.write_row(r)
 
