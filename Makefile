@@ -7,7 +7,7 @@ DATA ?= paperfeed-data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint browser lighthouse postgres demo clean
+.PHONY: run test test-postgres install lint browser lighthouse postgres demo clean
 
 # torch is installed first and pinned: the CPU build is what this machine serves
 # for 2.13.0, and any later unpinned resolution would pull several GB of CUDA wheels.
@@ -59,6 +59,12 @@ test: $(STAMP) browser postgres
 	$(BIN)/ruff check paperfeed tests bench
 	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/python -m pytest -q
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --engine postgres $(PG_TESTS)
+
+# The whole suite on PostgreSQL (a throwaway cluster, as above): every test but the few marked
+# sqlite_only, which are about the SQLite file itself.
+test-postgres: $(STAMP) browser postgres
+	$(BIN)/ruff check paperfeed tests bench
+	HF_HUB_OFFLINE=1 PAPERFEED_AXE_JS=$(CURDIR)/$(AXE) PAPERFEED_LIGHTHOUSE=$(CURDIR)/$(LIGHTHOUSE) $(BIN)/python -m pytest -q --engine postgres
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache test-artifacts .cache

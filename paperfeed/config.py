@@ -7,9 +7,11 @@ lower case (`smtp_host = "..."`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -139,6 +141,25 @@ def database_url(data_dir: Path, config_file: Path | None = None) -> str:
     if env is not None:
         return env
     return str(_file_values(data_dir, config_file).get("database_url", ""))
+
+
+@contextlib.contextmanager
+def throwaway_sqlite() -> Iterator[None]:
+    """For the commands that build throw-away data directories (`eval`, the benchmarks): their
+    stores are SQLite inside those directories whatever PAPERFEED_DATABASE_URL says, for this
+    process and the commands it starts. A node configured for PostgreSQL must never load an
+    evaluation collection or a synthetic corpus into its system of record (and two such runs
+    would share, and spoil, one database). The benchmarks that measure PostgreSQL take
+    --database-url."""
+    old = os.environ.get("PAPERFEED_DATABASE_URL")
+    os.environ["PAPERFEED_DATABASE_URL"] = ""
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PAPERFEED_DATABASE_URL", None)
+        else:
+            os.environ["PAPERFEED_DATABASE_URL"] = old
 
 
 def is_configured(name: str, data_dir: Path, config_file: Path | None = None) -> bool:

@@ -67,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 TEMPLATE_DB = "pf_template"
+NO_MODULE_DATABASE = "postgresql://paperfeed@/set-PG_SCOPE-module-for-module-scoped-stores?host=/nonexistent"
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +93,11 @@ def _fresh_database(cluster: Cluster) -> Iterator[str]:
     from paperfeed.store.pg import PostgresEngine
 
     name = cluster.create_database(template=TEMPLATE_DB)
+    url = cluster.url(name)
     try:
-        yield cluster.url(name)
+        yield url
     finally:
-        PostgresEngine.close_pools()
+        PostgresEngine.close_pools(url)  # only this database's: a module's store may still be open
         cluster.drop_database(name)
 
 
@@ -111,6 +113,26 @@ def pg_module_url(pg_cluster: Cluster) -> Iterator[str]:
     yield from _fresh_database(pg_cluster)
 
 
+@pytest.fixture
+def other_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A second, empty store for the test. On SQLite another data directory is another store
+    (None); with --engine postgres it is another database (its URL), which the test puts in
+    PAPERFEED_DATABASE_URL wherever it means the second store."""
+    if not _postgres(request.config):
+        yield None
+        return
+    yield from _fresh_database(request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture
+def own_database(other_database: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test that needs a store of its own in a module that shares one database
+    (PG_SCOPE = "module"): with --engine postgres it gets a fresh database for itself; on
+    SQLite its own data directory is a store of its own already."""
+    if other_database:
+        monkeypatch.setenv("PAPERFEED_DATABASE_URL", other_database)
+
+
 def _postgres(config: pytest.Config) -> bool:
     return config.getoption("--engine") == "postgres"
 
@@ -121,7 +143,12 @@ def _engine_module(request: pytest.FixtureRequest) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         if _postgres(request.config) and getattr(request.module, "PG_SCOPE", "test") == "module":
             mp.setenv("PAPERFEED_DATABASE_URL", request.getfixturevalue("pg_module_url"))
-        elif not _postgres(request.config):
+        elif _postgres(request.config):
+            # each test gets its database only when it starts: a module-scoped fixture that opens
+            # a store here would silently build on SQLite, and its tests then look in an empty
+            # database. Such a module sets PG_SCOPE = "module"; until it does, it fails loudly.
+            mp.setenv("PAPERFEED_DATABASE_URL", NO_MODULE_DATABASE)
+        else:
             mp.delenv("PAPERFEED_DATABASE_URL", raising=False)
         yield
 

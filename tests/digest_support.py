@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import signal
 import socket
 import subprocess
@@ -156,17 +157,19 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
 
 
-_template: Path | None = None
+_templates: dict[str, Path] = {}
 _template_lock = threading.Lock()
 
 
 def _mail_template() -> Path:
-    """The seed corpus, stored and indexed, built once per test process and copied
-    for each site: the index build (embedding every paper) is the slow part, and
-    the paper pages a mail links to use the index."""
-    global _template
+    """The seed corpus, stored and indexed, built once per test process and database, and
+    copied for each site: the index build (embedding every paper) is the slow part, and
+    the paper pages a mail links to use the index. On SQLite the copy carries the store; on
+    PostgreSQL the papers live in the database, so a module on another database (each module
+    has its own) needs a template built on it."""
+    url = os.environ.get("PAPERFEED_DATABASE_URL", "")
     with _template_lock:
-        if _template is None:
+        if url not in _templates:
             import atexit
             import shutil
             import tempfile
@@ -186,8 +189,8 @@ def _mail_template() -> Path:
                     sync = None
                 if sync is not None:
                     sync(store, data, progress=False)
-            _template = data
-        return _template
+            _templates[url] = data
+        return _templates[url]
 
 
 def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, Settings)

@@ -18,6 +18,8 @@ from tests.digest_support import SmtpSink, parts
 from tests.webserver import LiveServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+# the mail site is started once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

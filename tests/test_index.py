@@ -93,14 +93,18 @@ def test_hidden_papers_leave_the_index_and_come_back(store_dir):
     assert [h.paper.id for h in s.search(word, store=store, mode="lexical").hits] == [target.id]
 
 
-def test_replaced_store_rebuilds_the_index(tmp_path: Path):
+def test_replaced_store_rebuilds_the_index(tmp_path: Path, other_database: str | None,
+                                          monkeypatch: pytest.MonkeyPatch):  # fmt: skip
     data = tmp_path / "data"
     with open_store(data) as store:
         ingest_paths(store, [_write_jsonl(tmp_path / "a.jsonl", _papers(8))])
         sync(store, data, vectors=False)
-    (data / "paperfeed.db").unlink()
-    for extra in data.glob("paperfeed.db-*"):
-        extra.unlink()
+    if other_database:  # PostgreSQL: the node is pointed at another database
+        monkeypatch.setenv("PAPERFEED_DATABASE_URL", other_database)
+    else:  # SQLite: the file is replaced
+        (data / "paperfeed.db").unlink()
+        for extra in data.glob("paperfeed.db-*"):
+            extra.unlink()
     with open_store(data) as store:
         ingest_paths(store, [_write_jsonl(tmp_path / "b.jsonl", _papers(2, start=50, topic="shock waves"))])
         report = sync(store, data, vectors=False)

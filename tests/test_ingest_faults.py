@@ -15,6 +15,7 @@ import pytest
 
 from paperfeed.ingest import ingest_paths
 from paperfeed.store import open_store
+from paperfeed.store.engine import StoreUnavailable
 from tests.helpers import ARXIV_SAMPLE, run_cli
 
 pytestmark = pytest.mark.slow  # kills and faults ingest subprocesses
@@ -146,38 +147,42 @@ def _synthetic_arxiv(path: Path, n: int) -> int:
     return len(ids)
 
 
-def _snapshot(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT id, arxiv_id, title, abstract, authors, categories, published, feed_date, content_hash "
-        "FROM papers ORDER BY id"
-    ).fetchall()
-    srcs = conn.execute("SELECT p.id, s.source FROM paper_sources s JOIN papers p ON p.rowid = s.paper_rowid "
-                        "ORDER BY 1, 2").fetchall()
-    conn.close()
-    return rows + srcs
+def _snapshot(data: Path, database_url: str | None) -> list[tuple]:
+    with open_store(data, database_url=database_url) as store:
+        rows = store.conn.execute(
+            "SELECT id, arxiv_id, title, abstract, authors, categories, published, feed_date, content_hash "
+            "FROM papers ORDER BY id"
+        ).fetchall()
+        srcs = store.conn.execute("SELECT p.id, s.source FROM paper_sources s JOIN papers p ON p.rowid = s.paper_rowid "
+                                  "ORDER BY 1, 2").fetchall()  # fmt: skip
+    return [tuple(r) for r in rows + srcs]
 
 
-def test_sigkill_mid_ingest_then_rerun_equals_clean_run(tmp_path: Path) -> None:
+def _count(data: Path) -> int:
+    """Papers committed so far, read through the store as another process would (either engine)."""
+    if not (data / "paperfeed.db").exists() and not os.environ.get("PAPERFEED_DATABASE_URL"):
+        return 0
+    try:
+        with open_store(data, readonly=True) as store:
+            return store.count()
+    except (sqlite3.OperationalError, StoreUnavailable):
+        return 0
+
+
+def test_sigkill_mid_ingest_then_rerun_equals_clean_run(tmp_path: Path, other_database: str | None) -> None:
     src = tmp_path / "big.jsonl"
     distinct = _synthetic_arxiv(src, 60_000)
     assert distinct < 56_000
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     cmd = [sys.executable, "-m", "paperfeed", "--data", str(killed), "ingest", str(src), "--no-index"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = killed / "paperfeed.db"
     deadline = time.monotonic() + 120
     count = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
-                        count = c.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
-                except sqlite3.OperationalError:
-                    count = 0
-                if count >= 10_000:
-                    break
+            count = _count(killed)
+            if count >= 10_000:
+                break
             time.sleep(0.02)
         assert proc.poll() is None, "ingest finished before it could be killed; make the input bigger"
         os.kill(proc.pid, signal.SIGKILL)
@@ -188,17 +193,22 @@ def test_sigkill_mid_ingest_then_rerun_equals_clean_run(tmp_path: Path) -> None:
 
     again = run_cli("ingest", str(src), "--no-index", data=killed)
     assert again.returncode == 0, again.stderr
-    fresh = run_cli("ingest", str(src), "--no-index", data=clean)
+    # the clean run into a second store: another data directory, and on PostgreSQL another database
+    clean_env = {"PAPERFEED_DATABASE_URL": other_database} if other_database else None
+    fresh = run_cli("ingest", str(src), "--no-index", data=clean, env=clean_env)
     assert fresh.returncode == 0, fresh.stderr
     assert f"added {distinct}, updated {60_000 - distinct}, " in fresh.stdout
 
-    snap_killed, snap_clean = _snapshot(db), _snapshot(clean / "paperfeed.db")
+    snap_killed = _snapshot(killed, None)
+    snap_clean = _snapshot(clean, other_database)
     assert len(snap_killed) == len(snap_clean)
     assert snap_killed == snap_clean
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT COUNT(*) - COUNT(DISTINCT arxiv_id) FROM papers").fetchone()[0] == 0
-    conn.close()
+    with open_store(killed) as store:
+        assert store.conn.execute("SELECT COUNT(*) - COUNT(DISTINCT arxiv_id) FROM papers").fetchone()[0] == 0
+    if other_database is None:
+        conn = sqlite3.connect(killed / "paperfeed.db")
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
 
 
 def _spawned_children(pid: int) -> list[int]:

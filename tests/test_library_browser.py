@@ -11,6 +11,8 @@ from tests.browser import AXE, CHROMIUM, Tab
 from tests.webserver import LiveServer, demo_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+# the shared demo server: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed (make browser)")]  # fmt: skip

@@ -17,6 +17,8 @@ from paperfeed.search.recommend import ModelCache, RecommendError, recommend, tr
 from paperfeed.store import open_store
 
 pytestmark = pytest.mark.slow  # embeds a corpus
+# the indexed corpus is built once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 
 TOPICS = {
     "sail": [

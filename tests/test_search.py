@@ -20,6 +20,8 @@ from paperfeed.search import QueryError, open_searcher
 from paperfeed.store import open_store
 
 pytestmark = pytest.mark.slow  # embeds and indexes the demo corpus
+# the indexed corpus is built once for the module: with --engine postgres, one database for the module
+PG_SCOPE = "module"
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "paperfeed" / "demo" / "seeds").glob("*.txt"))
 
@@ -264,6 +266,7 @@ def test_the_count_is_of_matching_papers_not_the_depth(seeded):
     assert lexical.total <= best.total < 100  # papers found by meaning alone count above a floor only
 
 
+@pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
 def test_dense_rankings_are_the_same_after_a_rebuild(tmp_path):
     rankings = []
     for n in range(2):
@@ -289,6 +292,7 @@ def test_fusion_is_a_min_max_weighted_sum():
     assert max_merge([([1, 2], [0.9, 0.1]), ([2, 3], [0.5, 0.4])]) == ([1, 2, 3], [0.9, 0.5, 0.4])
 
 
+@pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
 def test_a_long_text_is_found_by_a_passage_past_the_model_window(tmp_path):
     """The model reads ~190 words; a topic stated only at the end of a long abstract is found
     through that passage's vector, and hiding the paper removes its passages."""
@@ -314,6 +318,7 @@ def test_a_long_text_is_found_by_a_passage_past_the_model_window(tmp_path):
         assert not pvec.has([long_paper.rowid * PASSAGE_SLOTS + j for j in range(4)]).any()
 
 
+@pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
 def test_an_index_from_before_passages_gets_them_without_re_embedding_everything(tmp_path):
     import shutil
     import sqlite3

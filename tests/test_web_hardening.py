@@ -283,7 +283,7 @@ def _serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
-@pytest.mark.sqlite_only("needs a store of its own, in a module that shares one database")
+@pytest.mark.usefixtures("own_database")  # a store of its own, in a module that shares one database
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
 def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, trusted: str) -> None:
     """A direct client rotating X-Forwarded-For got a fresh login budget with every request."""
@@ -326,7 +326,7 @@ def test_failed_logins_are_limited_per_account(tmp_path: Path) -> None:
         srv.stop()
 
 
-@pytest.mark.sqlite_only("needs a store of its own, in a module that shares one database")
+@pytest.mark.usefixtures("own_database")  # a store of its own, in a module that shares one database
 def test_workers_share_one_login_budget(tmp_path: Path) -> None:
     """Two apps on one data directory, as `serve --workers 2` runs: per process, a client
     spread over them got twice the limit."""

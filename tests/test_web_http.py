@@ -481,7 +481,7 @@ def test_a_second_worker_shares_sessions_through_the_store(srv: LiveServer) -> N
         other.stop()
 
 
-@pytest.mark.sqlite_only("two data directories are two stores only on SQLite")
+@pytest.mark.usefixtures("own_database")  # the limits are counted in the store, which the demo server shares
 def test_login_is_rate_limited_per_client(tmp_path: Path) -> None:
     # its own data directory: the limits are counted in the store, which the demo server shares
     limited = start_server(tmp_path / "data", warm_search=False)

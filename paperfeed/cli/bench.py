@@ -11,6 +11,7 @@ import orjson
 
 from paperfeed.cli.options import json_option
 from paperfeed.cli.table import LazyGroup
+from paperfeed.config import throwaway_sqlite
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -57,7 +58,8 @@ def bench(ctx: click.Context, papers: int, as_json: bool, baseline: bool, querie
         progress=sys.stderr.isatty(),
     )  # fmt: skip
     try:
-        result = run_bench(opts)
+        with throwaway_sqlite():
+            result = run_bench(opts)
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
@@ -112,7 +114,8 @@ def bench_harvest(records: int, page_size: int, seed: int, workdir: Path | None,
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     try:
-        result = bench_harvest(records, seed, page_size, workdir)
+        with throwaway_sqlite():
+            result = bench_harvest(records, seed, page_size, workdir)
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
@@ -133,9 +136,13 @@ def bench_harvest(records: int, page_size: int, seed: int, workdir: Path | None,
 def bench_web(obj: Any, use_data: bool, n: int, clients: int, seconds: float, workers: int,
               database_url: str | None, as_json: bool) -> None:  # fmt: skip
     """Server time (p50/p95, warm) of the daily page and search pages, then N concurrent clients."""
+    import contextlib
+
     from paperfeed.web.bench import bench_web as run
 
-    run(obj.data_dir, use_data, n, clients, seconds, workers, as_json, database_url)
+    # --use-data measures the data directory with its own store; the demo copy is throw-away
+    with contextlib.nullcontext() if use_data else throwaway_sqlite():
+        run(obj.data_dir, use_data, n, clients, seconds, workers, as_json, database_url)
 
 
 @click.command("mail")
@@ -155,7 +162,8 @@ def bench_mail(mails: int, paper_counts: str, new_window: int, connections: int,
     how mail time changes with the size of the store."""
     from paperfeed.digest.bench import bench_mail as run
 
-    run(mails, paper_counts, new_window, connections, sink_delay_ms, as_json)
+    with throwaway_sqlite():
+        run(mails, paper_counts, new_window, connections, sink_delay_ms, as_json)
 
 
 @click.command("mail-kills")
@@ -174,7 +182,8 @@ def bench_mail_kills(kills: int, mails: int, connections: int, sink_delay_ms: fl
     """Mails sent twice per 1,000 SIGKILLs of the send job (each followed by a rerun)."""
     from paperfeed.digest.killbench import bench_mail_kills as run
 
-    run(kills, mails, connections, sink_delay_ms, seed, as_json)
+    with throwaway_sqlite():
+        run(kills, mails, connections, sink_delay_ms, seed, as_json)
 
 
 @click.command("embed")
@@ -218,8 +227,9 @@ def bench_recommend(papers: int, readers: int, subscribers: int, day: int, cold_
     from paperfeed.bench.recommend import bench_recommend as run
 
     try:
-        result = run(papers, readers=readers, subscribers=subscribers, day=day, seed=seed, workdir=workdir,
-                     progress=sys.stderr.isatty(), cold_subscribers=cold_subscribers)  # fmt: skip
+        with throwaway_sqlite():
+            result = run(papers, readers=readers, subscribers=subscribers, day=day, seed=seed, workdir=workdir,
+                         progress=sys.stderr.isatty(), cold_subscribers=cold_subscribers)  # fmt: skip
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     _emit(result, as_json)
@@ -240,7 +250,8 @@ def bench_lighthouse(url: str | None, paths: tuple[str, ...], min_score: int, as
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness polls are noise here
     try:
-        results = score_pages(url, paths)
+        with throwaway_sqlite():  # the demo server's store (a --url site is measured over HTTP only)
+            results = score_pages(url, paths)
     except LighthouseMissing as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -27,6 +27,7 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
     documents is a reader: the first half of its relevant documents (in sha1 order of
     "query:doc") is the library, the rest is held out; the recommender sees only the library and
     ranks every other document. Reports nDCG@10 (binary) and recall@100 averaged over readers."""
+    from paperfeed.config import throwaway_sqlite
     from paperfeed.eval import EvalError, suite_dirs
     from paperfeed.eval.recommend import evaluate_recommend, summarize
 
@@ -40,7 +41,8 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
     for directory in dirs:
         try:
             keep = workdir / Path(directory).resolve().name if workdir is not None else None
-            coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep)
+            with throwaway_sqlite():  # its data directories are throw-away (or --workdir's own)
+                coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep)
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         out = runs[0].to_dict()

@@ -33,11 +33,11 @@ def search(ctx: click.Context, query: tuple[str, ...], mode: str, limit: int, of
            as_json: bool) -> None:  # fmt: skip
     """Search papers. Quote "exact phrases"; -word excludes a word."""
     from paperfeed.search import QueryError, open_searcher
-    from paperfeed.store import open_store
+    from paperfeed.store import open_store, store_exists
 
     data_dir: Path = ctx.obj.data_dir
     text = " ".join(query)
-    if not (data_dir / "paperfeed.db").exists():
+    if not store_exists(data_dir):
         raise click.ClickException(f"no papers in {data_dir} yet: run `paperfeed ingest FILE...` first")
     with open_store(data_dir) as store:
         try:
@@ -154,6 +154,7 @@ def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_
 
     `paperfeed eval recommend DIR... [--suite DIR] [--baseline] [--json]` measures the
     recommender instead (see `paperfeed eval recommend --help`)."""
+    from paperfeed.config import throwaway_sqlite
     from paperfeed.eval import METRICS, EvalError, compare, evaluate_dir, suite_dirs, summarize
     from paperfeed.search.query import QueryError, normalize_mode
 
@@ -176,7 +177,9 @@ def eval_(directories: tuple[Path, ...], suite: Path | None, mode: str, compare_
     all_runs: dict[str, list[Any]] = {}
     for directory in dirs:
         try:
-            coll, ingest, runs = evaluate_dir(directory, modes, progress=show_progress(progress), baseline=baseline)
+            with throwaway_sqlite():  # its data directory is throw-away
+                coll, ingest, runs = evaluate_dir(directory, modes, progress=show_progress(progress),
+                                                  baseline=baseline)  # fmt: skip
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         rejected = ingest.get("rejected", 0)
@@ -288,22 +291,24 @@ def bench_search(ctx: click.Context, n_queries: int, modes: str, demo: bool | No
 
     from paperfeed.index import sync
     from paperfeed.search import open_searcher
-    from paperfeed.store import open_store
+    from paperfeed.store import open_store, store_exists
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     data_dir: Path = ctx.obj.data_dir
     tmp = None
-    if demo or (demo is None and not (data_dir / "paperfeed.db").exists()):
+    url = None  # the data directory's own store (PAPERFEED_DATABASE_URL / database_url)
+    if demo or (demo is None and not store_exists(data_dir)):
         from paperfeed.demo import demo_paths
         from paperfeed.ingest import ingest_paths
 
         tmp = tempfile.TemporaryDirectory(prefix="paperfeed-bench-")
         data_dir = Path(tmp.name)
-        with open_store(data_dir) as store:
+        url = ""  # the demo corpus goes into a throw-away SQLite store, never the configured database
+        with open_store(data_dir, database_url=url) as store:
             ingest_paths(store, demo_paths())
             sync(store, data_dir)
     try:
-        with open_store(data_dir) as store:
+        with open_store(data_dir, database_url=url) as store:
             searcher = open_searcher(data_dir, store)
             queries = _bench_queries(store, n_queries)
             out: dict[str, Any] = {"papers": store.count(), "queries": len(queries), "search_ms": {}}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -177,25 +179,80 @@ def ingest_paths(
             except InputError as e:
                 report.reject(str(e))
                 continue
-            batch: list[Paper] = []
-            for rec in records:
-                if isinstance(rec, Rejection):
-                    report.reject(str(rec))
-                    continue
-                if not rec.feed_date:
-                    rec.feed_date = rec.published or today
-                batch.append(rec)
-                if len(batch) >= BATCH:
-                    _flush(store, batch, report)
-                    seen += _batch_bytes(batch)
-                    bar.update_to(done_bytes + min(seen, size), report)
-                    batch = []
-            if batch:
+            for batch in _read_ahead(_batches(records, report, today)):
                 _flush(store, batch, report)
+                seen += _batch_bytes(batch)
+                bar.update_to(done_bytes + min(seen, size), report)
             done_bytes += size
             bar.update_to(done_bytes, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _batches(records: Iterator[Paper | Rejection], report: IngestReport, today: str) -> Iterator[list[Paper]]:
+    """The papers of one input in batches of BATCH; rejections go to the report as they come."""
+    batch: list[Paper] = []
+    for rec in records:
+        if isinstance(rec, Rejection):
+            report.reject(str(rec))
+            continue
+        if not rec.feed_date:
+            rec.feed_date = rec.published or today
+        batch.append(rec)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _read_ahead(batches: Iterator[list[Paper]]) -> Iterator[list[Paper]]:
+    """The same batches in the same order, the next one read (received from the parser process,
+    made into Papers) by a thread while this one waits for the store to write the current one:
+    the store's waits on the database release the GIL. Profiled on a PostgreSQL import, that
+    reading was 40% of the importing process's work, done while the server sat idle."""
+    ahead: queue.Queue = queue.Queue(1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_END)
+        except BaseException as exc:  # raised in the importing thread, as without the thread
+            put(_Failed(exc))
+
+    reader = threading.Thread(target=read, name="ingest-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _batch_bytes(batch: Sequence[Paper]) -> int:

