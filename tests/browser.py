@@ -27,6 +27,14 @@ class Tab:
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
+    def serious_axe_violations(self) -> list[str]:
+        """axe-core's serious and critical violations on the current page, one line each."""
+        assert AXE is not None
+        self.page.add_script_tag(path=str(AXE))
+        result = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        return [f"{v['id']} ×{len(v['nodes'])}: {v['nodes'][0]['html'][:120]}" for v in result["violations"]
+                if v["impact"] in ("serious", "critical")]  # fmt: skip
+
     def close(self) -> None:
         self.context.close()
         assert self.errors == [], self.errors

@@ -68,10 +68,7 @@ def test_library_pages_have_no_serious_axe_violations(browser: object, srv: Live
         for path in ("/", "/library", "/for-you", "/for-you?window=month", "/library?view=following",
                      "/library?view=import", "/library?view=not-interested"):  # fmt: skip
             t.page.goto(path)
-            t.page.add_script_tag(path=str(AXE))
-            result = t.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            bad = [f"{v['id']} ×{len(v['nodes'])}: {v['nodes'][0]['html'][:120]}" for v in result["violations"]
-                   if v["impact"] in ("serious", "critical")]  # fmt: skip
+            bad = t.serious_axe_violations()
             if bad:
                 found[path] = bad
         t.shot(f"axe-library-{scheme}")

@@ -267,10 +267,7 @@ def test_no_serious_axe_violations(browser: object, srv: LiveServer, scheme: str
                 t.page.wait_for_selector(".opblock", timeout=15_000)
                 t.page.locator(".opblock-summary-control").filter(has_text="/api/search").first.click()
                 t.page.wait_for_selector(".opblock-body .parameters", timeout=15_000)
-            t.page.add_script_tag(path=str(AXE))
-            result = t.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            bad = [f"{v['id']} ×{len(v['nodes'])}: {v['nodes'][0]['html'][:120]}" for v in result["violations"]
-                   if v["impact"] in ("serious", "critical")]  # fmt: skip
+            bad = t.serious_axe_violations()
             if bad:
                 found[path] = bad
         t.shot(f"axe-phone-{scheme}")
