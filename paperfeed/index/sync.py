@@ -42,6 +42,7 @@ from paperfeed.index.damage import IndexDamaged
 from paperfeed.index.lexical import SCHEMA_VERSION, LexicalIndex
 from paperfeed.models import Paper
 from paperfeed.store import Store
+from paperfeed.store.engine import in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -442,14 +443,11 @@ def _check_vectors(store: Store, root: Path, vec: Any, state: IndexState) -> Non
     ids = [r[0] for r in state.conn.execute("SELECT rowid FROM embedded")]
     missing = [r for r, have in zip(ids, vec.has(ids), strict=True) if not have]
     vec_seq = state.get_int("vec_seq")
-    lost = 0
-    for i in range(0, len(missing), 900):
-        chunk = missing[i : i + 900]
-        marks = ",".join("?" * len(chunk))
-        replayed = store.conn.execute(
-            f"SELECT COUNT(*) FROM papers WHERE rowid IN ({marks}) AND seq > ?", (*chunk, vec_seq)
-        ).fetchone()[0]
-        lost += len(chunk) - replayed
+    replayed = sum(
+        store.conn.execute(f"SELECT COUNT(*) FROM papers WHERE rowid {cond} AND seq > ?", (*args, vec_seq)).fetchone()[0]
+        for cond, args in in_chunks(store.conn, missing)
+    )
+    lost = len(missing) - replayed
     if lost:
         raise IndexDamaged(root / VECTORS_DIR, f"{lost} of the {recorded} papers recorded as embedded have no vector")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Store
 
 
@@ -38,11 +39,9 @@ def for_user(store: Store, user_id: int) -> ForYouMail | None:
 def for_subscriptions(store: Store, subscription_ids: Iterable[int]) -> dict[int, ForYouMail]:
     ids = list(subscription_ids)
     out: dict[int, ForYouMail] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         for r in store.conn.execute(
-            f"SELECT subscription_id, user_id, tag_id, size FROM foryou_subscriptions WHERE subscription_id IN ({q})",
+            f"SELECT subscription_id, user_id, tag_id, size FROM foryou_subscriptions WHERE subscription_id {cond}",
             chunk,
         ):
             out[r[0]] = ForYouMail(*r)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paperfeed.models import Paper
+from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Connection, Store
 
 MAX_TAGS = 200
@@ -27,7 +28,6 @@ MAX_TAG_NAME = 60
 MAX_LIBRARY = 20_000  # saved papers per user: bounds imports and the recommender's training set
 MAX_FOLLOWS = 200
 MAX_NAME = 200
-_IN_CHUNK = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -73,11 +73,6 @@ class Marks:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _chunks(seq: Sequence[int], n: int = _IN_CHUNK) -> Iterable[Sequence[int]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
 
 
 def tag_key(name: str) -> str:
@@ -235,10 +230,10 @@ def _owned_tags(c: Connection, user_id: int, tag_ids: Iterable[int]) -> list[int
     ids = sorted(set(tag_ids))
     if not ids:
         return []
-    q = ",".join("?" * len(ids))
     found = {
         r[0]
-        for r in c.execute(f"SELECT id FROM library_tags WHERE user_id = ? AND id IN ({q})", [user_id, *ids])
+        for cond, args in in_chunks(c, ids)
+        for r in c.execute(f"SELECT id FROM library_tags WHERE user_id = ? AND id {cond}", [user_id, *args])
     }
     if len(found) != len(ids):
         raise LibraryError("There is no such tag.")
@@ -420,15 +415,14 @@ def marks(store: Store, user_id: int, rowids: Collection[int]) -> Marks:
     saved: set[int] = set()
     negative: set[int] = set()
     tags: dict[int, list[int]] = {}
-    for chunk in _chunks(ids):
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         args = [user_id, *chunk]
         saved.update(r[0] for r in store.conn.execute(
-            f"SELECT paper_rowid FROM library_papers WHERE user_id = ? AND paper_rowid IN ({q})", args))  # fmt: skip
+            f"SELECT paper_rowid FROM library_papers WHERE user_id = ? AND paper_rowid {cond}", args))  # fmt: skip
         negative.update(r[0] for r in store.conn.execute(
-            f"SELECT paper_rowid FROM library_negatives WHERE user_id = ? AND paper_rowid IN ({q})", args))  # fmt: skip
+            f"SELECT paper_rowid FROM library_negatives WHERE user_id = ? AND paper_rowid {cond}", args))  # fmt: skip
         for r in store.conn.execute(
-            f"SELECT paper_rowid, tag_id FROM library_tagged WHERE user_id = ? AND paper_rowid IN ({q}) "
+            f"SELECT paper_rowid, tag_id FROM library_tagged WHERE user_id = ? AND paper_rowid {cond} "
             "ORDER BY tag_id", args,
         ):  # fmt: skip
             tags.setdefault(r[0], []).append(r[1])
@@ -578,24 +572,17 @@ def match_identifiers(
     by_arxiv: dict[str, int] = {}
     by_doi: dict[str, int] = {}
     by_title: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(arxiv_ids))):  # type: ignore[arg-type]
-        q = ",".join("?" * len(chunk))
-        for r in store.conn.execute(
-            f"SELECT arxiv_id, rowid FROM papers WHERE hidden = 0 AND arxiv_id IN ({q})", chunk
-        ):
+    for cond, chunk in in_chunks(store.conn, sorted(set(arxiv_ids))):
+        for r in store.conn.execute(f"SELECT arxiv_id, rowid FROM papers WHERE hidden = 0 AND arxiv_id {cond}", chunk):
             by_arxiv[r[0]] = r[1]
-    for chunk in _chunks(sorted(set(dois))):  # type: ignore[arg-type]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, sorted(set(dois))):
         for r in store.conn.execute(
-            f"SELECT lower(doi), rowid FROM papers WHERE hidden = 0 AND lower(doi) IN ({q}) ORDER BY rowid DESC",
-            chunk,
+            f"SELECT lower(doi), rowid FROM papers WHERE hidden = 0 AND lower(doi) {cond} ORDER BY rowid DESC", chunk
         ):
             by_doi[r[0]] = r[1]
-    for chunk in _chunks(sorted(set(title_keys))):  # type: ignore[arg-type]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, sorted(set(title_keys))):
         for r in store.conn.execute(
-            f"SELECT title_key, rowid FROM papers WHERE hidden = 0 AND title_key IN ({q}) ORDER BY rowid DESC",
-            chunk,
+            f"SELECT title_key, rowid FROM papers WHERE hidden = 0 AND title_key {cond} ORDER BY rowid DESC", chunk
         ):
             by_title[r[0]] = r[1]
     return by_arxiv, by_doi, by_title

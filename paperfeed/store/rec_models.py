@@ -16,9 +16,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Store
-
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +60,9 @@ def load_many(store: Store, user_ids: Iterable[int]) -> dict[tuple[int, str], St
     caller compares it with the library's)."""
     ids = sorted(set(user_ids))
     out: dict[tuple[int, str], StoredModel] = {}
-    for i in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[i : i + _IN_CHUNK]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         for r in store.conn.execute(
-            f"SELECT user_id, tag_key, version, seq, model FROM rec_models WHERE user_id IN ({q})", chunk
+            f"SELECT user_id, tag_key, version, seq, model FROM rec_models WHERE user_id {cond}", chunk
         ):
             out[(r[0], r[1])] = StoredModel(r[0], r[1], r[2], r[3], bytes(r[4]))
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Store
 
 
@@ -36,9 +37,7 @@ def resume(store: Store, sub_id: int) -> None:
 def paused_ids(store: Store, sub_ids: Iterable[int]) -> set[int]:
     ids = list(sub_ids)
     out: set[int] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         out.update(r[0] for r in store.conn.execute(
-            f"SELECT subscription_id FROM subscription_pauses WHERE subscription_id IN ({q})", chunk))  # fmt: skip
+            f"SELECT subscription_id FROM subscription_pauses WHERE subscription_id {cond}", chunk))  # fmt: skip
     return out

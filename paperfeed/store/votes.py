@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from paperfeed.models import Paper
+from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Store
 
 GRAVITY = 1.8
@@ -64,11 +65,9 @@ def unvote(store: Store, user_id: int, paper_rowid: int) -> bool:
 def vote_counts(store: Store, rowids: Iterable[int]) -> dict[int, int]:
     ids = list(rowids)
     out: dict[int, int] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         for r in store.conn.execute(
-            f"SELECT paper_rowid, COUNT(*) FROM votes WHERE paper_rowid IN ({q}) GROUP BY paper_rowid", chunk
+            f"SELECT paper_rowid, COUNT(*) FROM votes WHERE paper_rowid {cond} GROUP BY paper_rowid", chunk
         ):
             out[r[0]] = r[1]
     return out
@@ -77,13 +76,11 @@ def vote_counts(store: Store, rowids: Iterable[int]) -> dict[int, int]:
 def user_voted(store: Store, user_id: int, rowids: Iterable[int]) -> set[int]:
     ids = list(rowids)
     out: set[int] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        q = ",".join("?" * len(chunk))
+    for cond, chunk in in_chunks(store.conn, ids):
         out.update(
             r[0]
             for r in store.conn.execute(
-                f"SELECT paper_rowid FROM votes WHERE user_id = ? AND paper_rowid IN ({q})", [user_id, *chunk]
+                f"SELECT paper_rowid FROM votes WHERE user_id = ? AND paper_rowid {cond}", [user_id, *chunk]
             )
         )
     return out
