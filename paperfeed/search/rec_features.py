@@ -132,15 +132,16 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         return feats
 
 
-def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray) -> np.ndarray:
+def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray, passage_ids: np.ndarray | None = None) -> np.ndarray:
     """Unit vectors of papers (all of `rowids` must be in `vec`): a long paper's is the mean of
-    its passages' vectors, so the words past the model's window count too. Measured with a
-    replica of `paperfeed eval recommend` on the six collections of ../shared/ir: time (magazine
-    articles, 620 words on average) 0.623 -> 0.634 nDCG@10, the others within +-0.003."""
+    its passages' vectors, so the words past the model's window count too (`paperfeed eval
+    recommend --suite ../shared/ir --baseline`: time, magazine articles of 620 words on average,
+    0.604 -> 0.627 nDCG@10; the other five collections unchanged). `passage_ids` (all of
+    `passages.ids()`) lets a caller that asks for many slices read them once."""
     out = vec.get(rowids)
     if passages is None or not len(passages) or not len(rowids):
         return out
-    pids = passages.ids()
+    pids = passages.ids() if passage_ids is None else passage_ids
     owners = pids // PASSAGE_SLOTS
     sel = np.isin(owners, rowids)
     if not sel.any():
@@ -183,8 +184,10 @@ def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len:
     if vec is not None and missing.any():
         has = vec.has(rowids[missing])
         rows = np.flatnonzero(missing)[has]
+        pv = searcher.passages
+        pids = pv.ids() if pv is not None else None
         for i in range(0, len(rows), 8192):  # in slices: no second copy of every vector at once
-            dense[rows[i : i + 8192]] = paper_vectors(vec, searcher.passages, rowids[rows[i : i + 8192]])
+            dense[rows[i : i + 8192]] = paper_vectors(vec, pv, rowids[rows[i : i + 8192]], pids)
     df = old.df.copy()
     if not every:
         df -= np.bincount(old.counts[~keep].indices, minlength=N_FEATURES).astype(np.float32)
