@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
@@ -55,3 +56,10 @@ def wait_for(what: str, check, proc: subprocess.Popen, log: Path, timeout: float
 def day(offset: int) -> str:
     """The ISO date `offset` days from today (UTC), as a harvested record would carry it."""
     return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=offset)).isoformat()
+
+
+def csrf_from(page: str) -> str:
+    """The CSRF token of the first form on an HTML page."""
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "page has no CSRF token"
+    return m.group(1)

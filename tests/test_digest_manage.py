@@ -18,6 +18,7 @@ from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts
+from tests.helpers import csrf_from
 from tests.webserver import LiveServer
 
 # their server is started once for the module: with --engine postgres, one database for the module
@@ -27,12 +28,6 @@ pytestmark = pytest.mark.slow  # a mail site on a real server, mail through aios
 READER = "reader@example.org"
 HOSTILE_QUERY = "<b>spectral</b> sparsification"
 DATE_FORMAT = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} \+0000"
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "form without CSRF field"
-    return m.group(1)
 
 
 def add_papers(srv: LiveServer, tag: str) -> None:

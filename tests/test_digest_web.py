@@ -21,6 +21,7 @@ from paperfeed.store import open_store
 from paperfeed.store import subscription_pauses as pauses
 from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts
+from tests.helpers import csrf_from
 from tests.webserver import LiveServer
 
 pytestmark = pytest.mark.slow  # starts the site and an SMTP sink over an indexed corpus
@@ -34,12 +35,6 @@ HOSTILE = "<script>alert(1)</script> graph colouring"
 def client(site: tuple[LiveServer, Settings]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=site[0].url, timeout=30, follow_redirects=False) as c:
         yield c
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "form without CSRF field"
-    return m.group(1)
 
 
 def hrefs(html: str) -> list[str]:

@@ -18,17 +18,12 @@ from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
 from paperfeed.store import subscriptions as subs
 from tests.digest_support import SmtpSink, parts, start_mail_site
+from tests.helpers import csrf_from
 
 # starts a server over an indexed corpus (conftest.SLOW_FILES says the same of its peers)
 # their server is started once for the module: with --engine postgres, one database for the module
 PG_SCOPE = "module"
 pytestmark = pytest.mark.slow
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m
-    return m.group(1)
 
 
 def test_for_you_mail_is_sent_once_per_period_and_one_click_unsubscribes(tmp_path: Path, sink: SmtpSink) -> None:

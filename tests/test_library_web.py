@@ -15,6 +15,7 @@ import pytest
 
 from paperfeed.store import library as lib
 from paperfeed.store import open_store
+from tests.helpers import csrf_from
 from tests.webserver import LINKED_TITLE, XSS_TITLE, LiveServer, demo_server, find_paper_id
 
 # their server is started once for the module: with --engine postgres, one database for the module
@@ -31,12 +32,6 @@ def srv() -> LiveServer:
 
 def _client(srv: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=srv.url, timeout=60, follow_redirects=False)
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "page has no CSRF token"
-    return m.group(1)
 
 
 def signup(c: httpx.Client) -> str:

@@ -18,6 +18,7 @@ from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import papers as feed
 from paperfeed.store import votes as vt
+from tests.helpers import csrf_from
 from tests.webserver import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -46,12 +47,6 @@ def srv() -> LiveServer:
 def client(srv: LiveServer) -> httpx.Client:
     with httpx.Client(base_url=srv.url, timeout=30, follow_redirects=False) as c:
         yield c
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "page has no CSRF token"
-    return m.group(1)
 
 
 def signup(c: httpx.Client, email: str | None = None, password: str = "correct horse 1") -> str:

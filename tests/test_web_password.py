@@ -16,6 +16,7 @@ from paperfeed.store import accounts as acc
 from paperfeed.store import open_store
 from paperfeed.store import password_resets as resets
 from tests.digest_support import SmtpSink, parts
+from tests.helpers import csrf_from
 from tests.webserver import LiveServer
 
 # their server is started once for the module: with --engine postgres, one database for the module
@@ -28,12 +29,6 @@ DATE_FORMAT = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Ju
 
 def client_for(srv: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=srv.url, timeout=60, follow_redirects=False)
-
-
-def csrf_from(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "form without CSRF field"
-    return m.group(1)
 
 
 def ask_reset(c: httpx.Client, email: str) -> httpx.Response:
