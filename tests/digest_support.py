@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
@@ -175,6 +176,7 @@ def _mail_template() -> Path:
             import tempfile
 
             from paperfeed.demo import demo_paths
+            from paperfeed.index import sync
             from paperfeed.ingest import ingest_paths
             from paperfeed.store import open_store
 
@@ -183,14 +185,25 @@ def _mail_template() -> Path:
             data = root / "data"
             with open_store(data) as store:
                 ingest_paths(store, demo_paths())
-                try:
-                    from paperfeed.index import sync
-                except ImportError:
-                    sync = None
-                if sync is not None:
-                    sync(store, data, progress=False)
+                sync(store, data, progress=False)
             _templates[url] = data
         return _templates[url]
+
+
+def subscribe_readers(store: Any, settings: Any, n: int) -> list[str]:
+    """`n` confirmed alert subscribers for "graph colouring" (reader0@... upwards), and three
+    papers that match it: each reader is owed one mail."""
+    from paperfeed.digest import subscribe
+    from paperfeed.digest.subscribing import confirm_email
+    from paperfeed.models import Paper
+
+    emails = [f"reader{i}@example.org" for i in range(n)]
+    for e in emails:
+        subscribe(store, settings, e, query="graph colouring")
+        confirm_email(store, e)
+    store.upsert_papers([Paper(title=f"Graph colouring part {i}", abstract="graph colouring",
+                               sources=["x"], ext_ids={"x": str(i)}) for i in range(3)])  # fmt: skip
+    return emails
 
 
 def start_mail_site(data: Path, sink: SmtpSink):  # noqa: ANN201 - (LiveServer, Settings)

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from paperfeed.digest import send_digests, subscribe
-from paperfeed.digest.subscribing import confirm_email
-from paperfeed.models import Paper
+from paperfeed.digest import send_digests
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
-from tests.digest_support import SmtpSink, kill_during_message, smtp_env
+from tests.digest_support import SmtpSink, kill_during_message, smtp_env, subscribe_readers
 
 pytestmark = pytest.mark.slow  # SIGKILLs send jobs in subprocesses
 
@@ -47,13 +45,8 @@ def test_sigkill_mid_send_then_rerun_gives_exactly_one_mail_each(tmp_path: Path,
         finally:
             for k in env:
                 os.environ.pop(k, None)
-        emails = [f"reader{i}@example.org" for i in range(SUBSCRIBERS)]
         with open_store(data) as store:
-            for e in emails:
-                subscribe(store, settings, e, query="graph colouring")
-                confirm_email(store, e)
-            store.upsert_papers([Paper(title=f"Graph colouring part {i}", abstract="graph colouring",
-                                       sources=["x"], ext_ids={"x": str(i)}) for i in range(3)])  # fmt: skip
+            emails = subscribe_readers(store, settings, SUBSCRIBERS)
             # the confirmation mails are moot (confirmed by the operator); nothing else is queued
             assert ob.counts(store) == {"cancelled": SUBSCRIBERS}
 

@@ -18,13 +18,11 @@ import httpx
 import pytest
 
 from paperfeed.config import Settings
-from paperfeed.digest import subscribe
-from paperfeed.digest.subscribing import confirm_email
 from paperfeed.models import Paper
 from paperfeed.store import open_store
 from paperfeed.store import outbox as ob
 from paperfeed.store.pg import PostgresEngine
-from tests.digest_support import SmtpSink, kill_during_message, smtp_env
+from tests.digest_support import SmtpSink, kill_during_message, smtp_env, subscribe_readers
 from tests.helpers import run_cli
 from tests.pgcluster import Cluster
 from tests.webserver import start_server
@@ -76,13 +74,8 @@ def test_a_paper_ingested_on_one_node_is_found_on_another(tmp_path: Path, pg_url
 def _setup_subscribers(data: Path, env: dict[str, str]) -> tuple[Settings, list[str]]:
     os.environ.update(env)
     settings = Settings.load(data)
-    emails = [f"reader{i}@example.org" for i in range(SUBSCRIBERS)]
     with open_store(data) as store:
-        for e in emails:
-            subscribe(store, settings, e, query="graph colouring")
-            confirm_email(store, e)
-        store.upsert_papers([Paper(title=f"Graph colouring part {i}", abstract="graph colouring",
-                                   sources=["x"], ext_ids={"x": str(i)}) for i in range(3)])  # fmt: skip
+        emails = subscribe_readers(store, settings, SUBSCRIBERS)
     return settings, emails
 
 
