@@ -19,7 +19,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from paperfeed.addresses import address_key
@@ -44,13 +43,6 @@ SIZES = (5, 10, 20, 30)
 DEFAULT_SIZE = 10
 WINDOW = {"daily": "today", "weekly": "week"}
 BATCH = 200
-
-_env = Environment(
-    loader=PackageLoader("paperfeed.digest", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def current(store: Store, user: User) -> tuple[Subscription, foryou_mail.ForYouMail] | None:
@@ -136,7 +128,7 @@ def compose_foryou(settings: Settings, sub: Subscription, key: str, items: list[
     heading = "Papers for you this week" if sub.period == "weekly" else "Papers for you today"
     intro = "New papers ranked by the papers you saved on paperfeed, with why each one is here."
     reason = f"You get this {sub.period} mail because {sub.email} asked for For-you papers on paperfeed."
-    body = Markup(_env.get_template("foryou.html").render(papers=views, more_url=more_url))
+    body = Markup(compose._env.get_template("foryou.html").render(papers=views, more_url=more_url))
     chunks = []
     for i, v in enumerate(views, 1):
         lines = [f"{i}. {v['title']}"]
@@ -149,7 +141,7 @@ def compose_foryou(settings: Settings, sub: Subscription, key: str, items: list[
         chunks.append("\n".join(lines))
     text = (f"{heading} ({label})\n{intro}\n\n" + "\n\n".join(chunks) + f"\n\nAll your recommendations: {more_url}"
             f"\n\n-- \n{reason}\nManage your subscriptions: {links.manage}\nUnsubscribe: {links.unsubscribe}\n")  # fmt: skip
-    html = _env.get_template("mail_base.html").render(
+    html = compose._env.get_template("mail_base.html").render(
         subject=subject, heading=heading, intro=intro, body_html=body, reason=reason,
         base_url=settings.base_url, manage_url=links.manage, unsubscribe_url=links.unsubscribe,
     )  # fmt: skip
