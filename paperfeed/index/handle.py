@@ -19,7 +19,6 @@ from paperfeed.index.sync import (
     index_dir,
     open_vectors,
     sync,
-    vectors_available,
 )
 from paperfeed.store import Store
 
@@ -93,7 +92,7 @@ class IndexHandle:
                     embedder_changed = self._embedder.name != before
                 vdir, pdir = self.root / VECTORS_DIR, self.root / PASSAGES_DIR
                 self.vectors = (
-                    open_vectors(vdir, self.embedder) if vdir.exists() and vectors_available() else None
+                    open_vectors(vdir, self.embedder) if vdir.exists() else None
                 )
                 self.passages = (
                     open_vectors(pdir, self.embedder) if self.vectors is not None and pdir.exists() else None

@@ -234,14 +234,6 @@ def index_lock(directory: Path, *, wait: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def vectors_available() -> bool:
-    try:
-        from paperfeed.index.vectors import VectorIndex  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _embedder_named(built_with: str | None) -> Any:
     """The embedder that built the vectors (`built_with`), while it is available and
     $PAPERFEED_EMBEDDER does not ask for another: a new default (another backend, or a machine
@@ -307,9 +299,6 @@ def sync(
             _check_identity(store, root, state, report, force=rebuild)
             lex = open_lexical(root)
             _sync_lexical(store, lex, state, report, progress)
-            if vectors and not vectors_available():
-                log.warning("the vector index is not available in this build: lexical index only")
-                vectors = False
             if vectors:
                 emb = embedder or _embedder_named(state.get("embedder"))
                 if state.get("embedder") not in (None, emb.name):
@@ -402,8 +391,6 @@ def _state_and_vector_problems(root: Path) -> list[str]:
             conn.close()
     except sqlite3.Error as exc:
         return [str(IndexDamaged(path, str(exc)))]
-    if not vectors_available():
-        return []
     from paperfeed.index.vectors import stored_count
 
     try:
