@@ -288,3 +288,15 @@ def test_the_svm_solver_finds_linearsvc_s_optimum():
     coef, bias = fit_linear_svm(lex, dense, y, 0.1 * weight, tol=1e-6)
     assert coef == pytest.approx(ref.coef_.ravel(), abs=1e-4)
     assert bias == pytest.approx(float(ref.intercept_[0]), abs=1e-4)
+
+
+def test_the_arxiv_sanity_baseline_uses_its_own_vectorizer():
+    """The baseline is arxiv-sanity-lite's compute.py: English stopwords, tokens that start with a
+    letter, and no term in more than a tenth of the papers (max_df 0.1)."""
+    from paperfeed.eval.recommend import asl_vectorizer
+
+    texts = [f"the common paper{i} 42abc" for i in range(10)] + [f"quasar{i % 10} survey{i}" for i in range(40)]
+    vocab = set(asl_vectorizer(len(texts)).fit(texts).vocabulary_)
+    assert {"paper0", "quasar0", "quasar0 survey0"} <= vocab
+    assert "common" not in vocab  # in 20% of the texts ("quasar0" is in 8%)
+    assert "the" not in vocab and "42abc" not in vocab and "common paper0" in vocab

@@ -126,14 +126,13 @@ def baseline_rankings(coll: Collection, users: list[User], cache: Path | None = 
                       ) -> dict[str, dict[str, list[str]]]:  # fmt: skip
     """The two baselines' rankings (name -> user -> doc ids), over the raw corpus file. With
     `cache` (a directory), the plain MiniLM vectors are kept there and reused."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
     from paperfeed.eval.plain import read_corpus
 
     ids, texts = read_corpus(str(coll.corpus))
     index = {d: i for i, d in enumerate(ids)}
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=20_000).fit_transform(texts)
+    tfidf = asl_vectorizer(len(texts)).fit_transform(texts)
     vecs = _plain_vectors(texts, cache)
 
     def svm(lib: np.ndarray) -> np.ndarray:
@@ -158,6 +157,20 @@ def baseline_rankings(coll: Collection, users: list[User], cache: Path | None = 
             top = np.argsort(-scores, kind="stable")[:DEPTH]
             out[name][u.query_id] = [ids[i] for i in top]
     return out
+
+
+def asl_vectorizer(n_docs: int) -> Any:
+    """arxiv-sanity-lite's TfidfVectorizer, argument for argument (its compute.py; min_df there
+    is 5 for its ~100k papers, scaled down here for small corpora as the shared README says)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode",
+        lowercase=True, analyzer="word", stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b", ngram_range=(1, 2), max_features=20_000,
+        norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True,
+        max_df=0.1, min_df=min(5, max(1, n_docs // 1000)),
+    )  # fmt: skip
 
 
 BUILT = "eval-built.ok"
