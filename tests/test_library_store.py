@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from paperfeed.models import Paper
-from paperfeed.store import Store, open_store
+from paperfeed.store import Store, open_store, rec_models
 from paperfeed.store import accounts as acc
 from paperfeed.store import library as lib
 
@@ -67,8 +67,12 @@ def test_tags_saves_and_versions(store: Store) -> None:
     assert lib.unsave(store, a, r[0]) and not lib.unsave(store, a, r[0])
     assert lib.saved_rowids(store, a, ml.id) == [r[1]]
     assert [t.count for t in lib.list_tags(store, a)] == [1, 0]
-    # deleting a tag keeps its papers saved
+    # deleting a tag keeps its papers saved, and drops its stored model (not the library's)
+    for tag in (ml.id, nlp.id, None):
+        rec_models.save(store, a, tag, "v", 0, b"model")
     assert lib.delete_tag(store, a, ml.id)
+    assert rec_models.load(store, a, ml.id, "v") is None
+    assert rec_models.load(store, a, nlp.id, "v") and rec_models.load(store, a, None, "v")
     assert lib.saved_rowids(store, a) == [r[1]] and [t.name for t in lib.list_tags(store, a)] == ["NLP"]
     with pytest.raises(lib.LibraryError, match="name"):
         lib.create_tag(store, a, " \x00 ")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paperfeed.models import Paper
+from paperfeed.store import rec_models
 from paperfeed.store.engine import in_chunks
 from paperfeed.store.papers import Connection, Store
 
@@ -206,11 +207,13 @@ def rename_tag(store: Store, user_id: int, tag_id: int, name: str) -> Tag:
 
 
 def delete_tag(store: Store, user_id: int, tag_id: int) -> bool:
-    """Delete the tag; its papers stay saved."""
+    """Delete the tag and its stored recommender model; its papers stay saved."""
     with store.write() as c:
         cur = c.execute("DELETE FROM library_tags WHERE id = ? AND user_id = ?", (tag_id, user_id))
         if cur.rowcount:
             _bump(c, user_id)
+            # SQLite may give the next tag this id: it must not inherit the model
+            c.execute("DELETE FROM rec_models WHERE user_id = ? AND tag_key = ?", (user_id, rec_models.tag_key(tag_id)))
         return cur.rowcount > 0
 
 
