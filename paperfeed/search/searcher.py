@@ -35,6 +35,8 @@ ranks past its depth counts 0 there. A deeper first pass (CANDIDATES 150 / 200 /
 gave best 1.041 / 1.044 / 1.043 but cost hybrid lisa up to 0.009 (0.515 -> 0.506 at 200).
 Cost: warm best-mode p95 on the seed corpus 17.1 -> 17.2 ms (`paperfeed bench search --demo`),
 p50 over 80 lisa / npl queries +1 ms (load 2.5 from other jobs).
+`paperfeed eval --suite ../shared/ir --all-modes --baseline` (ratios to the plain weighted sum
+measured in the same run): best mean ratio 1.034 -> 1.039 (npl 1.016 -> 1.025, lisa 1.079 -> 1.100).
 
 Measured and rejected in the same session (best mode mean ratio 1.038, hybrid 1.031 before):
 - adi hybrid below plain: no systematic cause. On the same lists, our lexical + plain dense
