@@ -29,9 +29,9 @@ The feedback pass reads its two lists to FB_CANDIDATES = 300, the first pass sta
 (prod harness on the suite's built data directories, nDCG@10 / ratio to the plain pipeline, best
 mode, 100 -> 300): adi 0.546 = , cranfield 0.4276 -> 0.4281, lisa 0.5065 -> 0.5164, med 0.8143 = ,
 npl 0.4965 -> 0.5009, time 0.7319 -> 0.7308; mean ratio 1.038 -> 1.043. Feedback depth 200 / 400
-/ 500: 1.040 / 1.043 / 1.042; with it, FB_FIRST_PASS 0.4 / 0.6: 1.038 / 1.039. Hybrid is unchanged (1.031). The hint came from normalising the
-hybrid lists over only their top 30 / 50 (1.016 / 1.024): shallower is worse, a paper a list
-ranks past its depth counts 0 there. A deeper first pass (CANDIDATES 150 / 200 / 300) also
+/ 500: 1.040 / 1.043 / 1.042; with it, FB_FIRST_PASS 0.4 / 0.6: 1.038 / 1.039. Hybrid is
+unchanged (1.031). The hint came from normalising the hybrid lists over only their top 30 / 50
+(1.016 / 1.024): shallower is worse, a paper a list ranks past its depth counts 0 there. A deeper first pass (CANDIDATES 150 / 200 / 300) also
 gave best 1.041 / 1.044 / 1.043 but cost hybrid lisa up to 0.009 (0.515 -> 0.506 at 200).
 Cost: warm best-mode p95 on the seed corpus 17.1 -> 17.2 ms (`paperfeed bench search --demo`),
 p50 over 80 lisa / npl queries +1 ms (load 2.5 from other jobs).
