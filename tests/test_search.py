@@ -280,6 +280,24 @@ def test_dense_rankings_are_the_same_after_a_rebuild(tmp_path):
     assert rankings[0] == rankings[1]
 
 
+def test_the_feedback_pass_reads_deeper_than_the_first(seeded, monkeypatch):
+    """The expanded query and the moved query vector are read to FB_CANDIDATES, past the first
+    pass's depth (measured on the suite: best mode mean 1.038 -> 1.043), so a long question
+    that most of the corpus matches ranks papers a feedback pass of CANDIDATES never reaches."""
+    from paperfeed.search import searcher as searcher_module
+
+    data, store, s = seeded
+    assert searcher_module.FB_CANDIDATES > searcher_module.CANDIDATES
+    q = "How can the effective rank of the weight matrices be used to understand what a neural network learns during training?"
+    assert s.rank(q, mode="lexical", store=store).total > searcher_module.FB_CANDIDATES
+    deep = s.rank(q, mode="best", store=store)
+    monkeypatch.setattr(searcher_module, "FB_CANDIDATES", searcher_module.CANDIDATES)
+    shallow = open_searcher(data, store).rank(q, mode="best", store=store)
+    assert len(deep.rids) == len(shallow.rids) == searcher_module.CANDIDATES
+    assert set(deep.rids) - set(shallow.rids)
+    assert deep.rids[0] == shallow.rids[0]  # the feedback depth reorders the tail, not the topic
+
+
 def test_fusion_is_a_min_max_weighted_sum():
     from paperfeed.search.fusion import fuse, max_merge
 

@@ -25,6 +25,36 @@ Also rejected: query words weighted by (idf / max idf) ** a on top of BM25 (a = 
 replica said +1.1%, the product measured mean 1.037 against 1.038 without, adi +0.010, npl and
 lisa -0.006/-0.007: a trade between collections, not a gain), and mean-centred MiniLM vectors.
 
+The feedback pass reads its two lists to FB_CANDIDATES = 300, the first pass stays at 100
+(prod harness on the suite's built data directories, nDCG@10 / ratio to the plain pipeline, best
+mode, 100 -> 300): adi 0.546 = , cranfield 0.4276 -> 0.4281, lisa 0.5065 -> 0.5164, med 0.8143 = ,
+npl 0.4965 -> 0.5009, time 0.7319 -> 0.7308; mean ratio 1.038 -> 1.043. Feedback depth 200 / 400
+/ 500: 1.040 / 1.043 / 1.042; with it, FB_FIRST_PASS 0.4 / 0.6: 1.038 / 1.039. Hybrid is
+unchanged (1.031). The hint came from normalising the hybrid lists over only their top 30 / 50
+(1.016 / 1.024): shallower is worse, a paper a list ranks past its depth counts 0 there. A deeper first pass (CANDIDATES 150 / 200 / 300) also
+gave best 1.041 / 1.044 / 1.043 but cost hybrid lisa up to 0.009 (0.515 -> 0.506 at 200).
+Cost: warm best-mode p95 on the seed corpus 17.1 -> 17.2 ms (`paperfeed bench search --demo`),
+p50 over 80 lisa / npl queries +1 ms (load 2.5 from other jobs).
+`paperfeed eval --suite ../shared/ir --all-modes --baseline` (ratios to the plain weighted sum
+measured in the same run): best mean ratio 1.034 -> 1.039 (npl 1.016 -> 1.025, lisa 1.079 -> 1.100).
+
+Measured and rejected in the same session (best mode mean ratio 1.038, hybrid 1.031 before):
+- adi hybrid below plain: no systematic cause. On the same lists, our lexical + plain dense
+  0.551, plain lexical + our dense 0.544, ours + ours 0.543, plain + plain 0.554; our dense
+  scores span what plain's do (adi query 1: 0.013-0.517 vs 0.014-0.514); the gap is three
+  queries whose relevant paper sits at rank 10-11. Min-max without the 0 floor of a short list:
+  best 1.036 (adi 0.541); the floor for the lexical list only: hybrid adi 0.537.
+- lisa lexical below bm25s (0.458 vs 0.476): no bug; a bm25s replica puts it on tantivy's fixed
+  k1 = 1.2 (lisa 0.471), the NLTK query stopwords (0.473) and the exact-form bonus. EXACT_BOOST 0:
+  lexical lisa 0.466, npl 0.439 but adi 0.483; best 1.032 (adi 0.536, npl 0.488); 0.15: 1.033.
+  Request phrasing as query stopwords (would, pleased, interested, receive, ...): best 1.037.
+- The recommender (recommend.train) as feedback: trained on the best top k, its scores over the
+  candidates fused with weight w: k 3 / 5 / 10 at w 0.2: 1.039 / 1.037 / 1.036; k 5, w 0.4:
+  1.037 (med 0.822, npl 0.486); an SVM on the pool only (top k against the rest): 1.036-1.037.
+- A query-adaptive lexical weight (hybrid, leave-one-collection-out over a grid): 0.5 + b log(terms
+  / 10) picks b = 0 on every fold (1.031); by top-10 agreement of the two lists 1.033 at best
+  (the weight moves by 0.02: noise); by which list's top is more peaked, 1.029.
+
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
 or, when the constraint is selective, searches only the allowed rowids.
@@ -70,6 +100,11 @@ FB_VEC_DOCS = 5  # Rocchio feedback documents
 FB_VEC_BETA = 0.5  # Rocchio weight of the feedback centroid
 FB_TEMPERATURE = 5.0  # softmax temperature over min-max normalised fused scores
 FB_FIRST_PASS = 0.5  # weight of the first-pass ranking in the final fusion
+# Candidates per retriever in the feedback pass. The expanded query and the moved query vector
+# find relevant papers deeper than the first pass does, and a paper one list ranks 150th should
+# not count as absent (0) there: 300 measured best mode mean 1.038 -> 1.043, no collection down
+# (module docstring). The first pass stays at CANDIDATES: deeper there cost hybrid lisa 0.02.
+FB_CANDIDATES = 300
 # Relevance floor. When no paper contains any query word, dense hits alone must reach this
 # cosine. Calibrated on the suite: nonsense probes ("xyzzyqwv", "foo bar baz", "lorem ipsum",
 # "qqq www eee", a line of Cyrillic) reach 0.30-0.53 against its 20k documents, and no judged
@@ -448,7 +483,9 @@ class Searcher:
             (texts[r], w) for r, w in zip(fb_ids[:FB_DOCS], fb_w[:FB_DOCS], strict=True) if r in texts
         ]
         terms2 = lex.rm3_terms(pq.terms, fb_pairs, n_terms=FB_TERMS, original_weight=FB_ORIGINAL)
-        lex1 = self._lexical(terms2, pq, constraint, k)
+        # Both feedback lists are read deeper than the first pass (FB_CANDIDATES).
+        k_fb = max(k, FB_CANDIDATES)
+        lex1 = self._lexical(terms2, pq, constraint, k_fb)
         # Rocchio on the dense side: move the query towards the weighted feedback centroid.
         vec = self.vectors
         if vec is not None and d_ids:
@@ -456,15 +493,17 @@ class Searcher:
             have = vec.has(vids)
             w_by_id = dict(zip(fb_ids, fb_w, strict=True))
             vids = [r for r, h in zip(vids, have, strict=True) if h]
+            q2 = qv
             if vids:
                 w = np.asarray([w_by_id[r] for r in vids], np.float32)
                 w /= max(float(w.sum()), 1e-9)
                 cen = (np.asarray(vec.get(vids), dtype=np.float32) * w[:, None]).sum(0)
                 q2 = qv + FB_VEC_BETA * cen
                 q2 /= max(float(np.linalg.norm(q2)), 1e-9)
-                d_ids, d_scores = self._dense_query(q2, pq, constraint, k)
-        ids2, scores2 = fuse((lex1.rids, lex1.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k)
-        ids, scores = fuse((ids2[:k], scores2[:k]), (ids, scores), 1.0 - FB_FIRST_PASS)
+            # re-read at the feedback depth even unmoved, so both lists are normalised alike
+            d_ids, d_scores = self._dense_query(q2, pq, constraint, k_fb)
+        ids2, scores2 = fuse((lex1.rids, lex1.scores), (d_ids, d_scores), LEXICAL_WEIGHT, k_fb)
+        ids, scores = fuse((ids2[:k_fb], scores2[:k_fb]), (ids, scores), 1.0 - FB_FIRST_PASS)
         return Ranking(ids[:k], scores[:k], total)
 
 
