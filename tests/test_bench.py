@@ -137,3 +137,19 @@ def test_bench_json_shape_with_baseline(tmp_path: Path) -> None:
     # the fast embedder and the plain model agree on what the texts mean
     assert out["embed_cosine_vs_plain"]["mean"] > 0.9
     assert not any(tmp_path.iterdir())
+
+
+def test_bench_search_skips_title_fragments_search_refuses(tmp_path: Path) -> None:
+    """`bench search` on a data dir of its own: titles made of common words only ("Of the and
+    the") give fragments that search refuses with a message; they are skipped, not a crash."""
+    data = tmp_path / "data"
+    papers = tmp_path / "papers.jsonl"
+    lines = [{"id": f"x{i}", "title": "Of the and the", "abstract": f"Nothing to see {i}."} for i in range(30)]
+    lines.append({"id": "q1", "title": "Quasar spectra at high redshift", "abstract": "Quasars and their spectra."})
+    papers.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert run_cli("ingest", str(papers), data=data).returncode == 0
+    res = run_cli("bench", "search", "--no-demo", "--queries", "40", "--modes", "lexical,best", "--json", data=data)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["papers"] == 31 and 10 <= out["queries"] <= 40
+    assert set(out["search_ms"]) == {"lexical", "best"} and out["search_ms"]["best"]["p95"] > 0

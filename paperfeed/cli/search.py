@@ -264,17 +264,26 @@ BENCH_QUERIES = [
 
 
 def _bench_queries(store: Any, n: int, seed: int = 7) -> list[str]:
-    """Fixed queries plus title fragments of stored papers (2-6 words), deterministic."""
+    """Fixed queries plus title fragments of stored papers (2-6 words), deterministic. A fragment
+    that search would refuse ("of the": only common words) is skipped: it times nothing."""
+    from paperfeed.search.query import QueryError, parse_query
+
     rng = random.Random(seed)
     titles = [r[0] for r in store.conn.execute("SELECT title FROM papers ORDER BY rowid LIMIT 5000")]
+    titles = [t for t in titles if len(t.split()) >= 2]
     out = list(BENCH_QUERIES)
-    while len(out) < n and titles:
+    for _ in range(20 * n):  # bounded: a corpus of nothing but refused fragments still ends
+        if len(out) >= n or not titles:
+            break
         words = rng.choice(titles).split()
-        if len(words) < 2:
-            continue
         k = rng.randint(2, min(6, len(words)))
         i = rng.randint(0, len(words) - k)
-        out.append(" ".join(words[i : i + k]))
+        fragment = " ".join(words[i : i + k])
+        try:
+            parse_query(fragment)
+        except QueryError:
+            continue
+        out.append(fragment)
     return out[:n]
 
 
