@@ -208,6 +208,35 @@ def test_a_long_paper_is_seen_through_the_mean_of_its_passages(indexed: Path):
         assert np.allclose(feats.dense[r2], s.vectors.get(np.array([short]))[0])
 
 
+def test_window_scoring_weighs_only_the_window(coll_dir: Path, tmp_path: Path):
+    """A day/week/month window is scored from its own rows' tf-idf: the corpus-wide matrix is
+    built only when most of the corpus is scored at once, and the scores are the same."""
+    from paperfeed.search.rec_features import corpus_features, weigh
+
+    data = tmp_path / "data"
+    build(load_collection(coll_dir), data)  # its own corpus: the module's may have the matrix already
+    ids = _rowids(data)
+    saved = [ids["bees0"], ids["bees1"]]
+    window = [ids["bees2"], ids["bees3"], ids["sail0"], ids["bake0"]]
+    with open_store(data) as store:
+        s = Searcher(data, auto_sync=False)
+        feats = corpus_features(s, store)
+        assert len(window) < len(feats) // 4  # the window path, not the whole-corpus one
+        _, rows = feats.rows_of(window)
+        assert (feats.tfidf_rows(rows) != weigh(feats.counts, feats.idf())[rows]).nnz == 0
+        held = feats.nbytes()
+        model = train(s, store, saved)
+        by_window = [(r.rowid, r.score) for r in recommend(model, s, store, candidates=window, exclude=saved)]
+        assert corpus_features(s, store).nbytes() == held  # training and the window built nothing more
+        whole = [r.rowid for r in recommend(model, s, store, exclude=saved, k=50)]
+        assert corpus_features(s, store).nbytes() > held  # the whole corpus: the matrix, kept
+        again = [(r.rowid, r.score) for r in recommend(model, s, store, candidates=window, exclude=saved)]
+    assert {r for r, _ in by_window[:2]} == {ids["bees2"], ids["bees3"]}  # the bee papers first
+    assert [r for r, _ in again] == [r for r, _ in by_window]
+    assert [v for _, v in again] == pytest.approx([v for _, v in by_window], abs=1e-6)
+    assert [r for r in whole if r in set(window)] == [r for r, _ in by_window]
+
+
 def test_no_indexed_positive_is_a_clear_error(indexed: Path):
     with open_store(indexed) as store, pytest.raises(RecommendError):
         train(Searcher(indexed, auto_sync=False), store, [10_000_000])

@@ -87,10 +87,28 @@ class CorpusFeatures:
         return self._idf
 
     def tfidf(self) -> sp.csr_matrix:
-        """Sublinear tf x idf, rows L2-normalised (computed once per corpus version)."""
+        """Sublinear tf x idf of every row, rows L2-normalised (computed once per corpus version):
+        for scoring most of the corpus at once. Training and window-sized scoring use
+        `tfidf_rows`, so a server that only ranks days, weeks and months never holds it."""
         if self._tfidf is None:
             self._tfidf = weigh(self.counts, self.idf())
         return self._tfidf
+
+    def tfidf_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """`tfidf()[rows]`, the same values, weighed from the counts of those rows only: at 100k
+        papers the whole matrix is another 90 MB and 0.7 s after every change to the corpus."""
+        if self._tfidf is not None:
+            return self._tfidf[rows]
+        return weigh(self.counts[rows], self.idf())
+
+    def nbytes(self) -> int:
+        """Memory held by the features (the whole tf-idf only once something asked for it)."""
+        arrays = [self.rowids, self.dense, self.df, self.counts.data, self.counts.indices, self.counts.indptr]
+        if self._tfidf is not None:
+            arrays.append(self._tfidf.data)  # its index arrays are the counts'
+        if self._idf is not None:
+            arrays.append(self._idf)
+        return sum(a.nbytes for a in arrays)
 
 
 def weigh(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:

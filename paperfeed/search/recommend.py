@@ -158,12 +158,12 @@ def train(
     # judged by what it shares with the library. This measured better than the whole vocabulary
     # (time 0.579 -> 0.593 nDCG@10) and keeps the problem small enough to retrain in well
     # under a second on a 20k background.
-    tfidf = feats.tfidf()
-    cols = np.unique(tfidf[np.concatenate([prow, nrow])].indices)
+    tfidf = feats.tfidf_rows(rows)
+    cols = np.unique(tfidf[: len(prow) + len(nrow)].indices)
     if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
         coef, bias = np.zeros(len(cols) + feats.dense.shape[1]), 0.0
     else:
-        lex_x = _columns(tfidf[rows], cols)
+        lex_x = _columns(tfidf, cols)
         dense_x = feats.dense[rows] * np.float32(DENSE_SCALE)
         coef, bias = fit_linear_svm(lex_x, dense_x, y, SVM_C * weight)
     lex = coef[: len(cols)]
@@ -282,7 +282,7 @@ def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.n
     # a large share of the corpus is scored in place (row copies of 100k x 384 cost more)
     whole = len(rows) > len(feats) // 4
     dense = feats.dense if whole else feats.dense[rows]
-    lex = feats.tfidf() if whole else feats.tfidf()[rows]
+    lex = feats.tfidf() if whole else feats.tfidf_rows(rows)
     score = lex @ w + dense @ model.dense_weight + model.bias
     if len(model.neg_dense):
         near = (dense @ model.neg_dense.T).max(axis=1)
@@ -387,7 +387,7 @@ def rank_for_many(
     rows = np.unique(rows)
     if not len(rows) or not models:
         return [[] for _ in models]
-    lex = feats.tfidf()[rows]
+    lex = feats.tfidf_rows(rows)
     dense = feats.dense[rows]
     ids = feats.rowids[rows]
     out: list[list[tuple[int, float]]] = []
