@@ -150,6 +150,13 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         return feats
 
 
+def features_held(data_dir: Path) -> int | None:
+    """How many papers the features this process holds for `data_dir` cover (None: not built)."""
+    with _LOCK:
+        feats = _CACHE.get(Path(data_dir).resolve())
+    return None if feats is None else len(feats)
+
+
 def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray, passage_ids: np.ndarray | None = None) -> np.ndarray:
     """Unit vectors of papers (all of `rowids` must be in `vec`): a long paper's is the mean of
     its passages' vectors, so the words past the model's window count too (`paperfeed eval

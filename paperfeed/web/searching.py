@@ -23,8 +23,9 @@ from paperfeed.index.damage import IndexDamaged
 from paperfeed.models import Paper
 from paperfeed.search import Filters, Hit, Searcher, open_searcher, parse_query
 from paperfeed.search.query import check_query
+from paperfeed.search.rec_features import corpus_features, features_held
 from paperfeed.search.snippets import snippet
-from paperfeed.store import Store
+from paperfeed.store import Store, library
 from paperfeed.store.engine import StoreUnavailable
 from paperfeed.store.papers import substring_search
 
@@ -160,6 +161,7 @@ class SearchService:
                     self._indexed_seq = seq
                 if searcher is not None:
                     searcher.refresh(store)  # reopen what the catch-up wrote
+                    self._prepare_for_you(searcher, store)
             finally:
                 self.pool.release(store)
         except Exception as exc:  # noqa: BLE001 - the site keeps serving what is indexed
@@ -168,6 +170,19 @@ class SearchService:
         finally:
             self._catch_up_lock.release()
             self.caught_up.set()
+
+    def _prepare_for_you(self, searcher: Searcher, store: Store) -> None:
+        """Bring the recommender's features up to date here, off the request path, once anyone
+        has a library: built cold they take ~11 s at 100k papers (minutes at millions), which
+        the first "For you" after a start or a harvest would otherwise wait for."""
+        try:
+            if not library.anyone_saved(store):
+                return
+            t0 = time.perf_counter()
+            n = len(corpus_features(searcher, store))
+            log.info("For-you features up to date: %d papers in %.1f s", n, time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - a For-you request builds them itself then
+            log.warning("For-you features not prepared: %s", exc)
 
     def ensure_loaded(self) -> Searcher | None:
         if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
@@ -207,6 +222,7 @@ class SearchService:
         info: dict[str, Any] = {"loaded": self._loaded, "engine": "hybrid" if ready else "fallback", "ready": ready}
         # similar papers need the dense (vector) index, which may lag the lexical one
         info["dense"] = searcher is not None and searcher.vectors is not None
+        info["for_you_papers"] = features_held(self.data_dir)  # None until anyone has a library
         if self.load_error:
             info["error"] = self.load_error
         return info
