@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -201,11 +202,18 @@ def test_a_long_paper_is_seen_through_the_mean_of_its_passages(indexed: Path):
         assert len(mine) >= 2  # 40 sentences of 15 words: several windows
         mean = s.passages.get(mine).mean(axis=0)
         _, (r,) = feats.rows_of([row])
-        assert np.allclose(feats.dense[r], mean / np.linalg.norm(mean), atol=1e-5)
-        assert not np.allclose(feats.dense[r], s.vectors.get(np.array([row]))[0], atol=1e-3)
+        got = feats.vectors(np.array([r]))[0]
+        assert feats.dense.dtype == np.int8 and got.dtype == np.float32  # a quarter of the memory, read as float32
+        assert np.allclose(got, mean / np.linalg.norm(mean), atol=1e-3)
+        assert not np.allclose(got, s.vectors.get(np.array([row]))[0], atol=1e-2)
         short = _rowids(indexed)["sail0"]
         _, (r2,) = feats.rows_of([short])
-        assert np.allclose(feats.dense[r2], s.vectors.get(np.array([short]))[0])
+        assert np.allclose(feats.vectors(np.array([r2]))[0], s.vectors.get(np.array([short]))[0], atol=1e-3)
+        # the dense part of a score, as computed for a window and for the whole corpus
+        m = np.random.default_rng(0).standard_normal((feats.dim, 3)).astype(np.float32)
+        rows = np.array([r2, r])
+        assert np.allclose(feats.dense_dot(m, rows), feats.vectors(rows) @ m, atol=1e-5)
+        assert np.allclose(feats.dense_dot(m)[rows], feats.vectors(rows) @ m, atol=1e-5)
 
 
 def test_window_scoring_weighs_only_the_window(coll_dir: Path, tmp_path: Path):
@@ -235,6 +243,15 @@ def test_window_scoring_weighs_only_the_window(coll_dir: Path, tmp_path: Path):
     assert [r for r, _ in again] == [r for r, _ in by_window]
     assert [v for _, v in again] == pytest.approx([v for _, v in by_window], abs=1e-6)
     assert [r for r in whole if r in set(window)] == [r for r, _ in by_window]
+
+
+def test_term_counts_are_uint16_and_capped():
+    from paperfeed.search.rec_features import COUNT_MAX, term_column, term_counts
+
+    m = term_counts(["keel " * 70_000 + "hull hull", "sourdough"])
+    assert m.dtype == np.uint16
+    assert m[0, term_column("keel")] == COUNT_MAX  # not wrapped around
+    assert m[0, term_column("hull")] == 2 and m[1, term_column("sourdough")] == 1
 
 
 def test_no_indexed_positive_is_a_clear_error(indexed: Path):

@@ -102,7 +102,7 @@ class Recommender:
         if len(data) < _HEAD_SIZE or data[:4] != _MAGIC:
             return None
         _, n_pos, n_neg, n_lex, dim, bias, seq = struct.unpack_from(_HEAD, data)
-        if dim != feats.dense.shape[1]:
+        if dim != feats.dim:
             return None
         off = _HEAD_SIZE
         parts = []
@@ -114,7 +114,7 @@ class Recommender:
         found_n, nrow = feats.rows_of(neg)
         if not (found_p.all() and found_n.all()):
             return None
-        return cls(positives=pos.astype(np.int64), pos_dense=feats.dense[prow], neg_dense=feats.dense[nrow],
+        return cls(positives=pos.astype(np.int64), pos_dense=feats.vectors(prow), neg_dense=feats.vectors(nrow),
                    lex_index=lex_index.astype(np.int32), lex_weight=lex_weight.astype(np.float32),
                    dense_weight=dense_weight.astype(np.float32), bias=bias, seq=seq,
                    negatives=neg.astype(np.int64))  # fmt: skip
@@ -161,17 +161,17 @@ def train(
     tfidf = feats.tfidf_rows(rows)
     cols = np.unique(tfidf[: len(prow) + len(nrow)].indices)
     if len(rows) == len(prow):  # a corpus of nothing but the library: nothing to tell apart
-        coef, bias = np.zeros(len(cols) + feats.dense.shape[1]), 0.0
+        coef, bias = np.zeros(len(cols) + feats.dim), 0.0
     else:
         lex_x = _columns(tfidf, cols)
-        dense_x = feats.dense[rows] * np.float32(DENSE_SCALE)
+        dense_x = feats.vectors(rows) * np.float32(DENSE_SCALE)
         coef, bias = fit_linear_svm(lex_x, dense_x, y, SVM_C * weight)
     lex = coef[: len(cols)]
     nz = np.flatnonzero(lex)
     return Recommender(
         positives=feats.rowids[prow],
-        pos_dense=feats.dense[prow].copy(),
-        neg_dense=feats.dense[nrow].copy(),
+        pos_dense=feats.vectors(prow),
+        neg_dense=feats.vectors(nrow),
         lex_index=cols[nz].astype(np.int32),
         lex_weight=lex[nz].astype(np.float32),
         dense_weight=(coef[len(cols) :] * DENSE_SCALE).astype(np.float32),
@@ -281,11 +281,13 @@ def _scores(model: Recommender, feats: CorpusFeatures, rows: np.ndarray) -> np.n
     w[model.lex_index] = model.lex_weight
     # a large share of the corpus is scored in place (row copies of 100k x 384 cost more)
     whole = len(rows) > len(feats) // 4
-    dense = feats.dense if whole else feats.dense[rows]
     lex = feats.tfidf() if whole else feats.tfidf_rows(rows)
-    score = lex @ w + dense @ model.dense_weight + model.bias
+    # one pass over the vectors for the model's dense part and the cosines to "not interested"
+    m = np.column_stack([model.dense_weight, model.neg_dense.T]).astype(np.float32)
+    dense = feats.dense_dot(m, None if whole else rows)
+    score = lex @ w + dense[:, 0] + model.bias
     if len(model.neg_dense):
-        near = (dense @ model.neg_dense.T).max(axis=1)
+        near = dense[:, 1:].max(axis=1)
         score = score - np.maximum(near - NEAR_DUPLICATE, 0.0) * _spread(score)
     return score[rows] if whole else score
 
@@ -325,7 +327,7 @@ def recommend(
     top_rows = rows[top]
     nearest = np.zeros(len(top), np.int64)
     if len(top):
-        nearest = (feats.dense[top_rows] @ model.pos_dense.T).argmax(axis=1)
+        nearest = (feats.vectors(top_rows) @ model.pos_dense.T).argmax(axis=1)
     why = (_shared_terms(model, feats, store, top_rows, nearest) if explain
            else [()] * len(top_rows))  # fmt: skip
     return [
@@ -388,7 +390,7 @@ def rank_for_many(
     if not len(rows) or not models:
         return [[] for _ in models]
     lex = feats.tfidf_rows(rows)
-    dense = feats.dense[rows]
+    dense = feats.vectors(rows)
     ids = feats.rowids[rows]
     out: list[list[tuple[int, float]]] = []
     for start in range(0, len(models), chunk):
@@ -452,7 +454,7 @@ def explain_many(
     nearest_all: list[np.ndarray] = []
     for model, rowids in ranked:
         _, rows = feats.rows_of(rowids)
-        near = (feats.dense[rows] @ model.pos_dense.T).argmax(axis=1) if len(rows) else np.zeros(0, np.int64)
+        near = (feats.vectors(rows) @ model.pos_dense.T).argmax(axis=1) if len(rows) else np.zeros(0, np.int64)
         nearest_all.append(near)
         need.update(int(model.positives[n]) for n in near)
     missing = [r for r in need if r not in cache]
