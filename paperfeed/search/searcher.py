@@ -55,6 +55,18 @@ Measured and rejected in the same session (best mode mean ratio 1.038, hybrid 1.
   / 10) picks b = 0 on every fold (1.031); by top-10 agreement of the two lists 1.033 at best
   (the weight moves by 0.02: noise); by which list's top is more peaked, 1.029.
 
+Measured and rejected later (prod harness, best-mode mean ratio 1.043 before, hybrid 1.031):
+- query words weighted by how much the query vector moves without them (1 - cosine): a 0.5 /
+  1.0 power gave 1.016 / 0.986 (lisa 0.516 -> 0.462);
+- proximity inside questions at a small weight, PAIR_BOOST 0.1 / 0.25: 1.039 / 1.035;
+- the moved query vector plus the encoding of the query followed by the feedback titles: 1.037;
+- a second feedback round on the final ranking: 1.033 (lisa 0.489);
+- the query vector plus the mean of its sentences' vectors, or a paper's dense score as half its
+  whole-query cosine and half its best sentence cosine: 1.039 / 1.036 (lisa down);
+- our own BM25 on sparse matrices (bm25s-style) in place of tantivy's, same analyser: k1 1.2
+  without the exact-form bonus 1.033, k1 1.5 1.027, k1 1.2 with the bonus 1.044 (lexical npl
+  0.427 -> 0.436, lisa 0.458 either way): tantivy's fixed k1 is not what holds lisa back.
+
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
 or, when the constraint is selective, searches only the allowed rowids.
