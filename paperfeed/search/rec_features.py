@@ -25,6 +25,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorize
 from sklearn.utils import murmurhash3_32
 
 from paperfeed.index.sync import PASSAGE_SLOTS, embed_text
+from paperfeed.index.vectors import dequantize, quantize
 
 N_FEATURES = 2**20
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -67,10 +68,11 @@ def term_counts(texts: list[str]) -> sp.csr_matrix:
 @dataclass
 class CorpusFeatures:
     rowids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ascending
-    # The vectors as int8 codes times a per-row scale (as the vector index keeps them): a quarter
-    # of float32's memory (1.5 GB -> 0.38 GB at a million papers), cosines within about 1e-3, and
-    # int8 -> float32 is nearly free where float16 -> float32 tripled the whole-corpus scoring.
-    # Read through `vectors` and `dense_dot`, which compute in float32. A scale of 0: no vector yet.
+    # The vectors as int8 codes times a per-row scale, by the vector index's own `quantize`
+    # (codes x scale has unit norm; a zero row gets scale 0): a quarter of float32's memory
+    # (1.5 GB -> 0.38 GB at a million papers), cosines within about 1e-3, and int8 -> float32 is
+    # nearly free where float16 -> float32 tripled the whole-corpus scoring. Read through
+    # `vectors` and `dense_dot`, which compute in float32. A scale of 0: no vector yet.
     dense: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     counts: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, N_FEATURES), dtype=np.uint16))
@@ -97,7 +99,7 @@ class CorpusFeatures:
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """The unit vectors of `rows`, float32."""
-        return self.dense[rows].astype(np.float32) * self.scale[rows, None]
+        return dequantize(self.dense[rows], self.scale[rows])
 
     def dense_dot(self, m: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """vectors(rows) @ m (rows None: every row), float32, a slice at a time so that no float32
@@ -185,14 +187,6 @@ def features_held(data_dir: Path) -> int | None:
     with _LOCK:
         feats = _CACHE.get(Path(data_dir).resolve())
     return None if feats is None else len(feats)
-
-
-def quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 codes, per-row scale) with codes x scale ~ x; a zero row gets scale 0."""
-    top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x), np.float32)
-    scale = (top / 127.0).astype(np.float32)
-    codes = np.rint(x / np.where(scale > 0, scale, 1.0)[:, None]).astype(np.int8)
-    return codes, scale
 
 
 def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray, passage_ids: np.ndarray | None = None) -> np.ndarray:
