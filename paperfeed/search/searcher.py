@@ -67,6 +67,23 @@ Measured and rejected later (prod harness, best-mode mean ratio 1.043 before, hy
   without the exact-form bonus 1.033, k1 1.5 1.027, k1 1.2 with the bonus 1.044 (lexical npl
   0.427 -> 0.436, lisa 0.458 either way): tantivy's fixed k1 is not what holds lisa back.
 
+Measured and rejected in session 8 (same harness, best-mode mean ratio 1.043 before):
+- BM25 b (own sparse BM25, k1 1.2 with the exact-form bonus): b 0.5 / 0.65 / 0.85 / 1.0 gave
+  1.043 / 1.040 / 1.034 / 1.026 (b 0.5: npl +0.009, lisa -0.009, adi -0.002): 0.75 stays;
+- a second query vector of the question's content words only (stopwords dropped), merged by
+  best cosine or averaged with the whole question's: 1.039 / 1.036;
+- filling in the scores a list lacks before min-max (the exact cosine of a lexical-only paper,
+  the exact BM25 of a dense-only one): 1.036 (lisa 0.516 -> 0.497); the cosine only 1.028, the
+  BM25 only 1.033. A paper's absence from a list's top is itself evidence worth keeping;
+- the weight of the feedback ranking set by how much the first-pass lexical and dense top 10
+  agree (0.3 + 0.4 x overlap, and three other lines): 1.040-1.041;
+- gradient-boosted trees (scikit-learn HistGradientBoosting, classifier and regressor) over 20
+  features of every candidate (the four lists' normalised scores and reciprocal ranks, the
+  final score, both cosines, query-word coverage, length, query size), trained leave-one-
+  collection-out: 1.017 / 0.997 alone (lisa 1.007, time 0.998), 1.036-1.042 averaged with the
+  final score. The collections disagree about what a feature means; the hand-built pipeline
+  generalises better than a model fitted to five of them.
+
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
 or, when the constraint is selective, searches only the allowed rowids.
