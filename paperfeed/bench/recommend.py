@@ -4,8 +4,11 @@ The corpus is the main bench's (paperfeed.bench.synth, ingested by the real impo
 vectors synthetic: topic + subtopic centroids + noise). Readers are drawn per topic: a library of
 LIBRARY papers of one topic. Measured, in this process, with the real store and indexes:
 
-* features_build_s: the recommender's corpus features built from nothing (once per process; then
-  they follow the store by seq);
+* features_build_s: the recommender's corpus features built from nothing and saved (once per
+  corpus; then they follow the store by seq);
+* features_open: what a restarted server, or another worker, pays instead: a fresh process opens
+  the saved features (memory-mapped) and ranks the whole corpus once for a reader; its open time
+  and how much of its memory is private (RssAnon) and how much is the shared files (RssFile);
 * retrain_ms: `train` on a library that just gained a paper (what a save costs);
 * for_you_ms: `recommend` with a trained model, whole corpus and the month's window, with the
   "why" fields, k = 50 (what a page view costs with the model cached);
@@ -128,6 +131,8 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
         feats = corpus_features(searcher, store)
         result["features_build_s"] = round(time.perf_counter() - t0, 2)
         result["features_mb"] = round(feats.nbytes() / 2**20, 1)
+        result["features_saved"] = feats.mapped
+        result["features_open"] = _features_child(data_dir, [int(r) for r in rowids[:LIBRARY]])
         newest = store.conn.execute("SELECT MAX(feed_date) FROM papers").fetchone()[0]
         window = [r for (r,) in store.conn.execute(
             "SELECT rowid FROM papers WHERE feed_date >= date(?, '-30 days')", (newest,))]  # fmt: skip
@@ -340,6 +345,48 @@ def compose_child(data_dir: str, now: str) -> None:
     print(json.dumps({"composed": run.composed, "empty": run.empty, "trained": trained[0],
                       "start_s": round(t1 - t0, 2), "features_s": round(t2 - t1, 2), "compose_s": round(t3 - t2, 2),
                       "hwm_mb": _hwm_mb()}))  # fmt: skip
+
+
+def _features_child(data_dir: Path, library: list[int]) -> dict[str, Any]:
+    """`features_child` in a fresh process: what opening the saved features costs."""
+    code = f"from paperfeed.bench.recommend import features_child; features_child({str(data_dir)!r}, {library!r})"
+    from paperfeed.bench.ingest import run_measured
+
+    run = run_measured([sys.executable, "-c", code], {"PAPERFEED_DATABASE_URL": ""})
+    if run["returncode"] != 0:
+        raise RuntimeError(f"features child failed: {run['stderr'].decode(errors='replace')[-2000:]}")
+    return json.loads(run["stdout"].splitlines()[-1])
+
+
+def features_child(data_dir: str, library: list[int]) -> None:
+    """The child of `_features_child`: prints one JSON line."""
+    from paperfeed.search import Searcher
+    from paperfeed.search.rec_features import corpus_features
+    from paperfeed.search.recommend import recommend, train
+    from paperfeed.store import open_store
+
+    with open_store(Path(data_dir)) as store:
+        searcher = Searcher(Path(data_dir), auto_sync=False)
+        before = _rss_mb()
+        t0 = time.perf_counter()
+        feats = corpus_features(searcher, store)
+        opened = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        recommend(train(searcher, store, library), searcher, store, exclude=library, k=50)
+        ranked = time.perf_counter() - t0
+        after = _rss_mb()
+    print(json.dumps({"mapped": feats.mapped, "open_s": round(opened, 3), "train_and_rank_whole_s": round(ranked, 2),
+                      "rss_anon_mb_added": round(after["RssAnon"] - before["RssAnon"], 1),
+                      "rss_file_mb_added": round(after["RssFile"] - before["RssFile"], 1)}))  # fmt: skip
+
+
+def _rss_mb() -> dict[str, float]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
 
 
 def _hwm_mb() -> float:

@@ -58,14 +58,11 @@ re-measures recall and latency on a live index, for `paperfeed bench`):
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +70,19 @@ import numpy as np
 
 from paperfeed.config import Settings
 from paperfeed.index.damage import IndexDamaged
+from paperfeed.index.generations import (
+    META,
+    drop_stale,
+    load_npy,
+    read_meta,
+    save_npy,
+    write_meta,
+    writer_lock,
+)
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-META = "meta.json"
 def _usearch_index_class() -> Any:
     """usearch's Index class, imported after onnxruntime.
 
@@ -138,44 +143,6 @@ def _topk(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_meta(directory: Path) -> dict | None:
-    """The saved index's meta.json; None when nothing was ever saved there. Raises IndexDamaged."""
-    try:
-        meta = json.loads((Path(directory) / META).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise IndexDamaged(directory, f"unreadable {META}: {exc}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("generation"), str):
-        raise IndexDamaged(directory, f"{META} names no generation")
-    return meta
-
-
-def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
-    """np.load, with damage (truncated, garbage) raised as IndexDamaged naming the file."""
-    try:
-        return np.load(path, mmap_mode=mmap_mode)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise IndexDamaged(path, str(exc)) from None
-
-
 def _open_generation(directory: Path, *, mapped: bool = False
                      ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
     """(meta, ids, factors, codes) of the saved generation, None when nothing was ever saved. The
@@ -189,9 +156,9 @@ def _open_generation(directory: Path, *, mapped: bool = False
         gen = meta["generation"]
         mode = "r" if mapped else None
         try:
-            ids = _load_npy(directory / f"ids-{gen}.npy", mode)
-            factors = _load_npy(directory / f"factors-{gen}.npy", mode)
-            codes = _load_npy(directory / f"codes-{gen}.npy", "r")
+            ids = load_npy(directory / f"ids-{gen}.npy", mode)
+            factors = load_npy(directory / f"factors-{gen}.npy", mode)
+            codes = load_npy(directory / f"codes-{gen}.npy", "r")
         except FileNotFoundError:
             # a concurrent save replaced this generation between reading meta and the files
             time.sleep(0.05)
@@ -549,19 +516,9 @@ class VectorIndex:
         return self._score_rows(q, rows, k)
 
     # -- persistence ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def save(self) -> None:
         """Write a new generation (compacting tombstones) and switch to it atomically."""
-        with self._lock, self._writer_lock():
+        with self._lock, writer_lock(self.directory):
             if self.uses_ann:
                 self._ensure_ann()
             if not self._dirty and not self._ann_dirty and self._generation is not None:
@@ -573,9 +530,9 @@ class VectorIndex:
             row_ids = self._row_ids()
             ann_file = self._ann_file
             if self._dirty or self._generation is None:
-                _save_npy(d / f"ids-{gen}.npy", row_ids[alive])
+                save_npy(d / f"ids-{gen}.npy", row_ids[alive])
                 factors = np.concatenate([self._base_factors, self._delta_factors[: self._dn]])
-                _save_npy(d / f"factors-{gen}.npy", factors[alive])
+                save_npy(d / f"factors-{gen}.npy", factors[alive])
                 # codes may be larger than memory allows twice: stream them into a .npy memmap
                 out = np.lib.format.open_memmap(d / f"codes-{gen}.npy.tmp", mode="w+", dtype=np.int8,
                                                 shape=(len(alive), self.dim))
@@ -599,13 +556,7 @@ class VectorIndex:
             meta = {"version": FORMAT_VERSION, "model": self.model, "dim": self.dim, "count": len(alive),
                     "generation": data_gen, "ann": ann_file, "saved": time.time(),
                     "quantization": "int8 per-vector factor (unit norm after dequantisation)"}
-            tmp = d / f"{META}.tmp"
-            with open(tmp, "w") as fh:
-                json.dump(meta, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, d / META)
-            _fsync_dir(d)
+            write_meta(d, meta)
             # the new generation is durable: reopen its codes memory-mapped, drop older files
             if data_gen == gen:
                 self._base_ids = np.load(d / f"ids-{gen}.npy")
@@ -620,14 +571,10 @@ class VectorIndex:
                 self._dense = None
             self._generation, self._ann_file = data_gen, ann_file
             self._dirty = self._ann_dirty = False
-            keep = {f"ids-{data_gen}.npy", f"factors-{data_gen}.npy", f"codes-{data_gen}.npy", META, ".lock"}
+            keep = {f"ids-{data_gen}.npy", f"factors-{data_gen}.npy", f"codes-{data_gen}.npy"}
             if ann_file:
                 keep.add(ann_file)
-            for f in d.iterdir():
-                if f.name not in keep and (f.name.split("-")[0] in ("ids", "factors", "codes", "ann")
-                                           or f.name.endswith(".tmp")):
-                    with contextlib.suppress(OSError):
-                        f.unlink()
+            drop_stale(d, keep, ("ids", "factors", "codes", "ann"))
             log.debug("vector index %s: saved generation %s (%d vectors, %d rows compacted away)",
                       d, data_gen, len(alive), n_rows - len(alive))
 

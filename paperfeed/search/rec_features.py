@@ -9,12 +9,24 @@
 `corpus_features(searcher, store)` holds one `CorpusFeatures` per data directory and brings it up
 to date with the store by `seq`, like the search indexes: only papers changed since the last look
 are re-read.
+
+The features are also saved under the index directory (`index/foryou/`, the generation protocol
+of `paperfeed.index.generations`) and read back memory-mapped. A restart, and every other worker
+process or node on the same disk, then opens them in well under a second instead of building
+them (about 11 s at 100k papers, 107 s at a million), and the workers of one machine share one
+copy in the page cache instead of holding one each. Every catch-up that changed something writes
+a new generation, one process at a time (the others wait for it and open what it saved): a
+rewrite of the files, about 0.15 GB at 100k papers and 1.5 GB at a million, paid once per change
+of the corpus (a harvest), not once per worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +36,12 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.utils import murmurhash3_32
 
-from paperfeed.index.sync import PASSAGE_SLOTS, embed_text
+from paperfeed.index.damage import IndexDamaged
+from paperfeed.index.generations import drop_stale, load_npy, read_meta, save_npy, write_meta, writer_lock
+from paperfeed.index.sync import PASSAGE_SLOTS, STORE_TOKEN_KEY, embed_text, index_dir
 from paperfeed.index.vectors import dequantize, quantize
+
+log = logging.getLogger(__name__)
 
 N_FEATURES = 2**20
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -54,6 +70,9 @@ def term_column(term: str) -> int:
 
 COUNT_MAX = np.iinfo(np.uint16).max
 DOT_ROWS = 32_768
+FEATURES_DIR = "foryou"
+FEATURES_FORMAT = 1
+_ARRAYS = ("rowids", "dense", "scale", "data", "indices", "indptr", "df")
 
 
 def term_counts(texts: list[str]) -> sp.csr_matrix:
@@ -79,6 +98,10 @@ class CorpusFeatures:
     df: np.ndarray = field(default_factory=lambda: np.zeros(N_FEATURES, np.float32))
     seq: int = -1
     vec_len: int = -1
+    # (store token, model, dimension) the features were built for: another store or model, and
+    # they are built again
+    source: tuple[str, str, int] | None = None
+    mapped: bool = False  # read memory-mapped from a saved generation
     _tfidf: sp.csr_matrix | None = None
     _idf: np.ndarray | None = None
 
@@ -134,7 +157,8 @@ class CorpusFeatures:
         return weigh(self.counts[rows], self.idf())
 
     def nbytes(self) -> int:
-        """Memory held by the features (the whole tf-idf only once something asked for it)."""
+        """Memory held by the features (the whole tf-idf only once something asked for it). When
+        `mapped`, most of it is the saved files in the page cache, shared between processes."""
         arrays = [self.rowids, self.dense, self.scale, self.df, self.counts.data, self.counts.indices, self.counts.indptr]
         if self._tfidf is not None:
             arrays.append(self._tfidf.data)  # its index arrays are the counts'
@@ -167,19 +191,124 @@ _CACHE: dict[Path, CorpusFeatures] = {}
 
 
 def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
-    """The up-to-date features of `searcher`'s data directory (built on first use, then
-    caught up by seq)."""
+    """The up-to-date features of `searcher`'s data directory: held by this process, else the
+    saved generation, else built; then caught up with the store by seq and saved."""
     key = Path(searcher.data_dir).resolve()
+    directory = features_dir(key)
     with _LOCK:
         feats = _CACHE.get(key) or CorpusFeatures()
         vec = searcher.vectors
         vec_len = len(vec) if vec is not None else 0
-        seq = store.max_seq()
-        if seq == feats.seq and vec_len == feats.vec_len:
+        source = _source(store, vec)
+        if feats.source == source and (feats.seq, feats.vec_len) == (store.max_seq(), vec_len):
             return feats
-        feats = _catch_up(feats, searcher, store, seq, vec_len)
+        with contextlib.ExitStack() as stack:
+            # one process at a time builds: the others wait, then open what it saved
+            try:
+                stack.enter_context(writer_lock(directory))
+                shared = True
+            except OSError as exc:
+                log.warning("For-you features kept in memory only: %s", exc)
+                shared = False
+            feats = _up_to_date(feats, searcher, store, directory, source, vec_len, shared=shared)
         _CACHE[key] = feats
         return feats
+
+
+def _up_to_date(
+    feats: CorpusFeatures, searcher: Any, store: Any, directory: Path, source: tuple[str, str, int],
+    vec_len: int, *, shared: bool,
+) -> CorpusFeatures:
+    meta = _saved_meta(directory, source)
+    # read after the saved meta: a generation another process saved is then never ahead of this
+    # store, unless the store went back in time (restored from a backup), and then it is not used
+    seq = store.max_seq()
+    if feats.source != source or feats.seq > seq:
+        feats = CorpusFeatures()
+    if meta is not None and meta["seq"] <= seq and (meta["seq"], meta["vec_len"]) > (feats.seq, feats.vec_len):
+        feats = _open_saved(directory, meta, source) or feats
+    if (feats.seq, feats.vec_len) == (seq, vec_len):
+        return feats
+    feats, changed = _catch_up(feats, searcher, store, seq, vec_len)
+    feats.source = source
+    if shared and source[0] and changed:
+        feats = _save(feats, directory)
+    return feats
+
+
+def features_dir(data_dir: Path) -> Path:
+    """Where the features of `data_dir` are saved."""
+    return index_dir(Path(data_dir)) / FEATURES_DIR
+
+
+def _source(store: Any, vec: Any) -> tuple[str, str, int]:
+    token = store.meta_get(STORE_TOKEN_KEY) or ""
+    return (token, vec.model, int(vec.dim)) if vec is not None else (token, "", 0)
+
+
+def _saved_meta(directory: Path, source: tuple[str, str, int]) -> dict | None:
+    """The saved generation's meta when it was built for this store and model."""
+    try:
+        meta = read_meta(directory)
+    except IndexDamaged as exc:
+        log.warning("For-you features: %s; building them again", exc)
+        return None
+    if meta is None or meta.get("format") != FEATURES_FORMAT or tuple(meta.get("source") or ()) != source:
+        return None
+    return meta
+
+
+def _open_saved(directory: Path, meta: dict, source: tuple[str, str, int]) -> CorpusFeatures | None:
+    """The generation `meta` names, memory-mapped; None when it is gone (replaced meanwhile) or
+    damaged (logged: the features are built again and saved over it)."""
+    gen = meta["generation"]
+    try:
+        a = {name: load_npy(directory / f"{name}-{gen}.npy", "r") for name in _ARRAYS}
+        n = len(a["rowids"])
+        if a["dense"].shape[0] != n or a["scale"].shape != (n,) or a["indptr"].shape != (n + 1,) or n != meta["count"]:
+            raise IndexDamaged(directory, f"generation {gen} is inconsistent")
+        counts = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, N_FEATURES), copy=False)
+    except FileNotFoundError:
+        return None
+    except (IndexDamaged, ValueError) as exc:
+        log.warning("For-you features: %s; building them again", exc)
+        return None
+    return CorpusFeatures(rowids=a["rowids"], dense=a["dense"], scale=a["scale"], counts=counts, df=a["df"],
+                          seq=int(meta["seq"]), vec_len=int(meta["vec_len"]), source=source, mapped=True)
+
+
+def _save(feats: CorpusFeatures, directory: Path) -> CorpusFeatures:
+    """Save `feats` as a new generation and return them memory-mapped from it (the same values),
+    so this process holds no private copy. A failed save (a read-only or full disk) is logged and
+    the features stay in memory."""
+    t0 = time.perf_counter()
+    try:
+        meta = _write_generation(feats, directory)
+    except OSError as exc:
+        log.warning("For-you features not saved to %s: %s", directory, exc)
+        return feats
+    saved = _open_saved(directory, meta, feats.source or ("", "", 0))
+    if saved is None:
+        return feats
+    log.info("For-you features saved: %d papers in %.1f s", len(saved), time.perf_counter() - t0)
+    return saved
+
+
+def _write_generation(feats: CorpusFeatures, directory: Path) -> dict:
+    gen = f"{time.time_ns():x}"
+    c = feats.counts
+    # one index dtype for both arrays, or scipy converts (copies) one of them when they are read
+    idx = np.int32 if c.nnz < np.iinfo(np.int32).max else np.int64
+    arrays = {"rowids": feats.rowids, "dense": feats.dense, "scale": feats.scale, "data": c.data,
+              "indices": c.indices.astype(idx, copy=False), "indptr": c.indptr.astype(idx, copy=False),
+              "df": feats.df}
+    for name in _ARRAYS:
+        save_npy(directory / f"{name}-{gen}.npy", np.ascontiguousarray(arrays[name]))
+    meta = {"format": FEATURES_FORMAT, "generation": gen, "source": list(feats.source or ()), "seq": feats.seq,
+            "vec_len": feats.vec_len, "count": len(feats), "saved": time.time()}
+    write_meta(directory, meta)
+    drop_stale(directory, {f"{name}-{gen}.npy" for name in _ARRAYS}, _ARRAYS)
+    return meta
 
 
 def features_held(data_dir: Path) -> int | None:
@@ -214,7 +343,11 @@ def paper_vectors(vec: Any, passages: Any, rowids: np.ndarray, passage_ids: np.n
     return out
 
 
-def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len: int) -> CorpusFeatures:
+def _catch_up(
+    old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len: int
+) -> tuple[CorpusFeatures, int]:
+    """The features caught up with the store, and how many rows changed (read again or given
+    their vector)."""
     vec = searcher.vectors
     dim = vec.dim if vec is not None else 0
     # read the changed papers a batch at a time, keeping only their rowids and hashed counts (the
@@ -241,6 +374,8 @@ def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len:
     # vectors may lag the store (embedding runs after the lexical index): rows without one get
     # it on a later catch-up, when the vector index has grown
     missing = scale == 0 if dim else np.zeros(len(rowids), bool)
+    # rows read again, and older rows that now get their vector
+    changed = len(gone) + int(missing[: len(rowids) - len(fresh_ids)].sum())
     if vec is not None and missing.any():
         has = vec.has(rowids[missing])
         rows = np.flatnonzero(missing)[has]
@@ -261,4 +396,5 @@ def _catch_up(old: CorpusFeatures, searcher: Any, store: Any, seq: int, vec_len:
     if len(rowids) > 1 and not bool((rowids[1:] > rowids[:-1]).all()):  # else already in rowid order
         order = np.argsort(rowids, kind="stable")
         rowids, dense, scale, counts = rowids[order], dense[order], scale[order], counts[order]
-    return CorpusFeatures(rowids=rowids, dense=dense, scale=scale, counts=counts, df=df, seq=seq, vec_len=vec_len)
+    feats = CorpusFeatures(rowids=rowids, dense=dense, scale=scale, counts=counts, df=df, seq=seq, vec_len=vec_len)
+    return feats, changed

@@ -82,7 +82,11 @@ Measured and rejected in session 8 (same harness, best-mode mean ratio 1.043 bef
   final score, both cosines, query-word coverage, length, query size), trained leave-one-
   collection-out: 1.017 / 0.997 alone (lisa 1.007, time 0.998), 1.036-1.042 averaged with the
   final score. The collections disagree about what a feature means; the hand-built pipeline
-  generalises better than a model fitted to five of them.
+  generalises better than a model fitted to five of them;
+- a vector per sentence of every paper (title and each abstract sentence, 83k sentences over
+  the suite), a paper's cosine mixed with its best sentence's: weight 0.15 / 0.3 / 0.5 gave
+  best 1.040 / 1.043 / 1.036 (hybrid 1.034 / 1.038 / 1.036, adi up to 0.997, time down to
+  1.044): no gain where it counts, for about seven times the vectors to store.
 
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
