@@ -15,7 +15,7 @@ import pytest
 
 from paperfeed.index.generations import read_meta
 from paperfeed.search import Searcher
-from paperfeed.search.rec_features import CorpusFeatures, corpus_features, features_dir
+from paperfeed.search.rec_features import CorpusFeatures, corpus_features, features_dir, term_column
 from paperfeed.store import open_store
 from tests.helpers import run_cli
 
@@ -117,3 +117,22 @@ def test_a_damaged_saved_generation_is_built_again(tmp_path: Path) -> None:
     child = _in_another_process(data)
     assert child["n"] == len(TITLES) and child["mapped"] and child["digest"] == want
     assert child["generation"] != gen  # built again and saved over the damaged one
+
+
+@pytest.mark.sqlite_only("replaces the SQLite file under the saved features")
+def test_features_of_a_replaced_store_are_not_reused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _ingest(data, tmp_path, TITLES, "a")
+    gen = read_meta(features_dir(data))["generation"] if _features(data).mapped else None
+    assert gen is not None
+    for f in data.glob("paperfeed.db*"):
+        f.unlink()  # a new database under the same data directory and its old index files
+    # more papers than before, so the new store's seq passes the saved features' own
+    other = [f"Transformer attention for machine translation, part {i}" for i in range(len(TITLES) + 2)]
+    _ingest(data, tmp_path, other, "c")
+    feats = _features(data)
+    assert len(feats) == len(other)
+    assert read_meta(features_dir(data))["generation"] != gen
+    # every row is the new store's paper under that rowid, not the old store's paper
+    transformer = term_column("transformer")
+    assert all(transformer in feats.counts[i].indices for i in range(len(feats)))
