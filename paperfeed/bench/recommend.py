@@ -19,8 +19,8 @@ LIBRARY papers of one topic. Measured, in this process, with the real store and 
   daily For-you subscription, the newest feed day made of the --day newest papers; every
   library's model is already in the store (trained when the library last changed: one model per
   distinct library, TEMPLATES of them, stored for each of its readers). Wall time from the
-  child's start (imports, store, indexes, recommender features built cold, all mails composed
-  into the outbox), its stages, and its peak RSS;
+  child's start (imports, store, indexes, the recommender features opened as the parent saved
+  them, all mails composed into the outbox), its stages, and its peak RSS;
 * save_then_page_ms: a save, then the For-you page (month window) through the product's path:
   the stored model is stale, so it is retrained, stored and the window ranked;
 * digest_cold: the same for --cold-subscribers more accounts whose models are not stored, so

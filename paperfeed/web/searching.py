@@ -174,7 +174,8 @@ class SearchService:
     def _prepare_for_you(self, searcher: Searcher, store: Store) -> None:
         """Bring the recommender's features up to date here, off the request path, once anyone
         has a library: built cold they take ~11 s at 100k papers (minutes at millions), which
-        the first "For you" after a start or a harvest would otherwise wait for."""
+        the first "For you" after a harvest would otherwise wait for. After a restart, or in a
+        second worker, this opens the saved features instead (milliseconds)."""
         try:
             if not library.anyone_saved(store):
                 return
