@@ -19,6 +19,14 @@ SHARED = ROOT.parent / "shared"
 SEEDS_DIR = ROOT / "paperfeed" / "demo" / "seeds"
 ARXIV_SAMPLE = SHARED / "arxiv" / "oai-snapshot-sample.jsonl"
 CRANFIELD = SHARED / "ir" / "cranfield"
+# A small corpus of three topics for the For-you tests that index real papers.
+TOPIC_TITLES = [
+    "Honey bee colonies and varroa mites in winter",
+    "Sourdough starter fermentation and oven spring",
+    "Keel design and heeling stability of racing sailboats",
+    "Pollination of apple orchards by wild bees",
+    "Rye bread acidity and crumb structure",
+]
 
 
 

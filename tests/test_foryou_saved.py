@@ -17,17 +17,11 @@ from paperfeed.index.generations import read_meta
 from paperfeed.search import Searcher
 from paperfeed.search.rec_features import CorpusFeatures, corpus_features, features_dir, term_column
 from paperfeed.store import open_store
-from tests.helpers import run_cli
+from tests.helpers import TOPIC_TITLES, run_cli
 
 pytestmark = pytest.mark.slow  # indexes papers with the embedding model
 
-TITLES = [
-    "Honey bee colonies and varroa mites in winter",
-    "Sourdough starter fermentation and oven spring",
-    "Keel design and heeling stability of racing sailboats",
-    "Pollination of apple orchards by wild bees",
-    "Rye bread acidity and crumb structure",
-]
+TITLES = TOPIC_TITLES
 
 CHILD = """
 import hashlib, json, sys

@@ -12,18 +12,12 @@ import pytest
 from paperfeed.store import accounts as acc
 from paperfeed.store import library as lib
 from paperfeed.store import open_store
-from tests.helpers import run_cli
+from tests.helpers import TOPIC_TITLES, run_cli
 from tests.webserver import start_server
 
 pytestmark = pytest.mark.slow  # the server loads the embedding model and indexes the papers
 
-TITLES = [
-    "Honey bee colonies and varroa mites in winter",
-    "Sourdough starter fermentation and oven spring",
-    "Keel design and heeling stability of racing sailboats",
-    "Pollination of apple orchards by wild bees",
-    "Rye bread acidity and crumb structure",
-]
+TITLES = TOPIC_TITLES
 
 
 def _data(tmp_path: Path, *, saved: bool) -> Path:
