@@ -86,7 +86,10 @@ Measured and rejected in session 8 (same harness, best-mode mean ratio 1.043 bef
 - a vector per sentence of every paper (title and each abstract sentence, 83k sentences over
   the suite), a paper's cosine mixed with its best sentence's: weight 0.15 / 0.3 / 0.5 gave
   best 1.040 / 1.043 / 1.036 (hybrid 1.034 / 1.038 / 1.036, adi up to 0.997, time down to
-  1.044): no gain where it counts, for about seven times the vectors to store.
+  1.044): no gain where it counts, for about seven times the vectors to store;
+- the feedback constants once more, one at a time: FB_VEC_BETA 0.35 / 0.7 1.036 / 1.042,
+  FB_ORIGINAL 0.4 / 0.6 1.040 / 1.039, FB_TERMS 20 / 50 1.042 / 1.042, FB_DOCS 7 1.041,
+  FB_VEC_DOCS 8 1.042: the kept values sit at the top of every axis.
 
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
