@@ -200,7 +200,7 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         vec = searcher.vectors
         vec_len = len(vec) if vec is not None else 0
         source = _source(store, vec)
-        if feats.source == source and (feats.seq, feats.vec_len) == (store.max_seq(), vec_len):
+        if feats.source == source and feats.seq == store.max_seq() and feats.vec_len >= vec_len:
             return feats
         with contextlib.ExitStack() as stack:
             # one process at a time builds: the others wait, then open what it saved
@@ -227,7 +227,9 @@ def _up_to_date(
         feats = CorpusFeatures()
     if meta is not None and meta["seq"] <= seq and (meta["seq"], meta["vec_len"]) > (feats.seq, feats.vec_len):
         feats = _open_saved(directory, meta, source) or feats
-    if (feats.seq, feats.vec_len) == (seq, vec_len):
+    # at the same seq, features saved by a process whose vector index is ahead of this one's
+    # (it refreshed first) have every vector this one has and more: use them as they are
+    if feats.seq == seq and feats.vec_len >= vec_len:
         return feats
     feats, changed = _catch_up(feats, searcher, store, seq, vec_len)
     feats.source = source
