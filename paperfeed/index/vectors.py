@@ -83,6 +83,8 @@ from paperfeed.index.generations import (
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+
 def _usearch_index_class() -> Any:
     """usearch's Index class, imported after onnxruntime.
 
