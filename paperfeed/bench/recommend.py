@@ -367,31 +367,29 @@ def features_child(data_dir: str, library: list[int]) -> None:
 
     with open_store(Path(data_dir)) as store:
         searcher = Searcher(Path(data_dir), auto_sync=False)
-        before = _rss_mb()
+        before = _status_mb("RssAnon", "RssFile")
         t0 = time.perf_counter()
         feats = corpus_features(searcher, store)
         opened = time.perf_counter() - t0
         t0 = time.perf_counter()
         recommend(train(searcher, store, library), searcher, store, exclude=library, k=50)
         ranked = time.perf_counter() - t0
-        after = _rss_mb()
+        after = _status_mb("RssAnon", "RssFile")
     print(json.dumps({"mapped": feats.mapped, "open_s": round(opened, 3), "train_and_rank_whole_s": round(ranked, 2),
                       "rss_anon_mb_added": round(after["RssAnon"] - before["RssAnon"], 1),
                       "rss_file_mb_added": round(after["RssFile"] - before["RssFile"], 1)}))  # fmt: skip
 
 
-def _rss_mb() -> dict[str, float]:
-    out = {}
+def _status_mb(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status in MB (0 when absent)."""
+    out = dict.fromkeys(keys, 0.0)
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssFile"):
+        if key in out:
             out[key] = int(value.split()[0]) / 1024
     return out
 
 
 def _hwm_mb() -> float:
     """This process's peak RSS (VmHWM: ru_maxrss would carry the forking parent's over exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmHWM")["VmHWM"]

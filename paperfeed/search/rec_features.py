@@ -116,6 +116,12 @@ class CorpusFeatures:
         found = (self.rowids[pos] == ids) if len(self.rowids) else np.zeros(len(ids), bool)
         return found, pos[found]
 
+    def covers(self, seq: int, vec_len: int) -> bool:
+        """Up to date with a store at `seq` whose vector index holds `vec_len` vectors. At the same
+        seq, features with more vectors (saved by a process whose vector index refreshed first)
+        have every vector this one has and more: they are used as they are."""
+        return self.seq == seq and self.vec_len >= vec_len
+
     @property
     def dim(self) -> int:
         return int(self.dense.shape[1])
@@ -200,7 +206,7 @@ def corpus_features(searcher: Any, store: Any) -> CorpusFeatures:
         vec = searcher.vectors
         vec_len = len(vec) if vec is not None else 0
         source = _source(store, vec)
-        if feats.source == source and feats.seq == store.max_seq() and feats.vec_len >= vec_len:
+        if feats.source == source and feats.covers(store.max_seq(), vec_len):
             return feats
         with contextlib.ExitStack() as stack:
             # one process at a time builds: the others wait, then open what it saved
@@ -227,9 +233,7 @@ def _up_to_date(
         feats = CorpusFeatures()
     if meta is not None and meta["seq"] <= seq and (meta["seq"], meta["vec_len"]) > (feats.seq, feats.vec_len):
         feats = _open_saved(directory, meta, source) or feats
-    # at the same seq, features saved by a process whose vector index is ahead of this one's
-    # (it refreshed first) have every vector this one has and more: use them as they are
-    if feats.seq == seq and feats.vec_len >= vec_len:
+    if feats.covers(seq, vec_len):
         return feats
     feats, changed = _catch_up(feats, searcher, store, seq, vec_len)
     feats.source = source
