@@ -91,6 +91,20 @@ Measured and rejected in session 8 (same harness, best-mode mean ratio 1.043 bef
   FB_ORIGINAL 0.4 / 0.6 1.040 / 1.039, FB_TERMS 20 / 50 1.042 / 1.042, FB_DOCS 7 1.041,
   FB_VEC_DOCS 8 1.042: the kept values sit at the top of every axis.
 
+Measured and rejected in session 9 (same harness, best-mode mean ratio 1.043 before):
+- a linear adapter on the MiniLM query vector (q + qA, trained with a softmax over each
+  collection's documents on five collections' judgments, scored on the sixth): dense alone, the
+  best of seven settings gave mean +2.3% with npl -3.2% and cranfield -0.3%; the others -1% to
+  +1.7%. Like the learned rankers, what it learns on five collections does not carry to a sixth;
+- Bo1 (divergence from randomness) expansion terms in place of the idf-weighted RM3: 1.042; the
+  two averaged 1.041; 15 terms 1.037 (adi up to 0.993, lisa down 0.007-0.015);
+- Rocchio with a negative centroid of the first pass's ranks 20-40, weight 0.1 / 0.25: 1.039 /
+  1.040;
+- the lexical weight per collection, as an oracle would set it: 0.5 is best on every collection
+  or within 0.001 of it (0.3 / 0.4 / 0.6 / 0.7: 1.010 / 1.028 / 1.031 / 1.012), so a
+  collection-adaptive weight has nothing to gain;
+- the min-max sum plus lambda x reciprocal-rank fusion, lambda 0.3 / 1.0: 1.036 / 1.030.
+
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
 or, when the constraint is selective, searches only the allowed rowids.
