@@ -45,7 +45,7 @@ postgres:
 # The store, web and mail tests that run a second time on PostgreSQL (README, "Development").
 PG_TESTS := tests/test_ingest.py tests/test_harvest.py tests/test_web_accounts.py tests/test_web_http.py \
 	tests/test_digest_core.py tests/test_digest_crash.py tests/test_library_store.py tests/test_library_web.py \
-	tests/test_foryou_warm.py tests/test_foryou_saved.py
+	tests/test_foryou_warm.py tests/test_foryou_saved.py tests/test_search_service.py
 
 demo: $(STAMP)
 	$(BIN)/paperfeed --data $(DATA) ingest --demo

@@ -284,16 +284,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        following = None
         if warm_search:
             app.state.search.warm_in_background()
             if settings.index_refresh_seconds > 0:
-                following = app.state.search.follow(settings.index_refresh_seconds)
+                app.state.search.follow(settings.index_refresh_seconds)
         try:
             yield
         finally:
-            if following is not None:
-                following.set()
+            app.state.search.stop()
             app.state.mailer.stop()
             app.state.retrainer.stop()
             app.state.pool.close()

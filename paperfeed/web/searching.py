@@ -108,23 +108,48 @@ class SearchService:
         self._indexed_seq = -1  # the store's max seq when the last catch-up started
         self._catch_up_failed_at = 0.0
         self.caught_up = threading.Event()  # set after the first catch-up (tests wait on it)
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
+
+    def _start(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        with self._threads_lock:  # with `stop`'s: a thread is either waited for or never started
+            if self._closing.is_set():
+                return
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """At shutdown, before the store pool closes: start no more catch-ups and wait up to
+        `timeout` seconds for the running ones, so none of them reaches for a closed pool or a
+        stopped database server. One still embedding after that is left to end with the
+        process: what it has written is crash-safe, and the next start catches up the rest."""
+        deadline = time.monotonic() + timeout
+        with self._threads_lock:
+            self._closing.set()
+            threads = list(self._threads)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            log.info("index catch-up still running at shutdown; the next start finishes it")
 
     # ---- loading -----------------------------------------------------------
 
     def warm_in_background(self) -> None:
-        threading.Thread(target=self._warm, name="search-warmup", daemon=True).start()
+        self._start(self._warm, "search-warmup")
 
     def _warm(self) -> None:
         self.ensure_loaded()
-        self._catch_up()
+        if not self._closing.is_set():
+            self._catch_up()
 
     def follow(self, interval: float) -> threading.Event:
         """Look at the store every `interval` seconds and catch the indexes up with what other
-        processes or nodes added (index_refresh_seconds). Set the returned event to stop."""
-        stop = threading.Event()
+        processes or nodes added (index_refresh_seconds). Ends with `stop`."""
 
         def loop() -> None:
-            while not stop.wait(interval):
+            while not self._closing.wait(interval):
                 try:
                     store = self.pool.acquire()
                 except StoreUnavailable as exc:
@@ -137,16 +162,15 @@ class SearchService:
                 finally:
                     self.pool.release(store)
 
-        threading.Thread(target=loop, name="index-follow", daemon=True).start()
-        return stop
+        self._start(loop, "index-follow")
 
     def catch_up_in_background(self, store: Store) -> None:
         """Start a catch-up if the store has papers the indexes have not seen (cheap to call)."""
-        if store.max_seq() <= self._indexed_seq or self._catch_up_lock.locked():
+        if self._closing.is_set() or store.max_seq() <= self._indexed_seq or self._catch_up_lock.locked():
             return
         if time.monotonic() - self._catch_up_failed_at < RETRY_SECONDS:
             return
-        threading.Thread(target=self._catch_up, name="search-catch-up", daemon=True).start()
+        self._start(self._catch_up, "search-catch-up")
 
     def _catch_up(self) -> None:
         if not self._catch_up_lock.acquire(blocking=False):
