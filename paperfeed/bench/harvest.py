@@ -18,8 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from paperfeed.bench.ingest import _dir_bytes, run_measured
+from paperfeed.bench.ingest import run_measured
 from paperfeed.bench.oai_server import ArxivOaiServer, OaiRecord
+from paperfeed.bench.procstat import dir_bytes
 from paperfeed.bench.synth import SyntheticCorpus
 
 
@@ -64,7 +65,7 @@ def bench_harvest(records: int = 100_000, seed: int = 0, page_size: int = 1000, 
             "cpu_s": round(run["cpu_s"], 2),
             # CPU time stretches far less than wall time when other jobs share the machine
             "records_per_cpu_s": round(rep["records"] / run["cpu_s"]) if run["cpu_s"] else None,
-            "db_bytes": _dir_bytes(data_dir),
+            "db_bytes": dir_bytes(data_dir),
             "cpu_count": os.cpu_count(),
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }

@@ -19,22 +19,8 @@ from pathlib import Path
 import orjson
 import psutil
 
+from paperfeed.bench.procstat import dir_bytes, peak_mb
 from paperfeed.bench.synth import write_arxiv_jsonl
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _hwm_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
@@ -48,7 +34,7 @@ def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
         while not stop.wait(0.05):
             procs = [proc, *proc.children(recursive=True)]
             total = sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
-            peak[0] = max(peak[0], total, *(_hwm_mb(p.pid) for p in procs))
+            peak[0] = max(peak[0], total, *(peak_mb(p.pid) for p in procs))
     except psutil.Error:
         return
 
@@ -133,7 +119,7 @@ def bench_ingest(
             "peak_rss_mb": round(run["peak_rss_mb"], 1),
             "cpu_s": round(run["cpu_s"], 2),
             "records_per_cpu_s": round(n / run["cpu_s"]) if run["cpu_s"] else None,
-            "db_bytes": _dir_bytes(data_dir),
+            "db_bytes": dir_bytes(data_dir),
             "cpu_count": os.cpu_count(),
             "loadavg_1m": round(os.getloadavg()[0], 2),
             "engine": "postgres" if database_url else "sqlite",

@@ -15,7 +15,6 @@ Every mode returns the top 10 as papers loaded from the store, as a page would.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,24 +24,13 @@ import numpy as np
 import orjson
 import psutil
 
+from paperfeed.bench.procstat import peak_mb
 from paperfeed.search import QueryError, Searcher, open_searcher
 from paperfeed.store import open_store
 
 MODES = ("lexical", "dense", "hybrid", "default")
 WARMUP = 20
 K = 10
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from
-    the forking parent, so a child started by a big bench process would report its size."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rss_mb() -> float:
@@ -77,7 +65,7 @@ def _product(data_dir: Path, work: Path) -> dict:
     out.update(_ann_recall(searcher, work))
     out["info"] = _info(searcher)
     out["rss_mb"] = _rss_mb()
-    out["peak_rss_mb"] = _peak_mb()
+    out["peak_rss_mb"] = peak_mb()
     store.close()
     return out
 
@@ -160,7 +148,7 @@ def _baseline(data_dir: Path, work: Path) -> dict:
         "lexical_build_s": lex.build_s,
         "index_bytes": idx_bytes,
         "rss_mb": _rss_mb(),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
     }
     store.close()
     return out

@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import numpy as np
 
 from paperfeed.bench import product
 from paperfeed.bench.ingest import run_ingest_child
+from paperfeed.bench.procstat import peak_mb, status_mb
 from paperfeed.bench.run import BenchOptions, _percentiles, _rowid_to_index, _write_corpus
 from paperfeed.bench.synth import SyntheticCorpus, synthetic_vectors
 
@@ -108,7 +108,7 @@ def _digest(searcher: Any, store: Any, models: list[tuple[Any, list[int]]], subs
     seconds = time.perf_counter() - t0
     return {"subscribers": subscribers, "papers": len(newest), "top": 10, "seconds": round(seconds, 2),
             "ranked": sum(1 for r in ranked if r),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # fmt: skip
+            "peak_rss_mb": round(peak_mb(), 1)}  # fmt: skip
 
 
 def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: Path, progress: bool,
@@ -168,7 +168,7 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
     result["for_you_ms"] = _percentiles(whole)
     result["for_you_month_ms"] = _percentiles(month)
     result["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = round(peak_mb(), 1)
     result["targets"] = {
         "for_you_p95_ms": TARGET_FOR_YOU_P95_MS,
         "retrain_s": TARGET_RETRAIN_S,
@@ -344,7 +344,7 @@ def compose_child(data_dir: str, now: str) -> None:
         t3 = time.perf_counter()
     print(json.dumps({"composed": run.composed, "empty": run.empty, "trained": trained[0],
                       "start_s": round(t1 - t0, 2), "features_s": round(t2 - t1, 2), "compose_s": round(t3 - t2, 2),
-                      "hwm_mb": _hwm_mb()}))  # fmt: skip
+                      "hwm_mb": peak_mb()}))  # fmt: skip
 
 
 def _features_child(data_dir: Path, library: list[int]) -> dict[str, Any]:
@@ -367,29 +367,16 @@ def features_child(data_dir: str, library: list[int]) -> None:
 
     with open_store(Path(data_dir)) as store:
         searcher = Searcher(Path(data_dir), auto_sync=False)
-        before = _status_mb("RssAnon", "RssFile")
+        before = status_mb("RssAnon", "RssFile")
         t0 = time.perf_counter()
         feats = corpus_features(searcher, store)
         opened = time.perf_counter() - t0
         t0 = time.perf_counter()
         recommend(train(searcher, store, library), searcher, store, exclude=library, k=50)
         ranked = time.perf_counter() - t0
-        after = _status_mb("RssAnon", "RssFile")
+        after = status_mb("RssAnon", "RssFile")
     print(json.dumps({"mapped": feats.mapped, "open_s": round(opened, 3), "train_and_rank_whole_s": round(ranked, 2),
                       "rss_anon_mb_added": round(after["RssAnon"] - before["RssAnon"], 1),
                       "rss_file_mb_added": round(after["RssFile"] - before["RssFile"], 1)}))  # fmt: skip
 
 
-def _status_mb(*keys: str) -> dict[str, float]:
-    """Fields of /proc/self/status in MB (0 when absent)."""
-    out = dict.fromkeys(keys, 0.0)
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in out:
-            out[key] = int(value.split()[0]) / 1024
-    return out
-
-
-def _hwm_mb() -> float:
-    """This process's peak RSS (VmHWM: ru_maxrss would carry the forking parent's over exec)."""
-    return _status_mb("VmHWM")["VmHWM"]

@@ -17,13 +17,12 @@ Phases, each timed on its own:
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from paperfeed.bench import product
 from paperfeed.bench.baseline import exact_topk_streaming
 from paperfeed.bench.ingest import run_ingest_child
 from paperfeed.bench.probe import MODES
+from paperfeed.bench.procstat import dir_bytes, peak_mb
 from paperfeed.bench.queries import make_queries
 from paperfeed.bench.synth import SyntheticCorpus, query_vectors, synthetic_vectors
 
@@ -55,14 +55,6 @@ class BenchOptions:
 def _log(opts: BenchOptions, msg: str) -> None:
     # phase lines always: a long run in the background is followed through its log
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _self_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _dir_bytes(path: Path, skip: Callable[[Path], bool] = lambda p: False) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not skip(f))
 
 
 def _id_code(arxiv_id: str) -> int:
@@ -235,7 +227,7 @@ def _run(opts: BenchOptions, tmp: Path, data_dir: Path, result: dict) -> None:
         texts = make_queries(corpus, opts.recall_queries, opts.seed + 7)
         qvecs = emb.encode(texts)
     result["index_bytes"] = product.index_bytes(data_dir)
-    result["db_bytes"] = _dir_bytes(data_dir, lambda p: p.parent != data_dir or not p.name.startswith("paperfeed.db"))
+    result["db_bytes"] = dir_bytes(data_dir, lambda p: p.parent != data_dir or not p.name.startswith("paperfeed.db"))
 
     # ground truth for recall: exact top-10 over all vectors, streamed
     def row_chunks() -> Iterator[np.ndarray]:
@@ -257,7 +249,7 @@ def _run(opts: BenchOptions, tmp: Path, data_dir: Path, result: dict) -> None:
     t0 = time.perf_counter()
     fast = emb.encode(texts)
     result["embed_dps"] = round(len(texts) / (time.perf_counter() - t0), 1)
-    result["build_peak_rss_mb"] = round(_self_peak_mb(), 1)
+    result["build_peak_rss_mb"] = round(peak_mb(), 1)
     if opts.baseline:
         from paperfeed.bench.baseline import plain_encoder
 
