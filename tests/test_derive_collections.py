@@ -1,0 +1,61 @@
+"""bench/derive_collections.py: known-item and inverse-cloze collections derived from a BEIR
+suite, written in the layout `paperfeed eval` reads (checked with its own loader)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from paperfeed.eval import load_collection
+
+SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "derive_collections.py"
+
+
+def _suite(root: Path) -> Path:
+    """One collection of 80 documents: titles, and texts of four sentences."""
+    coll = root / "suite" / "tiny"
+    (coll / "qrels").mkdir(parents=True)
+    with (coll / "corpus.jsonl").open("w") as f:
+        for i in range(80):
+            text = " ".join(f"Sentence {s} of document {i} says something about topic {i % 7} in many words." for s in range(4))
+            f.write(json.dumps({"_id": f"d{i}", "title": f"Study number {i} of topic {i % 7}", "text": text}) + "\n")
+    (coll / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "topic"}) + "\n")
+    (coll / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    return root / "suite"
+
+
+def _derive(suite: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), str(suite), str(out), "--queries", "30"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_known_item_and_inverse_cloze_collections(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    proc = _derive(suite, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    original = {json.loads(line)["_id"]: json.loads(line) for line in (suite / "tiny" / "corpus.jsonl").open()}
+
+    ki = load_collection(tmp_path / "out" / "tiny-ki")
+    docs = {json.loads(line)["_id"]: json.loads(line) for line in ki.corpus.open()}
+    assert len(ki.queries) == 30 and not ki.errors
+    for qid, text in ki.queries.items():
+        (doc_id,) = ki.qrels[qid]
+        assert text == original[doc_id]["title"]  # the query is the title ...
+        assert docs[doc_id]["title"] == "" and docs[doc_id]["text"] == original[doc_id]["text"]  # ... taken away
+
+    ict = load_collection(tmp_path / "out" / "tiny-ict")
+    docs = {json.loads(line)["_id"]: json.loads(line) for line in ict.corpus.open()}
+    assert len(ict.queries) == 30 and len(docs) == 80
+    for qid, text in ict.queries.items():
+        (doc_id,) = ict.qrels[qid]
+        assert text.startswith("Sentence 1 of document") and text in original[doc_id]["text"]
+        assert text not in docs[doc_id]["text"] and docs[doc_id]["title"] == original[doc_id]["title"]
+
+    # the same collections on every run
+    again = _derive(suite, tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    for name in ("tiny-ki", "tiny-ict"):
+        for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            assert (tmp_path / "out" / name / part).read_bytes() == (tmp_path / "again" / name / part).read_bytes()
