@@ -105,6 +105,11 @@ Measured and rejected in session 9 (same harness, best-mode mean ratio 1.043 bef
   collection-adaptive weight has nothing to gain;
 - the min-max sum plus lambda x reciprocal-rank fusion, lambda 0.3 / 1.0: 1.036 / 1.030.
 
+Queries of other kinds (one sentence, one relevant paper) on collections derived from the
+suite's corpora (`bench/derive_collections.py`, README "Other kinds of queries"): best mode is
+level with the plain pipeline there (mean ratio 0.993, hybrid 0.991), and feedback neither
+helps nor hurts. Its margin on the suite comes from what long requests give it to work with.
+
 Required phrases, exclusions and filters become one tantivy "constraint" query. The lexical side
 applies it directly; the dense side intersects its candidates with it (term-set query on rowids),
 or, when the constraint is selective, searches only the allowed rowids.
