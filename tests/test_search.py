@@ -359,3 +359,40 @@ def test_an_index_from_before_passages_gets_them_without_re_embedding_everything
         assert (root / PASSAGES_DIR).is_dir()  # ... and the long one has its passages again
         s = open_searcher(data, store)
         assert s.passages is not None and len(s.passages) >= 2
+
+
+@pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
+def test_a_query_that_is_a_papers_title_finds_that_paper_first(tmp_path):
+    """Someone who pastes a title wants that paper, even when a shorter title with most of its
+    words scores higher; filters still apply, and a hidden paper stays hidden."""
+    papers = [
+        {"id": "short", "title": "Three dimensional viscous wakes", "categories": ["physics.flu-dyn"],
+         "abstract": "Three dimensional effects in viscous wakes: three dimensional viscous wakes measured."},
+        {"id": "asked", "title": "Three dimensional effects in viscous wakes", "categories": ["math.NA"],
+         "abstract": "The far field behind a bluff body at low Reynolds number, computed."},
+        {"id": "other", "title": "Boundary layers on swept wings", "categories": ["physics.flu-dyn"],
+         "abstract": "Viscous flow over swept wings in three dimensions."},
+    ]  # fmt: skip
+    data = tmp_path / "d"
+    src = tmp_path / "p.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in papers))
+    query = "THREE DIMENSIONAL EFFECTS IN VISCOUS WAKES."
+    with open_store(data) as store:
+        ingest_paths(store, [src])
+        sync(store, data)
+        s = open_searcher(data, store)
+        rowid = {p.title: p.rowid for p in store.list_papers(limit=10)}
+        asked, short = rowid[papers[1]["title"]], rowid[papers[0]["title"]]
+        assert store.rowids_titled(query) == [asked]
+        # by the scores alone the shorter title wins
+        assert s.rank(query, mode="lexical").rids[0] == short
+        for mode in ("best", "hybrid", "lexical", "dense"):
+            res = s.search(query, store=store, mode=mode, limit=3)
+            assert res.hits[0].paper.rowid == asked, mode
+            assert len({h.paper.rowid for h in res.hits}) == len(res.hits)  # listed once
+        filtered = s.search(query, store=store, category="physics.flu-dyn", limit=3)
+        assert asked not in {h.paper.rowid for h in filtered.hits} and filtered.hits
+        assert store.set_hidden(papers[1]["id"] and store.get_by_rowids([asked])[0].id, True)
+        sync(store, data)
+        assert store.rowids_titled(query) == []
+        assert asked not in {h.paper.rowid for h in s.search(query, store=store, limit=3).hits}

@@ -380,7 +380,8 @@ class Searcher:
             hit = self._rcache.get(key)
             if hit is not None:
                 self._rcache.move_to_end(key)
-                return hit
+        if hit is not None:
+            return self._titled_first(hit, pq, filters, store)
         constraint = self._constraint(pq, filters)
         if mode == "lexical":
             out = self._lexical(pq.terms, pq, constraint, k, count=True)
@@ -395,7 +396,26 @@ class Searcher:
             self._rcache[key] = out
             if len(self._rcache) > 256:
                 self._rcache.popitem(last=False)
-        return out
+        return self._titled_first(out, pq, filters, store)
+
+    def _titled_first(
+        self, out: Ranking, pq: ParsedQuery, filters: Filters, store: Store | None
+    ) -> Ranking:
+        """A query that is a paper's title, as typed or pasted, asks for that paper: it goes
+        first, whatever the scores say (a shorter title sharing most of its words can outscore
+        it: "three dimensional viscous wakes" for "three dimensional effects in viscous wakes").
+        The suite's requests are never a title, so its figures do not move."""
+        titled = store.rowids_titled(pq.raw) if store is not None else []
+        constraint = self._constraint(pq, filters) if titled else None
+        if titled and constraint is not None and self.lexical is not None:
+            allowed = self.lexical.restrict(titled, constraint)
+            titled = [r for r in titled if r in allowed]
+        if not titled:
+            return out
+        top = (out.scores[0] if out.scores else 0.0) + 1.0
+        rest = [(r, s) for r, s in zip(out.rids, out.scores, strict=True) if r not in titled]
+        found = len(set(titled) - set(out.rids))
+        return Ranking(titled + [r for r, _ in rest], [top] * len(titled) + [s for _, s in rest], out.total + found)
 
     def _qvec(self, text: str) -> np.ndarray:
         with self._cache_lock:

@@ -28,6 +28,8 @@ _COLUMN_LIST = (
     "links", "hidden", "rank", "content_hash", "seq", "added_seq", "created_at", "updated_at",
 )  # fmt: skip
 _COLUMNS = ", ".join(_COLUMN_LIST)
+# papers a title query brings to the top at most (the same title imported twice, say)
+TITLED_MAX = 5
 _INSERT_COLUMNS = ("rowid", "id", "arxiv_id", "doi", "title", "title_key", "abstract", "authors", "categories",
                    "published", "feed_date", "links", "hidden", "rank", "content_hash", "seq", "added_seq",
                    "created_at", "updated_at")  # fmt: skip
@@ -158,6 +160,17 @@ class Store:
         papers = [_row_to_paper(r) for r in rows]
         _attach_sources(self.conn, papers)
         return papers
+
+    def rowids_titled(self, title: str, limit: int = TITLED_MAX) -> list[int]:
+        """Rowids of the shown papers whose title is `title` as `title_key` compares titles (case,
+        punctuation and spacing aside), newest first; one indexed lookup."""
+        key = title_key(title)
+        if not key:
+            return []
+        rows = self.conn.execute(
+            "SELECT rowid FROM papers WHERE title_key = ? AND hidden = 0 ORDER BY rowid DESC LIMIT ?", (key, limit)
+        )
+        return [r[0] for r in rows]
 
     def get_paper(self, paper_id: str) -> Paper | None:
         rows = self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE id = ?", (paper_id,)).fetchall()
