@@ -8,6 +8,8 @@ reads like any other, with exactly one relevant document per query:
 - `<name>-ki` (known item): the query is a document's title; the document keeps only its text,
   as if the user remembered the title of a paper whose abstract is all the engine has. For the
   corpora that have titles.
+- `<name>-title` (look-up): the query is a document's title as it stands, the corpus
+  unchanged: someone pasting the title of a paper they want. For the corpora that have titles.
 - `<name>-ict` (inverse cloze): the query is the second sentence of a document, taken out of
   it; the document keeps its title and the other sentences. For documents of three sentences
   or more, in corpora with punctuation.
@@ -66,6 +68,16 @@ def known_item(docs: list[dict], n: int, seed: int) -> tuple[list[dict], list[tu
     return corpus, [(" ".join(by_id[i]["title"].split()), i) for i in picked]
 
 
+def title_lookup(docs: list[dict], n: int, seed: int) -> tuple[list[dict], list[tuple[str, str]]] | None:
+    """Titles as queries over the corpus as it is; None when the corpus has no titles."""
+    titled = sorted(d["_id"] for d in docs if (d.get("title") or "").strip())
+    if len(titled) < max(2 * n // 3, MIN_QUERIES):
+        return None
+    by_id = {d["_id"]: d for d in docs}
+    picked = random.Random(seed).sample(titled, min(n, len(titled)))
+    return docs, [(" ".join(by_id[i]["title"].split()), i) for i in picked]
+
+
 def inverse_cloze(docs: list[dict], n: int, seed: int) -> tuple[list[dict], list[tuple[str, str]]] | None:
     """Second sentences as queries, each taken out of its document."""
     sentences = {d["_id"]: _SENTENCE_END.split((d.get("text") or "").strip()) for d in docs}
@@ -90,7 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     for root in sorted(p for p in args.suite.iterdir() if (p / "corpus.jsonl").is_file()):
         docs = list(_docs(root / "corpus.jsonl"))
-        for kind, derive in (("ki", known_item), ("ict", inverse_cloze)):
+        for kind, derive in (("ki", known_item), ("title", title_lookup), ("ict", inverse_cloze)):
             made = derive(docs, args.queries, args.seed)
             if made is None:
                 continue

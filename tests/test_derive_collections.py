@@ -45,6 +45,12 @@ def test_known_item_and_inverse_cloze_collections(tmp_path: Path) -> None:
         assert text == original[doc_id]["title"]  # the query is the title ...
         assert docs[doc_id]["title"] == "" and docs[doc_id]["text"] == original[doc_id]["text"]  # ... taken away
 
+    looked_up = load_collection(tmp_path / "out" / "tiny-title")
+    assert (looked_up.root / "corpus.jsonl").read_bytes().count(b"\n") == 80
+    for qid, text in looked_up.queries.items():
+        (doc_id,) = looked_up.qrels[qid]
+        assert text == original[doc_id]["title"]
+
     ict = load_collection(tmp_path / "out" / "tiny-ict")
     docs = {json.loads(line)["_id"]: json.loads(line) for line in ict.corpus.open()}
     assert len(ict.queries) == 30 and len(docs) == 80
@@ -56,6 +62,6 @@ def test_known_item_and_inverse_cloze_collections(tmp_path: Path) -> None:
     # the same collections on every run
     again = _derive(suite, tmp_path / "again")
     assert again.returncode == 0, again.stderr
-    for name in ("tiny-ki", "tiny-ict"):
+    for name in ("tiny-ki", "tiny-title", "tiny-ict"):
         for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
             assert (tmp_path / "out" / name / part).read_bytes() == (tmp_path / "again" / name / part).read_bytes()
