@@ -27,6 +27,36 @@ def title_key(title: str) -> str:
     return " ".join(_PUNCT_RE.sub(" ", folded).split())
 
 
+
+# arXiv's identifier schemes: YYMM.NNNN(N) since 2007, archive(.SUBJ)/YYMMNNN before
+_ARXIV_ID = re.compile(
+    r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v\d+)?$", re.IGNORECASE
+)
+_ARXIV_IN_TEXT = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:\s]\s*|10\.48550/arxiv\.)"
+    r"(\d{4}\.\d{4,5}(?:v\d+)?|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)",
+    re.IGNORECASE,
+)
+
+
+def arxiv_id_of(value: str | None) -> str | None:
+    """A bare arXiv id (no version) from an id, a URL, "arXiv:..." or an arXiv DOI."""
+    if not value:
+        return None
+    value = value.strip()
+    m = _ARXIV_ID.match(value)
+    if m is None:
+        found = _ARXIV_IN_TEXT.search(value)
+        m = _ARXIV_ID.match(found.group(1)) if found else None
+    if m is None:
+        return None
+    bare = m.group(1)
+    if "/" in bare:  # archives are lower case and subject classes upper case: math.AG/0101001
+        archive, number = bare.split("/")
+        name, _, subj = archive.partition(".")
+        bare = f"{name.lower()}{'.' + subj.upper() if subj else ''}/{number}"
+    return bare
+
 def stable_id(kind: str, value: str) -> str:
     """A short id that is the same on every machine for the same identity.
 

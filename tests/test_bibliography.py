@@ -8,16 +8,17 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paperfeed.ingest.bibliography import FORMATS, clean_arxiv, clean_doi, detect_format, parse
+from paperfeed.ingest.bibliography import FORMATS, clean_doi, detect_format, parse
+from paperfeed.models import arxiv_id_of
 
 
 def test_identifiers_are_found_where_reference_managers_put_them() -> None:
-    assert clean_arxiv("arXiv:2101.00001v3") == "2101.00001"
-    assert clean_arxiv("https://arxiv.org/abs/hep-th/9901001v2") == "hep-th/9901001"
-    assert clean_arxiv("arXiv preprint arXiv:1706.03762") == "1706.03762"
-    assert clean_arxiv("10.48550/arXiv.2210.02885") == "2210.02885"
-    assert clean_arxiv("MATH.ag/0101001") == "math.AG/0101001"
-    assert clean_arxiv("not an id 12345") is None
+    assert arxiv_id_of("arXiv:2101.00001v3") == "2101.00001"
+    assert arxiv_id_of("https://arxiv.org/abs/hep-th/9901001v2") == "hep-th/9901001"
+    assert arxiv_id_of("arXiv preprint arXiv:1706.03762") == "1706.03762"
+    assert arxiv_id_of("10.48550/arXiv.2210.02885") == "2210.02885"
+    assert arxiv_id_of("MATH.ag/0101001") == "math.AG/0101001"
+    assert arxiv_id_of("not an id 12345") is None
     assert clean_doi("https://doi.org/10.1000/ABC.def") == "10.1000/abc.def"
     assert clean_doi("doi:10.1145/3366423.3380130.") == "10.1145/3366423.3380130"
     assert clean_doi("nothing") is None

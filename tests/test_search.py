@@ -362,13 +362,14 @@ def test_an_index_from_before_passages_gets_them_without_re_embedding_everything
 
 
 @pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
-def test_a_query_that_is_a_papers_title_finds_that_paper_first(tmp_path):
-    """Someone who pastes a title wants that paper, even when a shorter title with most of its
-    words scores higher; filters still apply, and a hidden paper stays hidden."""
+def test_a_query_that_is_a_papers_title_or_arxiv_id_finds_that_paper_first(tmp_path):
+    """Someone who pastes a title or an arXiv id wants that paper, even when a shorter title
+    with most of its words scores higher; filters still apply, and a hidden paper stays hidden."""
     papers = [
         {"id": "short", "title": "Three dimensional viscous wakes", "categories": ["physics.flu-dyn"],
          "abstract": "Three dimensional effects in viscous wakes: three dimensional viscous wakes measured."},
         {"id": "asked", "title": "Three dimensional effects in viscous wakes", "categories": ["math.NA"],
+         "arxiv_id": "2401.00001",
          "abstract": "The far field behind a bluff body at low Reynolds number, computed."},
         {"id": "other", "title": "Boundary layers on swept wings", "categories": ["physics.flu-dyn"],
          "abstract": "Viscous flow over swept wings in three dimensions."},
@@ -383,16 +384,20 @@ def test_a_query_that_is_a_papers_title_finds_that_paper_first(tmp_path):
         s = open_searcher(data, store)
         rowid = {p.title: p.rowid for p in store.list_papers(limit=10)}
         asked, short = rowid[papers[1]["title"]], rowid[papers[0]["title"]]
-        assert store.rowids_titled(query) == [asked]
+        assert store.rowids_named(query) == [asked]
         # by the scores alone the shorter title wins
         assert s.rank(query, mode="lexical").rids[0] == short
         for mode in ("best", "hybrid", "lexical", "dense"):
             res = s.search(query, store=store, mode=mode, limit=3)
             assert res.hits[0].paper.rowid == asked, mode
             assert len({h.paper.rowid for h in res.hits}) == len(res.hits)  # listed once
+        for ident in ("2401.00001", "arXiv:2401.00001v2", "https://arxiv.org/abs/2401.00001"):
+            assert store.rowids_named(ident) == [asked]
+            assert s.search(ident, store=store, limit=3).hits[0].paper.rowid == asked, ident
+        assert store.rowids_named("2401.00002") == []
         filtered = s.search(query, store=store, category="physics.flu-dyn", limit=3)
         assert asked not in {h.paper.rowid for h in filtered.hits} and filtered.hits
         assert store.set_hidden(papers[1]["id"] and store.get_by_rowids([asked])[0].id, True)
         sync(store, data)
-        assert store.rowids_titled(query) == []
+        assert store.rowids_named(query) == []
         assert asked not in {h.paper.rowid for h in s.search(query, store=store, limit=3).hits}

@@ -22,21 +22,14 @@ import bibtexparser
 import rispy
 from bibtexparser import middlewares as bib_mw
 
+from paperfeed.models import arxiv_id_of
+
 MAX_ENTRIES = 20_000
 MAX_FIELD = 100_000  # characters kept of a title or abstract; a bigger one is cut and reported
 
 FORMATS = ("bibtex", "ris", "csl-json")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _DOI = re.compile(r"10\.\d{4,9}/\S+", re.IGNORECASE)
-# arXiv's identifier schemes: YYMM.NNNN(N) since 2007, archive(.SUBJ)/YYMMNNN before
-_ARXIV_ID = re.compile(
-    r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v\d+)?$", re.IGNORECASE
-)
-_ARXIV_IN_TEXT = re.compile(
-    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:\s]\s*|10\.48550/arxiv\.)"
-    r"(\d{4}\.\d{4,5}(?:v\d+)?|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)",
-    re.IGNORECASE,
-)
 
 
 @dataclass
@@ -111,31 +104,12 @@ def clean_doi(value: str | None) -> str | None:
     return m.group(0).rstrip(".,;").lower() if m else None
 
 
-def clean_arxiv(value: str | None) -> str | None:
-    """A bare arXiv id (no version) from an id, a URL, "arXiv:..." or an arXiv DOI."""
-    if not value:
-        return None
-    value = value.strip()
-    m = _ARXIV_ID.match(value)
-    if m is None:
-        found = _ARXIV_IN_TEXT.search(value)
-        m = _ARXIV_ID.match(found.group(1)) if found else None
-    if m is None:
-        return None
-    bare = m.group(1)
-    if "/" in bare:  # archives are lower case and subject classes upper case: math.AG/0101001
-        archive, number = bare.split("/")
-        name, _, subj = archive.partition(".")
-        bare = f"{name.lower()}{'.' + subj.upper() if subj else ''}/{number}"
-    return bare
-
-
 def _finish(e: Entry) -> None:
     e.title = _clip(" ".join(_repair(e.title, e).split()), "title", e)
     e.abstract = _clip(_repair(e.abstract, e).strip(), "abstract", e)
     e.authors = [" ".join(_repair(a, e).split()) for a in e.authors if a and a.strip()][:500]
     if e.doi and not e.arxiv_id:
-        e.arxiv_id = clean_arxiv(e.doi)  # 10.48550/arXiv.2101.00001 is arXiv's own DOI
+        e.arxiv_id = arxiv_id_of(e.doi)  # 10.48550/arXiv.2101.00001 is arXiv's own DOI
     if "\x00" in e.title + e.abstract:
         e.error = "contains a NUL character"
     if e.error is None and not (e.title or e.doi or e.arxiv_id):
@@ -144,7 +118,7 @@ def _finish(e: Entry) -> None:
 
 def _first_arxiv(values: Iterable[str | None]) -> str | None:
     for v in values:
-        found = clean_arxiv(v)
+        found = arxiv_id_of(v)
         if found:
             return found
     return None

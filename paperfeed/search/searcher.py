@@ -381,7 +381,7 @@ class Searcher:
             if hit is not None:
                 self._rcache.move_to_end(key)
         if hit is not None:
-            return self._titled_first(hit, pq, filters, store)
+            return self._named_first(hit, pq, filters, store)
         constraint = self._constraint(pq, filters)
         if mode == "lexical":
             out = self._lexical(pq.terms, pq, constraint, k, count=True)
@@ -396,16 +396,17 @@ class Searcher:
             self._rcache[key] = out
             if len(self._rcache) > 256:
                 self._rcache.popitem(last=False)
-        return self._titled_first(out, pq, filters, store)
+        return self._named_first(out, pq, filters, store)
 
-    def _titled_first(
+    def _named_first(
         self, out: Ranking, pq: ParsedQuery, filters: Filters, store: Store | None
     ) -> Ranking:
-        """A query that is a paper's title, as typed or pasted, asks for that paper: it goes
-        first, whatever the scores say (a shorter title sharing most of its words can outscore
-        it: "three dimensional viscous wakes" for "three dimensional effects in viscous wakes").
-        The suite's requests are never a title, so its figures do not move."""
-        titled = store.rowids_titled(pq.raw) if store is not None else []
+        """A query that is a paper's title or arXiv id, as typed or pasted, asks for that paper:
+        it goes first, whatever the scores say (a shorter title sharing most of its words can
+        outscore it: "three dimensional viscous wakes" for "three dimensional effects in viscous
+        wakes"; an id matches no word at all). The suite's requests are never a title, so its
+        figures do not move."""
+        titled = store.rowids_named(pq.raw) if store is not None else []
         constraint = self._constraint(pq, filters) if titled else None
         if titled and constraint is not None and self.lexical is not None:
             allowed = self.lexical.restrict(titled, constraint)

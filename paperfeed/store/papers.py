@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from paperfeed.config import database_url as configured_database_url
-from paperfeed.models import Paper, stable_id, title_key
+from paperfeed.models import Paper, arxiv_id_of, stable_id, title_key
 from paperfeed.store.engine import DB_NAME, Engine, StoreUnavailable, engine_for, in_chunks
 
 # How much a source is trusted when two sources disagree on a field: arXiv's own
@@ -29,7 +29,7 @@ _COLUMN_LIST = (
 )  # fmt: skip
 _COLUMNS = ", ".join(_COLUMN_LIST)
 # papers a title query brings to the top at most (the same title imported twice, say)
-TITLED_MAX = 5
+NAMED_MAX = 5
 _INSERT_COLUMNS = ("rowid", "id", "arxiv_id", "doi", "title", "title_key", "abstract", "authors", "categories",
                    "published", "feed_date", "links", "hidden", "rank", "content_hash", "seq", "added_seq",
                    "created_at", "updated_at")  # fmt: skip
@@ -161,16 +161,19 @@ class Store:
         _attach_sources(self.conn, papers)
         return papers
 
-    def rowids_titled(self, title: str, limit: int = TITLED_MAX) -> list[int]:
-        """Rowids of the shown papers whose title is `title` as `title_key` compares titles (case,
-        punctuation and spacing aside), newest first; one indexed lookup."""
-        key = title_key(title)
-        if not key:
-            return []
-        rows = self.conn.execute(
-            "SELECT rowid FROM papers WHERE title_key = ? AND hidden = 0 ORDER BY rowid DESC LIMIT ?", (key, limit)
-        )
-        return [r[0] for r in rows]
+    def rowids_named(self, text: str, limit: int = NAMED_MAX) -> list[int]:
+        """Rowids of the shown papers that `text` names: by their title, as `title_key` compares
+        titles (case, punctuation and spacing aside), newest first; or, when `text` is one
+        arXiv id, "arXiv:" id or arXiv URL (version aside), by that id. One indexed lookup."""
+        ident = arxiv_id_of(text) if len(text.split()) == 1 else None
+        if ident:
+            sql, arg = "SELECT rowid FROM papers WHERE arxiv_id = ? AND hidden = 0 LIMIT ?", ident
+        else:
+            key = title_key(text)
+            if not key:
+                return []
+            sql, arg = "SELECT rowid FROM papers WHERE title_key = ? AND hidden = 0 ORDER BY rowid DESC LIMIT ?", key
+        return [r[0] for r in self.conn.execute(sql, (arg, limit))]
 
     def get_paper(self, paper_id: str) -> Paper | None:
         rows = self.conn.execute(f"SELECT {_COLUMNS} FROM papers WHERE id = ?", (paper_id,)).fetchall()
