@@ -57,6 +57,18 @@ def arxiv_id_of(value: str | None) -> str | None:
         bare = f"{name.lower()}{'.' + subj.upper() if subj else ''}/{number}"
     return bare
 
+
+_DOI = re.compile(r"10\.\d{4,9}/\S+", re.IGNORECASE)
+
+
+def doi_of(value: str | None) -> str | None:
+    """A DOI, in lower case, from a DOI, "doi:..." or a doi.org URL."""
+    if not value:
+        return None
+    m = _DOI.search(value.strip())
+    return m.group(0).rstrip(".,;").lower() if m else None
+
+
 def stable_id(kind: str, value: str) -> str:
     """A short id that is the same on every machine for the same identity.
 

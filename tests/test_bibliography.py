@@ -8,8 +8,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paperfeed.ingest.bibliography import FORMATS, clean_doi, detect_format, parse
-from paperfeed.models import arxiv_id_of
+from paperfeed.ingest.bibliography import FORMATS, detect_format, parse
+from paperfeed.models import arxiv_id_of, doi_of
 
 
 def test_identifiers_are_found_where_reference_managers_put_them() -> None:
@@ -19,9 +19,9 @@ def test_identifiers_are_found_where_reference_managers_put_them() -> None:
     assert arxiv_id_of("10.48550/arXiv.2210.02885") == "2210.02885"
     assert arxiv_id_of("MATH.ag/0101001") == "math.AG/0101001"
     assert arxiv_id_of("not an id 12345") is None
-    assert clean_doi("https://doi.org/10.1000/ABC.def") == "10.1000/abc.def"
-    assert clean_doi("doi:10.1145/3366423.3380130.") == "10.1145/3366423.3380130"
-    assert clean_doi("nothing") is None
+    assert doi_of("https://doi.org/10.1000/ABC.def") == "10.1000/abc.def"
+    assert doi_of("doi:10.1145/3366423.3380130.") == "10.1145/3366423.3380130"
+    assert doi_of("nothing") is None
 
 
 def test_bibtex_names_tex_and_arxiv_fields() -> None:

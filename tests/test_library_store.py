@@ -158,3 +158,11 @@ def test_follow_an_author_normalised_and_narrowed(store: Store) -> None:
     assert lib.unfollow_author(store, a, f.id)
     with pytest.raises(lib.LibraryError, match="full name"):
         lib.follow_author(store, a, "Muller")
+
+
+@pytest.mark.sqlite_only("reads SQLite's query plan")
+def test_a_doi_look_up_reads_an_index_not_the_table(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as store:
+        plan = " ".join(str(r[-1]) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT rowid FROM papers WHERE lower(doi) = ? AND hidden = 0", ("10.1/x",)))  # fmt: skip
+    assert "papers_doi_lower" in plan, plan

@@ -362,14 +362,14 @@ def test_an_index_from_before_passages_gets_them_without_re_embedding_everything
 
 
 @pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
-def test_a_query_that_is_a_papers_title_or_arxiv_id_finds_that_paper_first(tmp_path):
-    """Someone who pastes a title or an arXiv id wants that paper, even when a shorter title
+def test_a_query_that_is_a_papers_title_arxiv_id_or_doi_finds_that_paper_first(tmp_path):
+    """Someone who pastes a title, an arXiv id or a DOI wants that paper, even when a shorter title
     with most of its words scores higher; filters still apply, and a hidden paper stays hidden."""
     papers = [
         {"id": "short", "title": "Three dimensional viscous wakes", "categories": ["physics.flu-dyn"],
          "abstract": "Three dimensional effects in viscous wakes: three dimensional viscous wakes measured."},
         {"id": "asked", "title": "Three dimensional effects in viscous wakes", "categories": ["math.NA"],
-         "arxiv_id": "2401.00001",
+         "arxiv_id": "2401.00001", "doi": "10.1000/Wakes.3D",
          "abstract": "The far field behind a bluff body at low Reynolds number, computed."},
         {"id": "other", "title": "Boundary layers on swept wings", "categories": ["physics.flu-dyn"],
          "abstract": "Viscous flow over swept wings in three dimensions."},
@@ -395,6 +395,9 @@ def test_a_query_that_is_a_papers_title_or_arxiv_id_finds_that_paper_first(tmp_p
             assert store.rowids_named(ident) == [asked]
             assert s.search(ident, store=store, limit=3).hits[0].paper.rowid == asked, ident
         assert store.rowids_named("2401.00002") == []
+        for ident in ("10.1000/wakes.3d", "https://doi.org/10.1000/WAKES.3D", "doi:10.1000/Wakes.3D."):
+            assert store.rowids_named(ident) == [asked]
+            assert s.search(ident, store=store, limit=3).hits[0].paper.rowid == asked, ident
         filtered = s.search(query, store=store, category="physics.flu-dyn", limit=3)
         assert asked not in {h.paper.rowid for h in filtered.hits} and filtered.hits
         assert store.set_hidden(papers[1]["id"] and store.get_by_rowids([asked])[0].id, True)

@@ -22,14 +22,13 @@ import bibtexparser
 import rispy
 from bibtexparser import middlewares as bib_mw
 
-from paperfeed.models import arxiv_id_of
+from paperfeed.models import arxiv_id_of, doi_of
 
 MAX_ENTRIES = 20_000
 MAX_FIELD = 100_000  # characters kept of a title or abstract; a bigger one is cut and reported
 
 FORMATS = ("bibtex", "ris", "csl-json")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_DOI = re.compile(r"10\.\d{4,9}/\S+", re.IGNORECASE)
 
 
 @dataclass
@@ -97,13 +96,6 @@ def _clip(value: str, what: str, entry: Entry) -> str:
     return value
 
 
-def clean_doi(value: str | None) -> str | None:
-    if not value:
-        return None
-    m = _DOI.search(value.strip())
-    return m.group(0).rstrip(".,;").lower() if m else None
-
-
 def _finish(e: Entry) -> None:
     e.title = _clip(" ".join(_repair(e.title, e).split()), "title", e)
     e.abstract = _clip(_repair(e.abstract, e).strip(), "abstract", e)
@@ -149,7 +141,7 @@ def _bibtex(text: str) -> list[Entry]:
         authors = f.get("author") or []
         e.authors = [_bib_name(a) for a in (authors if isinstance(authors, list) else [authors])]
         e.year = _year(f.get("year") or f.get("date"))
-        e.doi = clean_doi(str(f.get("doi") or "")) or None
+        e.doi = doi_of(str(f.get("doi") or "")) or None
         prefix = str(f.get("archiveprefix") or f.get("eprinttype") or "").lower()
         eprint = str(f.get("eprint") or "")
         e.arxiv_id = _first_arxiv([
@@ -231,7 +223,7 @@ def _ris(text: str) -> list[Entry]:
         names = (r.get("authors") or []) + (r.get("first_authors") or [])
         e.authors = [_bib_name(a) for a in names]
         e.year = _year(r.get("year") or r.get("publication_year") or r.get("date"))
-        e.doi = clean_doi(str(r.get("doi") or ""))
+        e.doi = doi_of(str(r.get("doi") or ""))
         urls = r.get("urls") or []
         notes = r.get("notes") or []
         e.arxiv_id = _first_arxiv([*map(str, urls), *map(str, notes), str(r.get("journal_name") or ""),
@@ -271,7 +263,7 @@ def _csl_json(text: str) -> list[Entry]:
             parts = issued.get("date-parts")
             e.year = _year(parts[0][0] if isinstance(parts, list) and parts and isinstance(parts[0], list) and parts[0]
                            else issued.get("raw") or issued.get("literal"))  # fmt: skip
-        e.doi = clean_doi(_text(item.get("DOI")))
+        e.doi = doi_of(_text(item.get("DOI")))
         e.arxiv_id = _first_arxiv([_text(item.get(k)) for k in ("arxiv", "number", "URL", "archive_location", "note",
                                                                  "container-title", "publisher")])  # fmt: skip
         out.append(e)

@@ -40,6 +40,10 @@ POOL_SIZE = 20
 
 
 
+# how `schema` names an index key that is an expression (lower(doi)), on both engines
+EXPRESSION_KEY = "<expression>"
+
+
 class StoreUnavailable(RuntimeError):
     """The database server cannot be reached. The message is for people; the site
     answers 503 with it, the CLI prints it."""
@@ -233,7 +237,7 @@ class SqliteEngine:
             for r in conn.execute(f"PRAGMA index_list({t})"):
                 if r["origin"] != "c":
                     continue  # the ones a PRIMARY KEY or UNIQUE clause makes have engine-specific names
-                names = [c["name"] for c in conn.execute(f"PRAGMA index_info({r['name']})")]
+                names = [c["name"] or EXPRESSION_KEY for c in conn.execute(f"PRAGMA index_info({r['name']})")]
                 idx[r["name"]] = (bool(r["unique"]), tuple(names))
             out[t] = {"columns": cols, "indexes": idx}
         return out

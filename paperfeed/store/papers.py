@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from paperfeed.config import database_url as configured_database_url
-from paperfeed.models import Paper, arxiv_id_of, stable_id, title_key
+from paperfeed.models import Paper, arxiv_id_of, doi_of, stable_id, title_key
 from paperfeed.store.engine import DB_NAME, Engine, StoreUnavailable, engine_for, in_chunks
 
 # How much a source is trusted when two sources disagree on a field: arXiv's own
@@ -164,10 +164,14 @@ class Store:
     def rowids_named(self, text: str, limit: int = NAMED_MAX) -> list[int]:
         """Rowids of the shown papers that `text` names: by their title, as `title_key` compares
         titles (case, punctuation and spacing aside), newest first; or, when `text` is one
-        arXiv id, "arXiv:" id or arXiv URL (version aside), by that id. One indexed lookup."""
-        ident = arxiv_id_of(text) if len(text.split()) == 1 else None
-        if ident:
-            sql, arg = "SELECT rowid FROM papers WHERE arxiv_id = ? AND hidden = 0 LIMIT ?", ident
+        arXiv id, "arXiv:" id or arXiv URL (version aside), or one DOI or doi.org URL, by that
+        identifier. One indexed lookup."""
+        one = len(text.split()) == 1
+        arxiv, doi = (arxiv_id_of(text), doi_of(text)) if one else (None, None)
+        if arxiv:
+            sql, arg = "SELECT rowid FROM papers WHERE arxiv_id = ? AND hidden = 0 LIMIT ?", arxiv
+        elif doi:
+            sql, arg = "SELECT rowid FROM papers WHERE lower(doi) = ? AND hidden = 0 ORDER BY rowid DESC LIMIT ?", doi
         else:
             key = title_key(text)
             if not key:

@@ -17,6 +17,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from paperfeed.store.engine import (
+    EXPRESSION_KEY,
     MIGRATE_LOCK,
     POOL_SIZE,
     WRITE_LOCK,
@@ -316,12 +317,13 @@ class PostgresEngine:
             out.setdefault(r[0], {"columns": {}, "indexes": {}})["columns"][r[1]] = r[2] == "NO"
         for r in conn.execute(
             "SELECT t.relname, i.relname, ix.indisunique, "
-            "ARRAY(SELECT a.attname FROM unnest(ix.indkey) WITH ORDINALITY k(n, o) "
-            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
+            "ARRAY(SELECT COALESCE(a.attname, ?) FROM unnest(ix.indkey) WITH ORDINALITY k(n, o) "
+            "LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
             "FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid JOIN pg_class t ON t.oid = ix.indrelid "
             "JOIN pg_namespace ns ON ns.oid = t.relnamespace "
             "WHERE ns.nspname = current_schema() AND NOT EXISTS "
-            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)"
+            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)",
+            (EXPRESSION_KEY,),
         ):
             out.setdefault(r[0], {"columns": {}, "indexes": {}})["indexes"][r[1]] = (bool(r[2]), tuple(r[3]))
         return out
