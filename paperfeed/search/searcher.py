@@ -401,22 +401,22 @@ class Searcher:
     def _named_first(
         self, out: Ranking, pq: ParsedQuery, filters: Filters, store: Store | None
     ) -> Ranking:
-        """A query that is a paper's title or arXiv id, as typed or pasted, asks for that paper:
-        it goes first, whatever the scores say (a shorter title sharing most of its words can
-        outscore it: "three dimensional viscous wakes" for "three dimensional effects in viscous
-        wakes"; an id matches no word at all). The suite's requests are never a title, so its
-        figures do not move."""
-        titled = store.rowids_named(pq.raw) if store is not None else []
-        constraint = self._constraint(pq, filters) if titled else None
-        if titled and constraint is not None and self.lexical is not None:
-            allowed = self.lexical.restrict(titled, constraint)
-            titled = [r for r in titled if r in allowed]
-        if not titled:
+        """A query that is a paper's title, arXiv id or DOI, as typed or pasted, asks for that
+        paper: it goes first, whatever the scores say (a shorter title sharing most of its words
+        can outscore it: "three dimensional viscous wakes" for "three dimensional effects in
+        viscous wakes"; an id matches no word at all). The suite's requests are never a title,
+        so its figures do not move."""
+        named = store.rowids_named(pq.raw) if store is not None else []
+        constraint = self._constraint(pq, filters) if named else None
+        if named and constraint is not None and self.lexical is not None:
+            allowed = self.lexical.restrict(named, constraint)
+            named = [r for r in named if r in allowed]
+        if not named:
             return out
         top = (out.scores[0] if out.scores else 0.0) + 1.0
-        rest = [(r, s) for r, s in zip(out.rids, out.scores, strict=True) if r not in titled]
-        found = len(set(titled) - set(out.rids))
-        return Ranking(titled + [r for r, _ in rest], [top] * len(titled) + [s for _, s in rest], out.total + found)
+        rest = [(r, s) for r, s in zip(out.rids, out.scores, strict=True) if r not in named]
+        found = len(set(named) - set(out.rids))
+        return Ranking(named + [r for r, _ in rest], [top] * len(named) + [s for _, s in rest], out.total + found)
 
     def _qvec(self, text: str) -> np.ndarray:
         with self._cache_lock:
