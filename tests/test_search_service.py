@@ -6,7 +6,6 @@ real embedding model; no server."""
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from paperfeed.web.searching import SearchService
 from tests.helpers import TOPIC_TITLES, run_cli
 
 pytestmark = pytest.mark.slow  # loads the embedding model and embeds the papers
-
-SERVICE_THREADS = {"search-warmup", "search-catch-up", "index-follow"}
-
-
-def _service_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name in SERVICE_THREADS]
-
 
 def test_stop_waits_for_the_catch_up_and_starts_no_other(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -44,14 +36,14 @@ def test_stop_waits_for_the_catch_up_and_starts_no_other(tmp_path: Path) -> None
             # a change, its catch-up started, then stop: the catch-up is waited for, not abandoned
             assert store.set_hidden(ids[0], True)
             svc.catch_up_in_background(store)
-            assert _service_threads()
+            assert "index-follow" in {t.name for t in svc.background_threads()}
             svc.stop(timeout=300)
-            assert not _service_threads()
+            assert not svc.background_threads()
             assert svc.search(store, "measured", limit=50).total == len(TITLES) - 1
             # a change after stop starts no catch-up, and the follower has ended
             assert store.set_hidden(ids[1], True)
             svc.catch_up_in_background(store)
-            assert not _service_threads()
+            assert not svc.background_threads()
         finally:
             pool.release(store)
     finally:

@@ -120,6 +120,12 @@ class SearchService:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
 
+    def background_threads(self) -> list[threading.Thread]:
+        """The threads this service started that are still running (warm-up, catch-ups, the
+        index follower)."""
+        with self._threads_lock:
+            return [t for t in self._threads if t.is_alive()]
+
     def stop(self, timeout: float = 10.0) -> None:
         """At shutdown, before the store pool closes: start no more catch-ups and wait up to
         `timeout` seconds for the running ones, so none of them reaches for a closed pool or a
