@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,10 +39,22 @@ MIN_QUERIES = 30  # fewer, and a collection's figure is mostly noise
 
 
 def _docs(corpus: Path) -> Iterator[dict]:
+    """The documents of a corpus.jsonl; a line that is not one (bad JSON, no string `_id`, a
+    title or text that is not a string) is named on stderr and left out."""
     with corpus.open("rb") as f:
-        for line in f:
-            if line.strip():
-                yield orjson.loads(line)
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                print(f"{corpus}:{n}: not JSON ({exc}), left out", file=sys.stderr)
+                continue
+            if not (isinstance(d, dict) and isinstance(d.get("_id"), str)
+                    and all(isinstance(d.get(k) or "", str) for k in ("title", "text"))):  # fmt: skip
+                print(f"{corpus}:{n}: not a document (a string _id, title and text), left out", file=sys.stderr)
+                continue
+            yield d
 
 
 def _write(out: Path, docs: list[dict], queries: list[tuple[str, str]]) -> None:
@@ -97,9 +110,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", type=Path, help="a folder of BEIR collections (e.g. ../shared/ir)")
     ap.add_argument("out", type=Path, help="where the derived collections are written")
-    ap.add_argument("--queries", type=int, default=150, help="queries per derived collection")
+    ap.add_argument("--queries", type=int, default=150, help="queries per derived collection (1 or more)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
+    if not args.suite.is_dir():
+        ap.error(f"{args.suite} is not a folder")
+    if args.queries < 1:
+        ap.error("--queries must be 1 or more")
     for root in sorted(p for p in args.suite.iterdir() if (p / "corpus.jsonl").is_file()):
         docs = list(_docs(root / "corpus.jsonl"))
         for kind, derive in (("ki", known_item), ("title", title_lookup), ("ict", inverse_cloze)):

@@ -65,3 +65,19 @@ def test_known_item_and_inverse_cloze_collections(tmp_path: Path) -> None:
     for name in ("tiny-ki", "tiny-title", "tiny-ict"):
         for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
             assert (tmp_path / "out" / name / part).read_bytes() == (tmp_path / "again" / name / part).read_bytes()
+
+
+def test_bad_lines_and_arguments_get_a_clear_message(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    corpus = suite / "tiny" / "corpus.jsonl"
+    corpus.write_text(corpus.read_text() + "{not json\n" + json.dumps({"_id": 5, "text": "x"}) + "\n")
+    proc = _derive(suite, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{corpus}:81: not JSON" in proc.stderr and f"{corpus}:82: not a document" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(load_collection(tmp_path / "out" / "tiny-ict").queries) == 30  # the good lines kept
+    missing = _derive(tmp_path / "nowhere", tmp_path / "out2")
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr and "Traceback" not in missing.stderr
+    zero = subprocess.run([sys.executable, str(SCRIPT), str(suite), str(tmp_path / "out3"), "--queries", "0"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert zero.returncode == 2 and "--queries must be 1 or more" in zero.stderr
