@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from paperfeed.eval import build, load_collection
 from paperfeed.eval.recommend import ndcg_at, recall_at, split_users
+from paperfeed.index.sync import embed_text
 from paperfeed.search import Searcher
+from paperfeed.search.rec_features import terms
 from paperfeed.search.recommend import ModelCache, RecommendError, recommend, train
 from paperfeed.store import open_store
 
@@ -148,15 +150,16 @@ def test_why_points_at_a_saved_paper_and_shared_words(indexed: Path):
     with open_store(indexed) as store:
         s = Searcher(indexed, auto_sync=False)
         recs = recommend(train(s, store, saved), s, store, exclude=saved, k=6)
-        texts = {p.rowid: (p.title + " " + p.abstract).lower() for p in store.get_by_rowids(list(ids.values()))}
+        texts = {p.rowid: set(terms(embed_text(p))) for p in store.get_by_rowids(list(ids.values()))}
     back = {r: e for e, r in ids.items()}
     assert recs
     for r in recs:
         assert r.nearest_rowid in saved
         assert _topic(back[r.rowid]) == _topic(back[r.nearest_rowid])  # sailing explained by sailing
         assert r.shared_terms, r
-        for term in r.shared_terms:
+        for term in r.shared_terms:  # a word or a pair of adjacent words of both papers
             assert term in texts[r.rowid] and term in texts[r.nearest_rowid]
+    assert any(" " in t for r in recs for t in r.shared_terms)  # "honey bees", "sailing yachts"
 
 
 def test_exclude_and_candidates_are_respected(indexed: Path):
@@ -285,6 +288,20 @@ def test_eval_recommend_json_has_the_protocol_keys(coll_dir: Path):
     assert set(obj) == {"ndcg@10", "recall@100", "users"}
     assert obj["users"] == 3
     assert obj["ndcg@10"] > 0.8 and obj["recall@100"] == 1.0
+
+
+def test_eval_recommend_why_measures_the_explanations_against_the_requests(coll_dir: Path):
+    from paperfeed.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--why", "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"ndcg@10", "recall@100", "users", "why@10"}
+    # the requests are the topic words ("sail", "bake", "bees"), which the explanations of a
+    # library of one topic name: "sailing" and "bees" stem to them
+    assert 0.3 < obj["why@10"] <= 1.0
+    text = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--why"]).output
+    assert "why terms found in the reader's request" in text
 
 
 def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):

@@ -19,10 +19,13 @@ import orjson
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep each collection's data directory in DIR/NAME and reuse it on the next run "
                    "(ingest and embedding done once).")  # fmt: skip
+@click.option("--why", is_flag=True,
+              help="Also measure the explanations: the share of the terms shown with each reader's top 10 "
+                   "that the reader's request (never shown to the recommender) contains (JSON: why@10).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)
 def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, workdir: Path | None,
-                   as_json: bool, progress: bool | None) -> None:  # fmt: skip
+                   why: bool, as_json: bool, progress: bool | None) -> None:  # fmt: skip
     """Measure recommendations on BEIR-layout collections. Every query with at least 4 relevant
     documents is a reader: the first half of its relevant documents (in sha1 order of
     "query:doc") is the library, the rest is held out; the recommender sees only the library and
@@ -42,7 +45,7 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
         try:
             keep = workdir / Path(directory).resolve().name if workdir is not None else None
             with throwaway_sqlite():  # its data directories are throw-away (or --workdir's own)
-                coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep)
+                coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep, why=why)
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         out = runs[0].to_dict()
@@ -69,6 +72,8 @@ def _print(directory: str, runs: list[Any]) -> None:
     click.echo(f"{'run':<18}{'nDCG@10':>10}{'recall@100':>12}")
     for r in runs:
         click.echo(f"{r.name:<18}{r.ndcg:>10.4f}{r.recall:>12.4f}")
+    if runs[0].why is not None:
+        click.echo(f"why terms found in the reader's request: {runs[0].why:.3f}")
     if len(runs) > 1:
         best = max(r.ndcg for r in runs[1:])
         if best > 0:

@@ -74,9 +74,13 @@ class RecRun:
     users: int
     seconds: float
     per_user: dict[str, float]
+    why: float | None = None  # with --why: see `why_in_request`
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ndcg@10": round(self.ndcg, 4), "recall@100": round(self.recall, 4), "users": self.users}
+        out: dict[str, Any] = {"ndcg@10": round(self.ndcg, 4), "recall@100": round(self.recall, 4), "users": self.users}
+        if self.why is not None:
+            out["why@10"] = round(self.why, 4)
+        return out
 
 
 def score_rankings(name: str, users: list[User], rankings: dict[str, list[str]], seconds: float) -> RecRun:
@@ -91,15 +95,30 @@ def score_rankings(name: str, users: list[User], rankings: dict[str, list[str]],
     return RecRun(name, sum(nd.values()) / n if n else 0.0, sum(rc) / n if n else 0.0, n, seconds, nd)
 
 
-def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, progress: bool = False
-                     ) -> dict[str, list[str]]:  # fmt: skip
-    """Each user's top DEPTH documents by paperfeed's recommender, as collection doc ids."""
+def why_in_request(shown: Sequence[str], request: str) -> float:
+    """The share of the "why" terms shown with a recommendation that the reader's request (the
+    query, which the recommender never sees) contains: a term counts when one of its words does,
+    after stemming. It asks whether the explanation names what the reader is after."""
+    import Stemmer
+
+    from paperfeed.search.rec_features import words
+
+    stem = Stemmer.Stemmer("english").stemWords
+    wanted = set(stem(words(request)))
+    return sum(any(s in wanted for s in stem(t.split(" "))) for t in shown) / len(shown) if shown else 0.0
+
+
+def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, progress: bool = False,
+                     why: dict[str, float] | None = None) -> dict[str, list[str]]:  # fmt: skip
+    """Each user's top DEPTH documents by paperfeed's recommender, as collection doc ids. With
+    `why` (a dict), it also gets each user's mean `why_in_request` over the top 10 explained."""
     from paperfeed.eval import _source
     from paperfeed.search import Searcher
-    from paperfeed.search.recommend import RecommendError, recommend, train
+    from paperfeed.search.recommend import ExplainMemo, RecommendError, explain_many, recommend, train
     from paperfeed.store import open_store
 
     out: dict[str, list[str]] = {}
+    memo = ExplainMemo()
     with open_store(data_dir) as store:
         searcher = Searcher(data_dir, auto_sync=False)
         ext = dict(store.conn.execute(
@@ -116,6 +135,10 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
                 continue
             recs = recommend(model, searcher, store, exclude=lib, k=DEPTH, explain=False)
             out[u.query_id] = [back[r.rowid] for r in recs if r.rowid in back]
+            if why is not None:
+                (items,) = explain_many([(model, [r.rowid for r in recs[:10]])], searcher, store, memo)
+                shares = [why_in_request(terms, coll.queries[u.query_id]) for _, terms in items if terms]
+                why[u.query_id] = sum(shares) / len(shares) if shares else 0.0
     return out
 
 
@@ -191,10 +214,11 @@ def _plain_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
 
 
 def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False,
-                       keep: Path | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
+                       keep: Path | None = None, why: bool = False) -> tuple[Collection, list[RecRun]]:  # fmt: skip
     """paperfeed's recommender on one collection (and, with `baseline`, the two baselines).
     With `keep`, the data directory is kept there, and one already built there is reused (the
-    corpus is ingested and embedded once while the recommender is being worked on)."""
+    corpus is ingested and embedded once while the recommender is being worked on). With `why`,
+    the product's run also gets `why` (`why_in_request` averaged over readers)."""
     coll = load_collection(root)
     users = split_users(coll.qrels)
     if not users:
@@ -205,8 +229,11 @@ def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = F
             build(coll, data_dir, progress=progress)
             (data_dir / BUILT).write_text(str(coll.corpus))
         t0 = time.perf_counter()
-        ranked = product_rankings(coll, users, data_dir, progress=progress)
+        shares: dict[str, float] | None = {} if why else None
+        ranked = product_rankings(coll, users, data_dir, progress=progress, why=shares)
         runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]
+        if shares is not None:
+            runs[0].why = sum(shares.values()) / len(users)
     if baseline:
         t0 = time.perf_counter()
         base = baseline_rankings(coll, users, keep)

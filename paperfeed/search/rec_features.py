@@ -53,13 +53,15 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and not w.isdigit()]
 
 
-def _analyzer(text: str) -> list[str]:
+def terms(text: str) -> list[str]:
+    """The lexical features' terms of a text: its `words` and each pair of adjacent ones
+    ("low rank", "fine tuning")."""
     ws = words(text)
     return ws + [f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)]
 
 
 _HASHER = HashingVectorizer(
-    analyzer=_analyzer, n_features=N_FEATURES, alternate_sign=False, norm=None, dtype=np.float32
+    analyzer=terms, n_features=N_FEATURES, alternate_sign=False, norm=None, dtype=np.float32
 )
 
 
