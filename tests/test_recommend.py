@@ -15,7 +15,7 @@ from paperfeed.eval import build, load_collection
 from paperfeed.eval.recommend import ndcg_at, recall_at, split_users
 from paperfeed.index.sync import embed_text
 from paperfeed.search import Searcher
-from paperfeed.search.rec_features import terms
+from paperfeed.search.rec_features import terms, words
 from paperfeed.search.recommend import ModelCache, RecommendError, recommend, train
 from paperfeed.store import open_store
 
@@ -158,7 +158,8 @@ def test_why_points_at_a_saved_paper_and_shared_words(indexed: Path):
         assert _topic(back[r.rowid]) == _topic(back[r.nearest_rowid])  # sailing explained by sailing
         assert r.shared_terms, r
         for term in r.shared_terms:  # a word or a pair of adjacent words of both papers
-            assert term in texts[r.rowid] and term in texts[r.nearest_rowid]
+            key = " ".join(words(term))  # as shown: "low-rank" is the pair "low rank"
+            assert key in texts[r.rowid] and key in texts[r.nearest_rowid]
     assert any(" " in t for r in recs for t in r.shared_terms)  # "honey bees", "sailing yachts"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from paperfeed.eval.recommend import why_in_request
 from paperfeed.search.rec_features import N_FEATURES, term_column, terms
-from paperfeed.search.recommend import SHARED_TERMS, Recommender, why_terms
+from paperfeed.search.recommend import SHARED_TERMS, Recommender, Wording, why_terms
 
 
 def _model(weights: dict[str, float]) -> Recommender:
@@ -55,6 +55,21 @@ def test_with_no_term_in_favour_the_rarest_shared_words_are_named():
     got = why_terms(model, {"common", "vortex", "wing", "vortex wing"}, term_column, idf)
     assert got == ("vortex", "wing", "common")  # words only, rarest first
     assert why_terms(model, set(), term_column, idf) == ()
+
+
+def test_a_term_is_shown_as_written_and_never_as_a_fragment():
+    w = Wording("Sparse Fine-Tuning of low-rank adapters: the rank of the update, matrix and flow")
+    assert w.form("fine tuning") == "fine-tuning"
+    assert w.form("low rank") == "low-rank"
+    assert w.form("fine") is None  # only inside "fine-tuning"
+    assert w.form("sparse fine") is None  # splits "fine-tuning"
+    assert w.form("rank update") == "rank of the update"  # common words between are kept
+    assert w.form("update matrix") is None  # a comma between: not one phrase
+    assert w.form("adapters rank") is None  # a colon between
+    assert w.form("rank") == "rank" and w.form("absent") is None
+    model = _model({"fine": 0.9, "sparse fine": 0.8, "fine tuning": 0.7, "update": 0.6, "rank": 0.5})
+    shared = {"fine", "sparse fine", "fine tuning", "update", "rank"}
+    assert why_terms(model, shared, term_column, _idf({}), w.form) == ("fine-tuning", "update", "rank")
 
 
 def test_why_in_request_counts_terms_by_stemmed_words():
