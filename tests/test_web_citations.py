@@ -44,6 +44,10 @@ PAPERS = [
     Paper(title=HOSTILE_TITLE, abstract='<img src=x onerror=alert(1)> "quoted"', authors=['<b>Eve</b> "the" hacker'],
           categories=["cs.CR"], feed_date=DAY, sources=["jsonl"]),
 ]  # fmt: skip
+LATEX_DAY = "2026-11-18"
+LATEX_TITLE = r"Erd\H{o}s--R\'enyi graphs: {\em sparse} limits of $G(n,p)$"
+LATEX_PAPER = Paper(title=LATEX_TITLE, abstract=r"We bound the {\em weighting vector}, 10\% faster; see ``Fig.~2''.",
+                    categories=["math.CO"], feed_date=LATEX_DAY, sources=["jsonl"])  # fmt: skip
 BUSY_DAY = "2026-11-19"  # 120 papers: three pages of the daily list
 FILLERS = [Paper(title=f"Filler paper number {i}", abstract="Filler.", authors=["Filler Person"],
                  categories=["math.CO"], feed_date=BUSY_DAY, sources=["jsonl"]) for i in range(120)]  # fmt: skip
@@ -53,7 +57,7 @@ FILLERS = [Paper(title=f"Filler paper number {i}", abstract="Filler.", authors=[
 def srv() -> LiveServer:
     root = Path(tempfile.mkdtemp(prefix="paperfeed-cite-"))
     with open_store(root / "data") as store:
-        store.upsert_papers(PAPERS + FILLERS)
+        store.upsert_papers([*PAPERS, *FILLERS, LATEX_PAPER])
     server = start_server(root / "data", warm_search=False, rate_limit_scale=1000.0)
     yield server
     server.stop()
@@ -564,6 +568,22 @@ def test_tex_in_titles_and_abstracts_is_mathml_on_the_page(client: httpx.Client,
     assert head_tags(page).values("citation_title") == [TEX_TITLE]
     daily = client.get("/", params={"date": DAY}).text
     assert "<mi>α</mi>" in daily
+
+
+def test_text_mode_latex_reads_as_typeset_on_pages_and_feeds(client: httpx.Client, srv: LiveServer) -> None:
+    page = client.get(f"/papers/{paper_id(srv, LATEX_TITLE)}").text
+    h1 = page[page.index('<h1 class="title">') : page.index("</h1>")]
+    assert h1.startswith('<h1 class="title">Erdős–Rényi graphs: sparse limits of <math')
+    assert "<title>Erdős–Rényi graphs: sparse limits of $G(n,p)$" in page  # no markup in a <title>
+    assert "We bound the weighting vector, 10% faster; see “Fig.\u00a02”." in html.unescape(page)
+    abstract = page[page.index('<p class="fullabstract">') :]
+    abstract = abstract[: abstract.index("</p>")]
+    assert "\\" not in h1 + abstract and "``" not in abstract  # (the BibTeX block keeps the TeX)
+    assert head_tags(page).values("citation_title") == [LATEX_TITLE]  # reference managers keep TeX
+    feed = feedparser.parse(client.get("/feeds/daily.atom", params={"date": LATEX_DAY}).content)
+    (entry,) = feed.entries
+    assert entry.title == "Erdős–Rényi graphs: sparse limits of $G(n,p)$"
+    assert entry.summary == "We bound the weighting vector, 10% faster; see “Fig.\u00a02”."
 
 
 @pytest.mark.parametrize(

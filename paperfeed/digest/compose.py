@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from paperfeed.config import Settings
 from paperfeed.digest import tokens
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 from paperfeed.store.subscriptions import Subscription
 
@@ -160,17 +161,18 @@ build_message = _build
 
 
 def _paper_view(base: str, p: Paper, votes: int | None) -> dict:
+    title = " ".join(plain_text(p.title).split())
     return {
-        "title": " ".join(p.title.split()),
+        "title": title,
         "url": f"{base}/papers/{urllib.parse.quote(p.id)}",
         "authors": authors_line(p.authors),
-        "excerpt": excerpt(p.abstract),
+        "excerpt": excerpt(plain_text(p.abstract)),
         "pdf": p.default_links().get("pdf"),
         "votes": votes,
         "meta": " · ".join(x for x in (p.feed_date or p.published, ", ".join(p.categories[:6]),
                                        f"arXiv:{p.arxiv_id}" if p.arxiv_id else "") if x),  # fmt: skip
         # every link in a mail says where it goes: a row of identical "PDF" links does not
-        "pdf_label": f"PDF of arXiv:{p.arxiv_id}" if p.arxiv_id else f"PDF of “{_short(' '.join(p.title.split()), 40)}”",
+        "pdf_label": f"PDF of arXiv:{p.arxiv_id}" if p.arxiv_id else f"PDF of “{_short(title, 40)}”",
     }
 
 

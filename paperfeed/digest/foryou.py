@@ -27,6 +27,7 @@ from paperfeed.digest import compose
 from paperfeed.digest.periods import iso, period_key
 from paperfeed.digest.sender import DryRunSender
 from paperfeed.digest.validate import SubscriptionError, clean_period
+from paperfeed.latex import plain_text
 from paperfeed.search.foryou import ForYouItem, Request, for_you_many
 from paperfeed.search.recommend import ExplainMemo, ModelCache
 from paperfeed.search.searcher import Searcher
@@ -96,7 +97,7 @@ def _why(item: ForYouItem, from_follows: bool) -> str:
     if item.nearest is not None:
         terms = f"; shares {', '.join(item.shared_terms)}" if item.shared_terms else ""
         whose = " (by an author you follow)" if from_follows else ", which you saved"
-        parts.append(f"Like “{' '.join(item.nearest.title.split())}”{whose}{terms}.")
+        parts.append(f"Like “{' '.join(plain_text(item.nearest.title).split())}”{whose}{terms}.")
     return " ".join(parts)
 
 

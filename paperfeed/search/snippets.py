@@ -1,7 +1,9 @@
 """Highlighted snippets: the part of an abstract that best matches the query.
 
 Output is safe HTML: every character of the paper's text is escaped, and the only markup is
-<mark>...</mark> around words whose stem is a query term, so the web can render it as is.
+<mark>...</mark> around words whose stem is a query term, so the web can render it as is. The
+text is first given its text-mode LaTeX as readers expect it (`paperfeed.latex.plain_text`:
+"{\\em Erd\\H{o}s}" reads "Erdős"), as the pages show titles and abstracts.
 Words are matched by stem (the same Snowball English stemmer as the index), so "weighting"
 in the query highlights "weighted" and "weights".
 """
@@ -13,6 +15,8 @@ import re
 from collections.abc import Iterable
 
 import Stemmer
+
+from paperfeed.latex import plain_text
 
 _STEMMER = Stemmer.Stemmer("english")
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -40,6 +44,7 @@ def _stems(words: list[str]) -> list[str]:
 def highlight(text: str, terms: Iterable[str]) -> str:
     """All of `text`, escaped, with matching words marked (titles)."""
     terms = set(terms)
+    text = plain_text(text)
     spans = list(_TOKEN_RE.finditer(text))
     if not spans or not terms:
         return html.escape(text)
@@ -52,7 +57,7 @@ def snippet(
 ) -> str:
     """The window of about `window` words with the most distinct query terms, escaped and marked."""
     terms = set(terms)
-    text = text or ""
+    text = plain_text(text)
     spans = list(_TOKEN_RE.finditer(text))
     if not spans:
         return html.escape(text[:max_chars])

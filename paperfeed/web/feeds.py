@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 from paperfeed.search import QueryError
 from paperfeed.search.query import MAX_QUERY_CHARS
@@ -114,7 +115,7 @@ def atom(
     _el(feed, "icon", base + "/favicon.ico")
     for p in papers:
         entry = _el(feed, "entry")
-        _el(entry, "title", p.title, type="text")
+        _el(entry, "title", plain_text(p.title), type="text")
         url = f"{base}/papers/{p.id}"
         _el(entry, "id", url)
         _el(entry, "link", rel="alternate", href=url, type="text/html")
@@ -129,7 +130,7 @@ def atom(
             _el(_el(entry, "author"), "name", a)
         for c in p.categories:
             _el(entry, "category", term=c)
-        _el(entry, "summary", p.abstract, type="text")
+        _el(entry, "summary", plain_text(p.abstract), type="text")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return cached(request, body, ATOM, newest)
 

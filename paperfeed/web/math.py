@@ -1,4 +1,5 @@
-"""TeX in titles and abstracts ($\\alpha_1$, $\\ell_\\infty$) rendered on the server as MathML.
+"""TeX in titles and abstracts ($\\alpha_1$, $\\ell_\\infty$) rendered on the server as MathML,
+and the text around it as readers expect it (accents, dashes, font switches: paperfeed.latex).
 
 Browsers draw MathML natively, so nothing is fetched from a CDN and no script or inline
 style is needed under the site's CSP. The converter's output is not trusted: it copies
@@ -16,7 +17,8 @@ from functools import lru_cache
 from latex2mathml.converter import convert
 from markupsafe import Markup, escape
 
-_MATH_SPAN = re.compile(r"\$([^$\n]{1,300})\$")
+from paperfeed.latex import MATH_SPAN, text_mode
+
 _NS = "{http://www.w3.org/1998/Math/MathML}"
 _TAGS = frozenset(
     [
@@ -112,13 +114,14 @@ def formula(tex: str) -> Markup | None:
 
 
 def render_tex(text: str | None) -> Markup:
-    """`text` escaped, with each $...$ span turned into MathML where that is possible."""
+    """`text` escaped, with each $...$ span turned into MathML where that is possible and the
+    text between in `text_mode`."""
     text = text or ""
     out: list[str] = []
     pos = 0
-    for m in _MATH_SPAN.finditer(text):
-        out.append(escape(text[pos : m.start()]))
+    for m in MATH_SPAN.finditer(text):
+        out.append(escape(text_mode(text[pos : m.start()])))
         out.append(formula(m.group(1)) or escape(m.group(0)))
         pos = m.end()
-    out.append(escape(text[pos:]))
+    out.append(escape(text_mode(text[pos:])))
     return Markup("".join(out))

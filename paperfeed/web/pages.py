@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 from paperfeed.store import Store
 from paperfeed.store import accounts as acc
@@ -289,7 +290,7 @@ def citation_meta(p: Paper, arxiv: dict | None) -> dict[str, Any]:
     paper entered this site's feed is not a publication date, so it is never used.
     """
     date = p.published or (arxiv or {}).get("created") or None
-    words = " ".join(p.abstract.split())
+    words = " ".join(plain_text(p.abstract).split())
     description = words if len(words) <= 300 else words[:297].rsplit(" ", 1)[0] + "…"
     return {"date": (date or "")[:10].replace("-", "/") or None, "iso_date": (date or "")[:10] or None,
             "journal": (arxiv or {}).get("journal_ref") or None, "description": description}  # fmt: skip

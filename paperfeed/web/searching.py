@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 
 from paperfeed.index import sync
 from paperfeed.index.damage import IndexDamaged
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 from paperfeed.search import Filters, Hit, Searcher, open_searcher, parse_query
 from paperfeed.search.query import check_query
@@ -80,7 +81,7 @@ def safe_snippet(text: str) -> Markup:
 def _shown(hit: Hit) -> Hit:
     """`hit` with its snippet and title as Markup the templates can print as they are."""
     return Hit(paper=hit.paper, score=hit.score, rank=hit.rank,
-               snippet=safe_snippet(hit.snippet or str(escape(hit.paper.abstract[:320]))),
+               snippet=safe_snippet(hit.snippet or str(escape(plain_text(hit.paper.abstract)[:320]))),
                title_html=safe_snippet(hit.title_html) if hit.title_html else "")  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from paperfeed.latex import plain_text
 from paperfeed.web.deps import csrf_token, get_settings, load_user
 from paperfeed.web.library_marks import LibraryMarks
 from paperfeed.web.math import render_tex
@@ -29,6 +30,7 @@ templates = Jinja2Templates(env=_env)
 
 
 _env.filters["tex"] = render_tex
+_env.filters["plain"] = plain_text  # where no markup may go (<title>, attributes, hidden labels)
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
