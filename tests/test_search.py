@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from paperfeed.index import sync
 from paperfeed.ingest import ingest_paths
+from paperfeed.latex import plain_text
 from paperfeed.search import QueryError, open_searcher
 from paperfeed.store import open_store
 
@@ -81,8 +82,9 @@ def test_snippets_are_marked_and_escaped(seeded):
     for h in res.hits:
         bare = h.snippet.replace("<mark>", "").replace("</mark>", "")
         assert "<" not in bare and ">" not in bare
-        # unescaping gives back the paper's own text
-        assert html.unescape(bare).strip(" …")[:30] in h.paper.abstract
+        # unescaping gives back the paper's own text, as typeset ("{\em weighting vector}" reads
+        # "weighting vector")
+        assert html.unescape(bare).strip(" …")[:30] in plain_text(h.paper.abstract)
 
 
 def test_pagination_is_consistent(seeded):
@@ -404,3 +406,26 @@ def test_a_query_that_is_a_papers_title_arxiv_id_or_doi_finds_that_paper_first(t
         sync(store, data)
         assert store.rowids_named(query) == []
         assert asked not in {h.paper.rowid for h in s.search(query, store=store, limit=3).hits}
+
+
+@pytest.mark.usefixtures("own_database")  # writes: not into the module's corpus
+def test_latex_accents_are_found_with_or_without_the_accent(tmp_path):
+    """arXiv writes "Schr\\"odinger" and "Erd\\H{o}s": the index reads them as typeset and folds
+    accents, so "Schrödinger", "Schrodinger" and "Erdős" find them, and the snippet marks them."""
+    data = tmp_path / "d"
+    extra = tmp_path / "tex.jsonl"
+    rows = [{"id": "t1", "title": r"Bound states of the nonlinear Schr\"odinger equation",
+             "abstract": r"We study solitons of the Schr\"{o}dinger equation on {\em Erd\H{o}s--R\'enyi} graphs."},
+            {"id": "t2", "title": "Solitons on lattices", "abstract": "Discrete solitons and their stability."}]  # fmt: skip
+    extra.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    with open_store(data) as store:
+        ingest_paths(store, [SEEDS[0], extra])
+        sync(store, data)
+        s = open_searcher(data, store)
+        for query in ("Schrödinger solitons", "schrodinger solitons", "Erdős Rényi graphs", "erdos renyi"):
+            res = s.search(query, store=store, mode="lexical", limit=3)
+            assert res.hits and res.hits[0].paper.title.startswith("Bound states"), query
+        hit = s.search("Schrödinger", store=store, mode="lexical", limit=1).hits[0]
+        assert "<mark>Schrödinger</mark>" in hit.snippet and "Erdős–Rényi" in hit.snippet
+        assert "<mark>Schrödinger</mark>" in hit.title_html
+        assert not s.search('"em"', store=store, mode="lexical", limit=3).hits  # {\em ...} adds no word

@@ -31,18 +31,25 @@ import logging
 import math
 import re
 import shutil
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
 
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analysers change: an index of another version is rebuilt.
-SCHEMA_VERSION = 3  # 2: the "pairs" field; 3: one "text" field instead of title + abstract
+SCHEMA_VERSION = 4  # 2: the "pairs" field; 3: one "text" field instead of title + abstract; 4: folded accents
+
+# Accents are folded (tantivy's ASCII folding, `fold` for the pairs) and papers are indexed as
+# they read (`paperfeed.latex.plain_text`): "Schr\\"odinger" in an arXiv abstract is the word
+# "schrodinger", which "Schrödinger" and "Schrodinger" both find, and "{\\em x}" adds no word
+# "em". The suite's collections are plain ASCII, so their figures do not move.
 
 # One BM25 over title + abstract, not a sum of per-field BM25 scores. Summing fields scores a
 # word twice when it is in both, gives short titles a length normalisation of their own, and has
@@ -93,9 +100,9 @@ F_EXACT = "exact"  # title + abstract, lowercased, not stemmed, no stopwords rem
 F_PAIRS = "pairs"  # adjacent content words of title, of abstract: "effective_rank"
 F_DATE = "date"  # yyyymmdd as an integer: published date, else feed date
 
-TOK_TEXT = "pf_en"  # lowercase, Lucene stopwords, English (Porter2) stemming
+TOK_TEXT = "pf_en"  # lowercase, ASCII folding, Lucene stopwords, English (Porter2) stemming
 TOK_NAME = "pf_name"  # lowercase, ASCII folding, no stemming: author names
-TOK_EXACT = "pf_exact"  # lowercase only
+TOK_EXACT = "pf_exact"  # lowercase, ASCII folding
 TOK_RAW = "raw"  # exact values: categories, sources
 TOK_PAIRS = "pf_pairs"  # whitespace: the pair terms are made in Python (see doc_pairs)
 
@@ -105,6 +112,7 @@ def _text_analyzer(stopwords: Iterable[str] | None) -> tantivy.TextAnalyzer:
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(MAX_TOKEN_LEN))
         .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
     )
     b = (
         b.filter(tantivy.Filter.stopword("english"))
@@ -129,6 +137,7 @@ def _exact_analyzer() -> tantivy.TextAnalyzer:
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(MAX_TOKEN_LEN))
         .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
         .build()
     )
 
@@ -432,9 +441,10 @@ class _Writer:
 def _to_doc(p: Paper) -> tantivy.Document:
     d = tantivy.Document()
     d.add_integer(F_RID, p.rowid)
-    d.add_text(F_TEXT, f"{p.title or ''}\n{p.abstract or ''}")
-    d.add_text(F_EXACT, f"{p.title or ''}\n{p.abstract or ''}")
-    d.add_text(F_PAIRS, f"{doc_pairs(p.title or '')} {doc_pairs(p.abstract or '')}")
+    title, abstract = plain_text(p.title), plain_text(p.abstract)
+    d.add_text(F_TEXT, f"{title}\n{abstract}")
+    d.add_text(F_EXACT, f"{title}\n{abstract}")
+    d.add_text(F_PAIRS, f"{doc_pairs(title)} {doc_pairs(abstract)}")
     for a in p.authors:
         d.add_text(F_AUTHORS, a)
     for c in p.categories:
@@ -465,12 +475,26 @@ def pair_term(w1: str, w2: str) -> str:
     return f"{w1}_{w2}"
 
 
+_FOLD_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d",
+                               "þ": "th", "ı": "i"})  # fmt: skip
+
+
+def fold(word: str) -> str:
+    """A lower-cased word without its accents ("schrödinger" -> "schrodinger"), as tantivy's ASCII
+    folding makes the indexed words: for the pairs, which are made here, and the snippets."""
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word.translate(_FOLD_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _adjacent(text: str) -> Iterator[tuple[str, str, int]]:
     """(word, next word, position gap) for neighbouring content words of `text`: lower-cased,
-    unstemmed, stopwords skipped but kept in the gap ("angle of attack" -> angle, attack, 2)."""
+    folded, unstemmed, stopwords skipped but kept in the gap ("angle of attack" -> angle, attack,
+    2)."""
     toks = []
     for pos, word in enumerate(_WORD_RE.findall(text)):
-        w = word.lower()
+        w = fold(word.lower())
         if len(w) <= MAX_TOKEN_LEN and w not in QUERY_STOPWORDS:
             toks.append((pos, w))
     for (p1, t1), (p2, t2) in zip(toks, toks[1:], strict=False):

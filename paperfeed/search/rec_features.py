@@ -40,6 +40,7 @@ from paperfeed.index.damage import IndexDamaged
 from paperfeed.index.generations import drop_stale, load_npy, read_meta, save_npy, write_meta, writer_lock
 from paperfeed.index.sync import PASSAGE_SLOTS, STORE_TOKEN_KEY, embed_text, index_dir
 from paperfeed.index.vectors import dequantize, quantize
+from paperfeed.latex import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ def words(text: str) -> list[str]:
     """Lowercased words of two characters or more, English stopwords and numbers left out: the
     unigrams of the lexical features, and the vocabulary the "why" terms are taken from."""
     return [w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and not w.isdigit()]
+
+
+def paper_text(p: Any) -> str:
+    """A paper's title and abstract as the lexical features read them: as typeset (no LaTeX
+    commands: "Schr\\"odinger" is "Schrödinger", not "schr" and "odinger")."""
+    return plain_text(embed_text(p))
 
 
 def terms(text: str) -> list[str]:
@@ -73,7 +80,7 @@ def term_column(term: str) -> int:
 COUNT_MAX = np.iinfo(np.uint16).max
 DOT_ROWS = 32_768
 FEATURES_DIR = "foryou"
-FEATURES_FORMAT = 1
+FEATURES_FORMAT = 2  # 2: papers read as typeset (paper_text)
 _ARRAYS = ("rowids", "dense", "scale", "data", "indices", "indptr", "df")
 
 
@@ -368,7 +375,7 @@ def _catch_up(
         fresh = [p for p in batch if not p.hidden and (p.title or p.abstract)]
         if fresh:
             fresh_parts.append(np.array([p.rowid for p in fresh], np.int64))
-            blocks.append(term_counts([embed_text(p) for p in fresh]))
+            blocks.append(term_counts([paper_text(p) for p in fresh]))
     gone = np.concatenate(gone_parts) if gone_parts else np.zeros(0, np.int64)
     fresh_ids = np.concatenate(fresh_parts) if fresh_parts else np.zeros(0, np.int64)
     keep = ~np.isin(old.rowids, gone)

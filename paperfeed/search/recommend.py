@@ -25,8 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from paperfeed.index.sync import embed_text
-from paperfeed.search.rec_features import CorpusFeatures, corpus_features, term_column, terms
+from paperfeed.search.rec_features import CorpusFeatures, corpus_features, paper_text, term_column, terms
 from paperfeed.search.searcher import Searcher
 from paperfeed.store import rec_models
 from paperfeed.store.papers import Store
@@ -527,7 +526,7 @@ class ExplainMemo:
         got = self.terms.get(rowid)
         if got is None:
             p = self.papers.get(rowid)
-            got = frozenset(terms(embed_text(p))) if p is not None else frozenset()
+            got = frozenset(terms(paper_text(p))) if p is not None else frozenset()
             self.terms[rowid] = got
         return got
 
@@ -542,7 +541,7 @@ class ExplainMemo:
         w = self.wordings.get(rowid)
         if w is None:
             p = self.papers.get(rowid)
-            w = self.wordings[rowid] = Wording(embed_text(p) if p is not None else "")
+            w = self.wordings[rowid] = Wording(paper_text(p) if p is not None else "")
         return w.form(term)
 
     def why(self, model: Recommender, rowid: int, near_id: int, idf: np.ndarray) -> tuple[str, ...]:

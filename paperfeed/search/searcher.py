@@ -131,6 +131,7 @@ import tantivy
 from paperfeed.index.handle import IndexHandle
 from paperfeed.index.lexical import LexicalIndex
 from paperfeed.index.sync import passage_owner
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 from paperfeed.search import snippets
 from paperfeed.search.fusion import fuse, max_merge, minmax, softmax_weights
@@ -601,9 +602,10 @@ def _matching(lex: Ranking, dense_ids: list[int], dense_scores: list[float], k: 
 
 
 def _texts(store: Store | None, rids: list[int]) -> dict[int, str]:
+    """The feedback papers' text as the index reads it (plain_text: no LaTeX commands)."""
     if store is None:
         return {}
-    return {p.rowid: f"{p.title} {p.abstract}" for p in store.get_by_rowids(rids)}
+    return {p.rowid: plain_text(f"{p.title} {p.abstract}") for p in store.get_by_rowids(rids)}
 
 
 def _any(queries: list[tantivy.Query]) -> tantivy.Query:

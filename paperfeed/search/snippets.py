@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import Stemmer
 
+from paperfeed.index.lexical import fold
 from paperfeed.latex import plain_text
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -36,7 +37,7 @@ def _stems(words: list[str]) -> list[str]:
     if missing:
         if len(cache) > _CACHE_MAX:
             cache.clear()
-        for w, st in zip(missing, _STEMMER.stemWords([w.lower() for w in missing]), strict=True):
+        for w, st in zip(missing, _STEMMER.stemWords([fold(w.lower()) for w in missing]), strict=True):
             cache[w] = st
     return [cache[w] for w in words]
 
