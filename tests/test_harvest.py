@@ -3,6 +3,7 @@ the real `paperfeed` command in subprocesses, real SQLite, real HTTP on 127.0.0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -283,6 +284,17 @@ def test_settings_choose_url_and_sets(server: ArxivOaiServer, data_dir: Path) ->
                 env={"PAPERFEED_ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
                      "PAPERFEED_ARXIV_SETS": "cs"})  # fmt: skip
     assert r.returncode == 2 and "cannot reach http://127.0.0.1:9/oai" in r.stderr
+
+
+def test_latex_in_author_names_is_typeset_as_in_the_snapshot(data_dir: Path) -> None:
+    # arXiv's OAI records write names in LaTeX; the snapshot's authors_parsed has them typeset,
+    # and the two must name the same person (follows, author search, exports)
+    rec = dataclasses.replace(make_records(1)[0], authors=[("Bal\\'azs", "Csaba"), ("Vina\\v{r}", "Tom\\'a\\v{s}")])
+    with ArxivOaiServer([rec], page_size=10) as srv:
+        r = harvest(data_dir, srv.url, "--from", day(-5))
+        assert r.returncode == 0, r.stderr
+    (paper,) = papers(data_dir)
+    assert paper["authors"] == ["Csaba Balázs", "Tomáš Vinař"]
 
 
 def test_add_one_paper_by_id(server: ArxivOaiServer, data_dir: Path) -> None:

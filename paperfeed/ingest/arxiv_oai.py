@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from paperfeed.ingest import arxiv
 from paperfeed.ingest.oai import Element, Record
+from paperfeed.latex import plain_text
 from paperfeed.models import Paper
 
 NS = "{http://arxiv.org/OAI/arXiv/}"
@@ -118,7 +119,9 @@ def to_record(rec: Record) -> ArxivRecord:
             for part in a:
                 slot = _NAME_SLOTS.get(part.tag)
                 if slot is not None and part.text:
-                    name[slot] = " ".join(part.text.split())
+                    # arXiv writes names in LaTeX ("Bal\\'azs"); the snapshot's authors_parsed has
+                    # them typeset ("Balázs"), and a harvested update must name the same people
+                    name[slot] = " ".join(plain_text(part.text).split())
             authors.append(name)
 
     def text(name: str) -> str | None:
