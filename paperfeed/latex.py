@@ -98,8 +98,8 @@ def _typeset(text: str) -> str:
 def plain_text(text: str | None) -> str:
     """`text` with its text-mode LaTeX as readers expect to see it; $...$ spans untouched."""
     text = text or ""
-    if not any(c in text for c in "\\-`~"):
-        return text
+    if "\\" not in text and "--" not in text and "``" not in text and "~" not in text:
+        return text  # most texts: nothing to do
     out: list[str] = []
     pos = 0
     for m in MATH_SPAN.finditer(text):

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from paperfeed.search.rec_features import CorpusFeatures, corpus_features, paper_text, term_column, terms
+from paperfeed.search.rec_features import CorpusFeatures, corpus_features, paper_text, term_column, words
 from paperfeed.search.searcher import Searcher
 from paperfeed.store import rec_models
 from paperfeed.store.papers import Store
@@ -417,45 +417,55 @@ def why_terms(model: Recommender, shared: Iterable[str], column: Callable[[str],
 
 
 class Wording:
-    """Where a text has each of its words, to show a why term as the text writes it."""
+    """A text's words as it writes them, to show a why term that way. It searches the
+    lower-cased text on demand (str.find, then a look at the neighbours): a page explains 50
+    papers, and tokenising each whole text up front cost more than the ranking."""
 
     MAX_BETWEEN = 3  # common words a pair may have between its two words ("flow over a plate")
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-        self.at: dict[str, list[int]] = {}
-        for i, (tok, _, _) in enumerate(self.tokens):
-            self.at.setdefault(tok, []).append(i)
+        self.low = text.lower()
 
     def form(self, term: str) -> str | None:
         """`term` (a word, or two joined by one space, as `rec_features.terms` makes them) as the
         text writes it, lower-cased: "low-rank", "flow over a plate". None when the text has it
         only as a fragment: inside a longer hyphenated word ("fine" of "fine-tuning", "sparse
         fine" of "sparse fine-tuning"), or across punctuation."""
+        low = self.low
         first, _, second = term.partition(" ")
-        for i in self.at.get(first, ()):
-            j = i if not second else self._pair_end(i, second)
-            if j is None:
-                continue
-            a, b = self.tokens[i][1], self.tokens[j][2]
-            if self.text[a - 1 : a] != "-" and self.text[b : b + 1] != "-":
-                return " ".join(self.text[a:b].lower().split())
+        i = low.find(first)
+        while i >= 0:
+            end: int | None = i + len(first)
+            if not (_joined(low, i - 1) or _is_word(low, end)):
+                end = self._pair_end(end, second) if second else end
+                if end is not None and not _joined(low, end):
+                    return " ".join(low[i:end].split())
+            i = low.find(first, i + 1)
         return None
 
-    def _pair_end(self, i: int, second: str) -> int | None:
-        for j in range(i + 1, min(i + 2 + self.MAX_BETWEEN, len(self.tokens))):
-            gap = self.text[self.tokens[j - 1][2] : self.tokens[j][1]]
-            if gap.strip(" \t\n-"):
+    def _pair_end(self, pos: int, second: str) -> int | None:
+        for _ in range(self.MAX_BETWEEN + 1):
+            m = _NEXT_WORD.match(self.low, pos)
+            if m is None:
                 return None  # punctuation between: not one phrase
-            if self.tokens[j][0] == second:
-                return j
-            if self.tokens[j][0] not in ENGLISH_STOP_WORDS:
+            if m.group(1) == second:
+                return m.end()
+            if m.group(1) not in ENGLISH_STOP_WORDS:
                 return None
+            pos = m.end()
         return None
 
 
-_TOKEN = re.compile(r"\w+")
+_NEXT_WORD = re.compile(r"[ \t\n-]+(\w+)")
+
+
+def _is_word(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
+
+
+def _joined(text: str, i: int) -> bool:
+    """Whether position `i` holds a letter or a hyphen: a word found next to it is a fragment."""
+    return _is_word(text, i) or (0 <= i < len(text) and text[i] == "-")
 
 
 def rank_for_many(
@@ -513,9 +523,11 @@ class ExplainMemo:
 
     def __init__(self) -> None:
         self.papers: dict[int, Any] = {}
-        self.terms: dict[int, frozenset[str]] = {}
+        self.words: dict[int, tuple[str, ...]] = {}
+        self.pairs: dict[int, frozenset[str]] = {}
         self.columns: dict[str, int] = {}
         self.wordings: dict[int, Wording] = {}
+        self.texts: dict[int, str] = {}
 
     def load(self, store: Store, rowids: Iterable[int]) -> None:
         """Read the papers of `rowids` not read yet."""
@@ -523,13 +535,33 @@ class ExplainMemo:
         for p in store.get_by_rowids(missing):
             self.papers[p.rowid] = p
 
-    def terms_of(self, rowid: int) -> frozenset[str]:
-        got = self.terms.get(rowid)
+    def text_of(self, rowid: int) -> str:
+        got = self.texts.get(rowid)
         if got is None:
             p = self.papers.get(rowid)
-            got = frozenset(terms(paper_text(p))) if p is not None else frozenset()
-            self.terms[rowid] = got
+            got = self.texts[rowid] = paper_text(p) if p is not None else ""
         return got
+
+    def words_of(self, rowid: int) -> tuple[str, ...]:
+        got = self.words.get(rowid)
+        if got is None:
+            got = self.words[rowid] = tuple(words(self.text_of(rowid)))
+        return got
+
+    def pairs_of(self, rowid: int) -> frozenset[str]:
+        got = self.pairs.get(rowid)
+        if got is None:
+            ws = self.words_of(rowid)
+            got = self.pairs[rowid] = frozenset(f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False))
+        return got
+
+    def shared_terms(self, rowid: int, near_id: int) -> set[str]:
+        """The terms (`rec_features.terms`) two papers share. The pairs of `rowid` are made only
+        of words both have: most of its text shares nothing, and a page explains 50 papers."""
+        mine = self.words_of(rowid)
+        both = set(mine) & set(self.words_of(near_id))
+        pairs = {f"{a} {b}" for a, b in zip(mine, mine[1:], strict=False) if a in both and b in both}
+        return both | (pairs & self.pairs_of(near_id))
 
     def column(self, term: str) -> int:
         col = self.columns.get(term)
@@ -541,8 +573,7 @@ class ExplainMemo:
         """`term` as paper `rowid` writes it (`Wording.form`)."""
         w = self.wordings.get(rowid)
         if w is None:
-            p = self.papers.get(rowid)
-            w = self.wordings[rowid] = Wording(paper_text(p) if p is not None else "")
+            w = self.wordings[rowid] = Wording(self.text_of(rowid))
         return w.form(term)
 
     def why(self, model: Recommender, rowid: int, near_id: int, idf: np.ndarray) -> tuple[str, ...]:
@@ -552,13 +583,15 @@ class ExplainMemo:
         def shown(term: str) -> str | None:
             return self.written_as(near_id, term) and self.written_as(rowid, term)
 
-        return why_terms(model, self.terms_of(rowid) & self.terms_of(near_id), self.column, idf, shown)
+        return why_terms(model, self.shared_terms(rowid, near_id), self.column, idf, shown)
 
     def clear(self) -> None:
         self.papers.clear()
-        self.terms.clear()
+        self.words.clear()
+        self.pairs.clear()
         self.columns.clear()
         self.wordings.clear()
+        self.texts.clear()
 
 
 def explain_many(
