@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import click
 import orjson
+
+from paperfeed.bench.procstat import peak_mb
 
 # With a log file (argv[2]), each accepted Message-ID is written to it before the 250:
 # the moment the mail counts as delivered (`bench mail-kills` counts duplicates there).
@@ -166,7 +167,8 @@ def _child(data_dir: str, port: int, connections: int, out: mp.Queue) -> None:
     out.put({
         "composed": composed.composed, "empty": composed.empty, "sent": sent.sent,
         "failed": sent.failed + sent.retry, "compose_s": t1 - t0, "send_s": t2 - t1,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM: ru_maxrss would carry the parent's peak over the spawn's exec (procstat)
+        "peak_rss_mb": peak_mb(),
     })  # fmt: skip
 
 
