@@ -105,6 +105,11 @@ Measured and rejected in session 9 (same harness, best-mode mean ratio 1.043 bef
   collection-adaptive weight has nothing to gain;
 - the min-max sum plus lambda x reciprocal-rank fusion, lambda 0.3 / 1.0: 1.036 / 1.030.
 
+Measured and rejected in session 10 (same harness, best-mode mean ratio 1.043 before): the final
+ranking's top 100 re-scored with a Dirichlet query likelihood (mu 300) and fused by min-max at
+weight 0.1 / 0.2: 1.040 / 1.036 (adi 0.976 / 0.991, lisa down to 0.507 at 0.2). A second lexical
+model with its own length normalisation adds nothing to BM25 + the dense list here.
+
 Queries of other kinds (one sentence, one relevant paper) on collections derived from the
 suite's corpora (`bench/derive_collections.py`, README "Other kinds of queries"): best mode is
 level with the plain pipeline there (mean ratio 0.993, hybrid 0.991), and feedback neither
