@@ -20,8 +20,8 @@ import orjson
 
 from paperfeed.bench.ingest import run_measured
 from paperfeed.bench.oai_server import ArxivOaiServer, OaiRecord
-from paperfeed.bench.procstat import dir_bytes
 from paperfeed.bench.synth import SyntheticCorpus
+from paperfeed.procstat import dir_bytes
 
 
 def synthetic_records(n: int, seed: int = 0) -> Iterator[OaiRecord]:

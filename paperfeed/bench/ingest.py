@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import psutil
 
-from paperfeed.bench.procstat import dir_bytes, peak_mb
 from paperfeed.bench.synth import write_arxiv_jsonl
+from paperfeed.procstat import dir_bytes, peak_mb
 
 
 def _poll_rss(pid: int, peak: list[float], stop: threading.Event) -> None:

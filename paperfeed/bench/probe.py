@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 import psutil
 
-from paperfeed.bench.procstat import peak_mb
+from paperfeed.procstat import peak_mb
 from paperfeed.search import QueryError, Searcher, open_searcher
 from paperfeed.store import open_store
 

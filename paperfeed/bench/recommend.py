@@ -45,9 +45,9 @@ import numpy as np
 
 from paperfeed.bench import product
 from paperfeed.bench.ingest import run_ingest_child
-from paperfeed.bench.procstat import peak_mb, status_mb
 from paperfeed.bench.run import BenchOptions, _percentiles, _rowid_to_index, _write_corpus
 from paperfeed.bench.synth import SyntheticCorpus, synthetic_vectors
+from paperfeed.procstat import peak_mb, status_mb
 
 LIBRARY = 10
 TEMPLATES = 200

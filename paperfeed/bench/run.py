@@ -33,9 +33,9 @@ from paperfeed.bench import product
 from paperfeed.bench.baseline import exact_topk_streaming
 from paperfeed.bench.ingest import run_ingest_child
 from paperfeed.bench.probe import MODES
-from paperfeed.bench.procstat import dir_bytes, peak_mb
 from paperfeed.bench.queries import make_queries
 from paperfeed.bench.synth import SyntheticCorpus, query_vectors, synthetic_vectors
+from paperfeed.procstat import dir_bytes, peak_mb
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import orjson
 
-from paperfeed.bench.procstat import peak_mb
+from paperfeed.procstat import peak_mb
 
 # With a log file (argv[2]), each accepted Message-ID is written to it before the 250:
 # the moment the mail counts as delivered (`bench mail-kills` counts duplicates there).
