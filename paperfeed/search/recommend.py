@@ -347,7 +347,8 @@ def recommend(
         near_ids = [int(model.positives[n]) for n in nearest]
         memo = ExplainMemo()
         memo.load(store, rowids + near_ids)
-        why = [memo.why(model, r, n, feats.idf()) for r, n in zip(rowids, near_ids, strict=True)]
+        idf = feats.idf()
+        why = [memo.why(model, r, n, idf) for r, n in zip(rowids, near_ids, strict=True)]
     return [
         Recommendation(
             rowid=int(feats.rowids[r]),
@@ -384,9 +385,9 @@ def why_terms(model: Recommender, shared: Iterable[str], column: Callable[[str],
     ("sparse fine", two words across a full stop) scored by one of their words but read as
     nonsense. The weight times the terms' (1 + log tf) in both papers, with or without idf, or
     times their burstiness (collection frequency / document frequency, to tell topic words from
-    filler) moved no collection by more than 0.013. nDCG@10 does not move. When the model favours none of the
-    terms (a library too small to tell words apart), the rarest shared words are named.
-    """
+    filler) moved no collection by more than 0.013. nDCG@10 does not move. When the model favours
+    none of the terms (a library too small to tell words apart), the rarest shared words are
+    named."""
     cand = sorted(shared)
     if not cand:
         return ()
