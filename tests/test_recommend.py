@@ -122,6 +122,18 @@ def test_split_rounds_the_library_up_and_ignores_score_zero():
     assert "z" not in u.library + u.held_out
 
 
+def test_a_library_size_takes_the_first_n_and_needs_one_more_relevant():
+    import hashlib
+
+    qrels = {"q": dict.fromkeys("abcdef", 1), "r": dict.fromkeys("abcd", 1)}
+    users = {u.query_id: u for u in split_users(qrels, library_size=1)}
+    assert set(users) == {"q", "r"}
+    ranked = sorted("abcdef", key=lambda d: hashlib.sha1(f"q:{d}".encode()).hexdigest())
+    assert list(users["q"].library) == ranked[:1] and list(users["q"].held_out) == ranked[1:]
+    assert [u.query_id for u in split_users(qrels, library_size=4)] == ["q"]  # r would hold nothing out
+    assert split_users(qrels, library_size=6) == []
+
+
 def test_binary_ndcg_and_recall():
     assert ndcg_at(["a", "b"], {"a", "b"}) == pytest.approx(1.0)
     assert ndcg_at(["x", "a"], {"a"}) == pytest.approx(1 / math.log2(3))
@@ -142,6 +154,47 @@ def test_cold_start_from_one_saved_paper(indexed: Path):
     top = [back[r.rowid] for r in recs]
     assert len(top) == 5 and ids["bake0"] not in [r.rowid for r in recs]
     assert sum(d.startswith("bake") for d in top) >= 4, top
+
+
+def test_one_saved_paper_ranks_mostly_by_its_vector(indexed: Path):
+    # score = svm / sd + 8 x cos / sd (both standardised over the background): unless the SVM ran
+    # against the cosine, the score's correlation with the cosine is at least 8 / sqrt(65) = 0.992;
+    # the SVM alone gives 0.98 here
+    from paperfeed.search.rec_features import corpus_features
+
+    ids = _rowids(indexed)
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        recs = recommend(train(s, store, [ids["bake0"]]), s, store, exclude=[ids["bake0"]], k=100, explain=False)
+        feats = corpus_features(s, store)
+    _, rows = feats.rows_of([r.rowid for r in recs])
+    _, saved = feats.rows_of([ids["bake0"]])
+    cos = feats.vectors(rows) @ feats.vectors(saved)[0]
+    assert len(recs) == len(ids) - 1
+    assert np.corrcoef([r.score for r in recs], cos)[0, 1] > 0.99
+
+
+def test_the_centroid_blend_weighs_eight_over_p_squared():
+    from paperfeed.search.recommend import DENSE_SCALE, PROTOTYPE_WEIGHT, _with_prototype
+
+    rng = np.random.default_rng(0)
+    n, d = 400, 8
+    dense_back = rng.normal(size=(n, d)).astype(np.float32) * np.float32(DENSE_SCALE)
+    svm_back = rng.normal(size=n) * 3.0
+    lex, dense, bias = rng.normal(size=5), rng.normal(size=d), 0.7
+    for p in (1, 2, 4):
+        pos = rng.normal(size=(p, d)).astype(np.float32)
+        pos /= np.linalg.norm(pos, axis=1, keepdims=True)
+        lex2, dense2, bias2 = _with_prototype(lex, dense, bias, svm_back, dense_back, pos)
+        sd = svm_back.std()
+        assert lex2 == pytest.approx(lex / sd) and bias2 == pytest.approx(bias / sd)
+        added = dense2 - dense / sd  # the centroid's part, along the centroid
+        centroid = pos.mean(axis=0)
+        assert abs(added @ centroid) == pytest.approx(np.linalg.norm(added) * np.linalg.norm(centroid), rel=1e-5)
+        share = ((dense_back / DENSE_SCALE) @ added).std() / (svm_back / sd).std()
+        assert share == pytest.approx(PROTOTYPE_WEIGHT / p**2, rel=1e-4)
+    # a background the SVM cannot tell apart: the model stays as trained
+    assert _with_prototype(lex, dense, bias, np.zeros(n), dense_back, pos)[1] is dense
 
 
 def test_why_points_at_a_saved_paper_and_shared_words(indexed: Path):
@@ -303,6 +356,21 @@ def test_eval_recommend_why_measures_the_explanations_against_the_requests(coll_
     assert 0.3 < obj["why@10"] <= 1.0
     text = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--why"]).output
     assert "why terms found in the reader's request" in text
+
+
+def test_eval_recommend_library_size_measures_the_cold_start(coll_dir: Path):
+    from paperfeed.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--library-size", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"ndcg@10", "recall@100", "users"}
+    assert obj["users"] == 3  # q-few still has too few relevant documents
+    assert obj["ndcg@10"] > 0.7  # one saved paper of a topic finds the other five
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--library-size", "6", "--json"])
+    assert r.exit_code != 0 and "7 or more relevant documents" in r.output
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--library-size", "0"])
+    assert r.exit_code == 2 and "--library-size" in r.output
 
 
 def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):

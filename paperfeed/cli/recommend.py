@@ -22,10 +22,13 @@ import orjson
 @click.option("--why", is_flag=True,
               help="Also measure the explanations: the share of the terms shown with each reader's top 10 "
                    "that the reader's request (never shown to the recommender) contains (JSON: why@10).")  # fmt: skip
+@click.option("--library-size", type=click.IntRange(min=1), default=None,
+              help="The cold start: each reader's library is the first N of its relevant documents instead of "
+                   "half (a query needs N + 1 or more, and at least 4, to be a reader).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)
 def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, workdir: Path | None,
-                   why: bool, as_json: bool, progress: bool | None) -> None:  # fmt: skip
+                   why: bool, library_size: int | None, as_json: bool, progress: bool | None) -> None:  # fmt: skip
     """Measure recommendations on BEIR-layout collections. Every query with at least 4 relevant
     documents is a reader: the first half of its relevant documents (in sha1 order of
     "query:doc") is the library, the rest is held out; the recommender sees only the library and
@@ -45,7 +48,9 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
         try:
             keep = workdir / Path(directory).resolve().name if workdir is not None else None
             with throwaway_sqlite():  # its data directories are throw-away (or --workdir's own)
-                coll, runs = evaluate_recommend(directory, baseline=baseline, progress=show, keep=keep, why=why)
+                coll, runs = evaluate_recommend(
+                    directory, baseline=baseline, progress=show, keep=keep, why=why, library_size=library_size
+                )
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         out = runs[0].to_dict()

@@ -42,15 +42,18 @@ class User:
     held_out: tuple[str, ...]
 
 
-def split_users(qrels: dict[str, dict[str, int]]) -> list[User]:
-    """The protocol's users: queries with >= 4 relevant documents, split by sha1 order."""
+def split_users(qrels: dict[str, dict[str, int]], library_size: int | None = None) -> list[User]:
+    """The protocol's users: queries with >= 4 relevant documents, split by sha1 order. With
+    `library_size` (the cold start), each library is the first `library_size` of them instead of
+    half, and a query needs one more relevant document than that to be a user."""
     users = []
+    need = MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
     for qid, docs in qrels.items():
         rel = [d for d, s in docs.items() if s >= 1]
-        if len(rel) < MIN_RELEVANT:
+        if len(rel) < need:
             continue
         rel.sort(key=lambda d: hashlib.sha1(f"{qid}:{d}".encode()).hexdigest())
-        n = math.ceil(len(rel) / 2)
+        n = math.ceil(len(rel) / 2) if library_size is None else library_size
         users.append(User(qid, tuple(rel[:n]), tuple(rel[n:])))
     return users
 
@@ -213,16 +216,18 @@ def _plain_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
     return vecs
 
 
-def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False,
-                       keep: Path | None = None, why: bool = False) -> tuple[Collection, list[RecRun]]:  # fmt: skip
+def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False, keep: Path | None = None,
+                       why: bool = False, library_size: int | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
     """paperfeed's recommender on one collection (and, with `baseline`, the two baselines).
     With `keep`, the data directory is kept there, and one already built there is reused (the
     corpus is ingested and embedded once while the recommender is being worked on). With `why`,
-    the product's run also gets `why` (`why_in_request` averaged over readers)."""
+    the product's run also gets `why` (`why_in_request` averaged over readers). `library_size`:
+    see `split_users`."""
     coll = load_collection(root)
-    users = split_users(coll.qrels)
+    users = split_users(coll.qrels, library_size)
     if not users:
-        raise EvalError(f"{root}: no query has {MIN_RELEVANT} or more relevant documents")
+        need = MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
+        raise EvalError(f"{root}: no query has {need} or more relevant documents")
     with tempfile.TemporaryDirectory(prefix="paperfeed-evalrec-") as tmp:
         data_dir = keep or Path(tmp)
         if not (data_dir / BUILT).is_file():
