@@ -67,6 +67,8 @@ def test_a_model_survives_to_bytes(indexed: Path):
         assert np.array_equal(getattr(back, name), getattr(model, name)), name
     assert (back.bias, back.seq) == (model.bias, model.seq)
     assert Recommender.from_bytes(b"junk", feats) is None
+    # a model stored before the centroid blend ranks the old way: trained again, not used
+    assert Recommender.from_bytes(b"PFR1" + model.to_bytes()[4:], feats) is None
 
 
 def test_a_stored_model_is_used_by_another_handle_and_process_until_the_library_changes(indexed: Path):

@@ -162,7 +162,9 @@ class Recommender:
                    negatives=neg.astype(np.int64))  # fmt: skip
 
 
-_MAGIC = b"PFR1"
+# PFR2: the centroid blend (PROTOTYPE_WEIGHT). A stored PFR1 model ranks the old way, so it is
+# not used: the page and the mail train the reader's model again.
+_MAGIC = b"PFR2"
 _HEAD = "<4sIIIIdq"
 _HEAD_SIZE = struct.calcsize(_HEAD)
 
