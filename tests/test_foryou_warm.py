@@ -1,5 +1,5 @@
-"""A server prepares the recommender's features at start-up, off the request path, once anyone
-has a library (and only then): a real uvicorn server on 127.0.0.1, its /healthz read over HTTP."""
+"""A server prepares the corpus features ("Similar papers" and the recommender) at start-up, off
+the request path: a real uvicorn server on 127.0.0.1, its /healthz read over HTTP."""
 
 from __future__ import annotations
 
@@ -50,5 +50,5 @@ def test_features_are_ready_before_the_first_for_you_when_a_library_exists(tmp_p
     assert _for_you_papers(_data(tmp_path, saved=True)) == len(TITLES)
 
 
-def test_no_library_no_features_held(tmp_path: Path) -> None:
-    assert _for_you_papers(_data(tmp_path, saved=False)) is None
+def test_features_are_ready_without_any_library_for_similar_papers(tmp_path: Path) -> None:
+    assert _for_you_papers(_data(tmp_path, saved=False)) == len(TITLES)

@@ -197,6 +197,23 @@ def test_the_centroid_blend_weighs_eight_over_p_squared():
     assert _with_prototype(lex, dense, bias, np.zeros(n), dense_back, pos)[1] is dense
 
 
+def test_similar_papers_of_a_paper_are_its_topic_best_first(indexed: Path):
+    from paperfeed.search.similar import similar_papers
+
+    ids = _rowids(indexed)
+    back = {r: e for e, r in ids.items()}
+    with open_store(indexed) as store:
+        s = Searcher(indexed, auto_sync=False)
+        pairs = similar_papers(s, store, ids["sail0"], 5)
+        assert similar_papers(s, store, 10**9, 5) == []  # a paper the index does not have
+        assert similar_papers(s, store, ids["sail0"], 0) == []
+        everything = similar_papers(s, store, ids["sail0"], 100)
+    assert [back[r][:4] for r, _ in pairs] == ["sail"] * 5
+    scores = [sc for _, sc in everything]
+    assert scores == sorted(scores, reverse=True) and len(everything) == len(ids) - 1
+    assert ids["sail0"] not in [r for r, _ in everything]
+
+
 def test_why_points_at_a_saved_paper_and_shared_words(indexed: Path):
     ids = _rowids(indexed)
     saved = [ids["sail0"], ids["bees0"]]
@@ -371,6 +388,19 @@ def test_eval_recommend_library_size_measures_the_cold_start(coll_dir: Path):
     assert r.exit_code != 0 and "7 or more relevant documents" in r.output
     r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--library-size", "0"])
     assert r.exit_code == 2 and "--library-size" in r.output
+
+
+def test_eval_recommend_similar_measures_similar_papers_beside_the_nearest_vectors(coll_dir: Path):
+    from paperfeed.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--similar", "--json"])
+    assert r.exit_code == 0, r.output
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"ndcg@10", "recall@100", "users", "baselines"}
+    assert set(obj["baselines"]) == {"nearest-vectors"}
+    assert obj["users"] == 3 and obj["ndcg@10"] > 0.7
+    text = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--similar"]).output
+    assert "similar-papers" in text and "nearest-vectors" in text
 
 
 def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):

@@ -517,3 +517,22 @@ def test_pages_never_fail_on_odd_input(srv: LiveServer, q: str, date: str, page:
     assert "Traceback" not in r.text
     if q and len(q) > 3 and "<" in q:
         assert q not in r.text  # anything with markup comes back escaped
+
+
+def test_api_similar_ranks_by_vectors_and_words(srv: LiveServer, client: httpx.Client) -> None:
+    # the server holds the corpus features once caught up, so its "Similar papers" are
+    # `similar_papers` (vectors and words), not the vector index's nearest neighbours alone
+    from paperfeed.search import Searcher
+    from paperfeed.search.similar import similar_papers
+
+    with open_store(srv.data_dir) as store:
+        rowid, pid = store.conn.execute("SELECT rowid, id FROM papers WHERE hidden = 0 ORDER BY rowid LIMIT 1").fetchone()
+        want = [r for r, _ in similar_papers(Searcher(srv.data_dir, auto_sync=False), store, rowid, 6)]
+        ids = dict(store.conn.execute(f"SELECT rowid, id FROM papers WHERE rowid IN ({','.join('?' * len(want))})",
+                                      want).fetchall())  # fmt: skip
+    r = client.get(f"/api/papers/{pid}/similar", params={"k": 6})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i["paper"]["id"] for i in items] == [ids[w] for w in want]
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True) and pid not in [i["paper"]["id"] for i in items]

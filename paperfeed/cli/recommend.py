@@ -25,10 +25,15 @@ import orjson
 @click.option("--library-size", type=click.IntRange(min=1), default=None,
               help="The cold start: each reader's library is the first N of its relevant documents instead of "
                    "half (a query needs N + 1 or more, and at least 4, to be a reader).")  # fmt: skip
+@click.option("--similar", is_flag=True,
+              help="Measure \"Similar papers\" instead: each reader's library is its first relevant document, "
+                   "ranked by that paper's similar papers (and, beside them, by the vector index's nearest "
+                   "neighbours alone).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--progress/--no-progress", default=None)
 def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: bool, workdir: Path | None,
-                   why: bool, library_size: int | None, as_json: bool, progress: bool | None) -> None:  # fmt: skip
+                   why: bool, library_size: int | None, similar: bool, as_json: bool,
+                   progress: bool | None) -> None:  # fmt: skip
     """Measure recommendations on BEIR-layout collections. Every query with at least 4 relevant
     documents is a reader: the first half of its relevant documents (in sha1 order of
     "query:doc") is the library, the rest is held out; the recommender sees only the library and
@@ -49,12 +54,13 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
             keep = workdir / Path(directory).resolve().name if workdir is not None else None
             with throwaway_sqlite():  # its data directories are throw-away (or --workdir's own)
                 coll, runs = evaluate_recommend(
-                    directory, baseline=baseline, progress=show, keep=keep, why=why, library_size=library_size
+                    directory, baseline=baseline, progress=show, keep=keep, why=why, library_size=library_size,
+                    similar=similar,
                 )
         except EvalError as e:
             raise click.ClickException(str(e)) from None
         out = runs[0].to_dict()
-        if baseline:
+        if len(runs) > 1:  # the baselines, and with --similar the nearest neighbours alone
             out["baselines"] = {r.name: r.to_dict() for r in runs[1:]}
         name = coll.name if coll.name not in results else str(directory)
         results[name] = out
@@ -73,16 +79,17 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
 
 
 def _print(directory: str, runs: list[Any]) -> None:
+    from paperfeed.eval.recommend import BASELINES
+
     click.echo(f"{directory}: {runs[0].users} readers")
     click.echo(f"{'run':<18}{'nDCG@10':>10}{'recall@100':>12}")
     for r in runs:
         click.echo(f"{r.name:<18}{r.ndcg:>10.4f}{r.recall:>12.4f}")
     if runs[0].why is not None:
         click.echo(f"why terms found in the reader's request: {runs[0].why:.3f}")
-    if len(runs) > 1:
-        best = max(r.ndcg for r in runs[1:])
-        if best > 0:
-            click.echo(f"paperfeed / best baseline: {runs[0].ndcg / best:.3f}")
+    best = max((r.ndcg for r in runs[1:] if r.name in BASELINES), default=0.0)
+    if best > 0:
+        click.echo(f"{runs[0].name} / best baseline: {runs[0].ndcg / best:.3f}")
     click.echo("")
 
 

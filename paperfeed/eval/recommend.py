@@ -145,6 +145,34 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
     return out
 
 
+def similar_rankings(coll: Collection, users: list[User], data_dir: Path) -> dict[str, dict[str, list[str]]]:
+    """For readers of one saved paper: the top DEPTH of "Similar papers" for it
+    (`search.similar.similar_papers`), and of the vector index's nearest neighbours alone
+    (`Searcher.similar`, what the page showed before), as run name -> user -> doc ids."""
+    from paperfeed.eval import _source
+    from paperfeed.search import Searcher
+    from paperfeed.search.similar import similar_papers
+    from paperfeed.store import open_store
+
+    out: dict[str, dict[str, list[str]]] = {"similar-papers": {}, "nearest-vectors": {}}
+    with open_store(data_dir) as store:
+        searcher = Searcher(data_dir, auto_sync=False)
+        ext = dict(store.conn.execute(
+            "SELECT ext_id, paper_rowid FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
+            (_source(coll),),
+        ).fetchall())  # fmt: skip
+        back = {r: e for e, r in ext.items()}
+        for u in users:
+            rowid = ext.get(u.library[0])
+            if rowid is None:
+                continue
+            pairs = similar_papers(searcher, store, rowid, DEPTH)
+            out["similar-papers"][u.query_id] = [back[r] for r, _ in pairs if r in back]
+            hits = searcher.similar(rowid, DEPTH)
+            out["nearest-vectors"][u.query_id] = [back[h.paper.rowid] for h in hits if h.paper.rowid in back]
+    return out
+
+
 PLAIN_VECTORS = "plain-minilm.npy"
 
 
@@ -217,13 +245,17 @@ def _plain_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
 
 
 def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = False, keep: Path | None = None,
-                       why: bool = False, library_size: int | None = None) -> tuple[Collection, list[RecRun]]:  # fmt: skip
+                       why: bool = False, library_size: int | None = None,
+                       similar: bool = False) -> tuple[Collection, list[RecRun]]:  # fmt: skip
     """paperfeed's recommender on one collection (and, with `baseline`, the two baselines).
     With `keep`, the data directory is kept there, and one already built there is reused (the
     corpus is ingested and embedded once while the recommender is being worked on). With `why`,
     the product's run also gets `why` (`why_in_request` averaged over readers). `library_size`:
-    see `split_users`."""
+    see `split_users`. With `similar`, each library is one paper and the runs are "Similar
+    papers" for it and the vector index's nearest neighbours (`similar_rankings`) instead."""
     coll = load_collection(root)
+    if similar:
+        library_size = 1
     users = split_users(coll.qrels, library_size)
     if not users:
         need = MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
@@ -234,11 +266,16 @@ def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = F
             build(coll, data_dir, progress=progress)
             (data_dir / BUILT).write_text(str(coll.corpus))
         t0 = time.perf_counter()
-        shares: dict[str, float] | None = {} if why else None
-        ranked = product_rankings(coll, users, data_dir, progress=progress, why=shares)
-        runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]
-        if shares is not None:
-            runs[0].why = sum(shares.values()) / len(users)
+        if similar:
+            sims = similar_rankings(coll, users, data_dir)
+            seconds = time.perf_counter() - t0
+            runs = [score_rankings(name, users, ranked, seconds) for name, ranked in sims.items()]
+        else:
+            shares: dict[str, float] | None = {} if why else None
+            ranked = product_rankings(coll, users, data_dir, progress=progress, why=shares)
+            runs = [score_rankings("paperfeed", users, ranked, time.perf_counter() - t0)]
+            if shares is not None:
+                runs[0].why = sum(shares.values()) / len(users)
     if baseline:
         t0 = time.perf_counter()
         base = baseline_rankings(coll, users, keep)
@@ -249,7 +286,8 @@ def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = F
 
 def summarize(per_collection: dict[str, list[RecRun]]) -> dict[str, Any]:
     """Mean of each run over the collections and, when the baselines ran, each collection's ratio
-    of paperfeed's nDCG@10 to the better baseline (the issue's target: >= 1.05 everywhere)."""
+    of the product's nDCG@10 (its first run) to the better baseline (the issue's target: >= 1.05
+    everywhere)."""
     names = list(dict.fromkeys(r.name for runs in per_collection.values() for r in runs))
     out: dict[str, Any] = {}
     for name in names:
@@ -264,7 +302,7 @@ def summarize(per_collection: dict[str, list[RecRun]]) -> dict[str, Any]:
         by = {r.name: r for r in runs}
         best = max((by[b].ndcg for b in BASELINES if b in by), default=0.0)
         if best > 0:
-            ratios[coll] = round(by["paperfeed"].ndcg / best, 4)
+            ratios[coll] = round(runs[0].ndcg / best, 4)  # the product's run comes first
     if ratios:
         out["ratio_to_best_baseline"] = ratios
         out["min_ratio"] = min(ratios.values())

@@ -131,12 +131,6 @@ def library_version(store: Store, user_id: int, tag_id: int | None = None) -> st
     return f"t{t[0] if t else -1}.n{neg}"
 
 
-def anyone_saved(store: Store) -> bool:
-    """Whether any reader has a saved paper: then "For you" will be asked for, and a server
-    prepares the recommender's features ahead of the first request."""
-    return store.conn.execute("SELECT 1 FROM library_papers LIMIT 1").fetchone() is not None
-
-
 # ---- tags ----------------------------------------------------------------------
 
 

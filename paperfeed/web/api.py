@@ -163,7 +163,7 @@ def api_paper(request: Request, paper_id: PaperId, store: Store = Depends(get_st
 
 @router.get(
     "/papers/{paper_id}/similar", response_model=SimilarOut, responses=ERRORS,
-    summary="Nearest neighbours of a paper in the dense index",
+    summary="Papers like this one, by vectors and words",
 )  # fmt: skip
 def api_similar(
     request: Request,

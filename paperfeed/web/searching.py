@@ -25,8 +25,9 @@ from paperfeed.models import Paper
 from paperfeed.search import Filters, Hit, Searcher, open_searcher, parse_query
 from paperfeed.search.query import check_query
 from paperfeed.search.rec_features import corpus_features, features_held
+from paperfeed.search.similar import similar_papers
 from paperfeed.search.snippets import snippet
-from paperfeed.store import Store, library
+from paperfeed.store import Store
 from paperfeed.store.engine import StoreUnavailable
 from paperfeed.store.papers import substring_search
 
@@ -192,7 +193,7 @@ class SearchService:
                     self._indexed_seq = seq
                 if searcher is not None:
                     searcher.refresh(store)  # reopen what the catch-up wrote
-                    self._prepare_for_you(searcher, store)
+                    self._prepare_features(searcher, store)
             finally:
                 self.pool.release(store)
         except Exception as exc:  # noqa: BLE001 - the site keeps serving what is indexed
@@ -202,14 +203,12 @@ class SearchService:
             self._catch_up_lock.release()
             self.caught_up.set()
 
-    def _prepare_for_you(self, searcher: Searcher, store: Store) -> None:
-        """Bring the recommender's features up to date here, off the request path, once anyone
-        has a library: built cold they take ~11 s at 100k papers (minutes at millions), which
-        the first "For you" after a harvest would otherwise wait for. After a restart, or in a
-        second worker, this opens the saved features instead (milliseconds)."""
+    def _prepare_features(self, searcher: Searcher, store: Store) -> None:
+        """Bring the corpus features ("Similar papers", and the recommender) up to date here, off
+        the request path: built cold they take ~11 s at 100k papers (minutes at millions), which
+        the first paper page or "For you" after a harvest would otherwise wait for. After a
+        restart, or in a second worker, this opens the saved features instead (milliseconds)."""
         try:
-            if not library.anyone_saved(store):
-                return
             t0 = time.perf_counter()
             n = len(corpus_features(searcher, store))
             log.info("For-you features up to date: %d papers in %.1f s", n, time.perf_counter() - t0)
@@ -254,7 +253,7 @@ class SearchService:
         info: dict[str, Any] = {"loaded": self._loaded, "engine": "hybrid" if ready else "fallback", "ready": ready}
         # similar papers need the dense (vector) index, which may lag the lexical one
         info["dense"] = searcher is not None and searcher.vectors is not None
-        info["for_you_papers"] = features_held(self.data_dir)  # None until anyone has a library
+        info["for_you_papers"] = features_held(self.data_dir)  # None until prepared after start-up
         if self.load_error:
             info["error"] = self.load_error
         return info
@@ -322,10 +321,19 @@ class SearchService:
         return SearchPage("", hits, total, limit, offset, engine="filters")
 
     def similar(self, store: Store, paper: Paper, limit: int = 8) -> list[tuple[Paper, float]]:
+        """"Similar papers": by vectors and words (`similar_papers`) once this process holds the
+        corpus features (prepared after start-up, off the request path); until then, and for a
+        paper they do not have yet, by the vector index's nearest neighbours alone."""
         searcher = self.ensure_loaded()
         if searcher is None:
             return []
         try:
+            if features_held(self.data_dir) is not None:
+                pairs = similar_papers(searcher, store, paper.rowid, limit + 1)
+                if pairs:
+                    by_id = {p.rowid: p for p in store.get_by_rowids([r for r, _ in pairs])}
+                    found = [(by_id[r], s) for r, s in pairs if r in by_id]
+                    return [(p, s) for p, s in found if p.rowid != paper.rowid and not p.hidden][:limit]
             hits = searcher.similar(paper.rowid, limit, store=store)
         except IndexDamaged as exc:
             log.error("%s", exc)
