@@ -111,6 +111,19 @@ def test_bench_ingest_json(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_bench_recommend_json_has_every_latency(tmp_path: Path) -> None:
+    res = run_cli("bench", "recommend", "--papers", "1000", "--readers", "3", "--subscribers", "0",
+                  "--cold-subscribers", "0", "--json", "--workdir", str(tmp_path))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["papers"] == 1000 and out["features_saved"] is True
+    for key in ("retrain_ms", "for_you_ms", "for_you_month_ms", "similar_ms"):
+        assert out[key]["n"] == 3, key
+        assert 0 < out[key]["p50"] <= out[key]["p95"], key
+    assert set(out["targets"]) >= {"for_you_met", "retrain_met"}
+    assert not any(tmp_path.iterdir())
+
+
 def test_bench_json_shape_with_baseline(tmp_path: Path) -> None:
     res = run_cli(
         "bench", "--papers", "300", "--json", "--baseline", "--queries", "20", "--embed-docs", "40",

@@ -12,6 +12,8 @@ LIBRARY papers of one topic. Measured, in this process, with the real store and 
 * retrain_ms: `train` on a library that just gained a paper (what a save costs);
 * for_you_ms: `recommend` with a trained model, whole corpus and the month's window, with the
   "why" fields, k = 50 (what a page view costs with the model cached);
+* similar_ms: "Similar papers" of a paper (`search.similar.similar_papers`, k = 8), what a paper
+  page adds;
 * digest (rank only): the day's newest papers ranked for many readers at once
   (`rank_for_many`), with the readers' models in memory;
 * digest_warm: the For-you mail end to end, as `digest send` composes it, in a child process
@@ -116,6 +118,7 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
     from paperfeed.search import Searcher
     from paperfeed.search.rec_features import corpus_features
     from paperfeed.search.recommend import recommend, train
+    from paperfeed.search.similar import similar_papers
     from paperfeed.store import open_store
 
     corpus, rowids, gen_index, data_dir = _build(papers, seed, tmp, progress)
@@ -140,6 +143,7 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
         retrain: list[float] = []
         whole: list[float] = []
         month: list[float] = []
+        similar: list[float] = []
         models: list[tuple[Any, list[int]]] = []
         train(searcher, store, [int(rowids[0])])  # imports and first-use costs outside the clock
         _log(f"{readers} readers: retrain after a save, then For you")
@@ -147,6 +151,9 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
             topic = rng.choice(np.unique(topics))
             pool = rowids[topics == topic]
             lib = [int(r) for r in rng.choice(pool, min(LIBRARY + 1, len(pool)), replace=False)]
+            t0 = time.perf_counter()
+            similar_papers(searcher, store, lib[0], 8)
+            similar.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             model = train(searcher, store, lib)
             retrain.append((time.perf_counter() - t0) * 1000)
@@ -167,6 +174,7 @@ def _run(papers: int, readers: int, subscribers: int, day: int, seed: int, tmp: 
     result["retrain_ms"] = _percentiles(retrain)
     result["for_you_ms"] = _percentiles(whole)
     result["for_you_month_ms"] = _percentiles(month)
+    result["similar_ms"] = _percentiles(similar)
     result["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     result["peak_rss_mb"] = round(peak_mb(), 1)
     result["targets"] = {
