@@ -5,7 +5,8 @@ searcher = open_searcher(data_dir, store)          # hold it warm (one per proce
 res = searcher.search("effective rank", store=store, mode="best", limit=10, offset=0,
                       since="2024-01", category="cs.LG")
 res.hits[0].paper, res.hits[0].score, res.hits[0].snippet (safe HTML with <mark>)
-searcher.similar(paper.rowid, limit=8, store=store)    # dense nearest neighbours
+searcher.similar(paper.rowid, limit=8, store=store)    # the vector index's nearest neighbours
+similar.similar_papers(searcher, store, rowid, k=8)    # "Similar papers": vectors and words
 """
 
 from __future__ import annotations
