@@ -115,7 +115,6 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
                      why: dict[str, float] | None = None) -> dict[str, list[str]]:  # fmt: skip
     """Each user's top DEPTH documents by paperfeed's recommender, as collection doc ids. With
     `why` (a dict), it also gets each user's mean `why_in_request` over the top 10 explained."""
-    from paperfeed.eval import _source
     from paperfeed.search import Searcher
     from paperfeed.search.recommend import ExplainMemo, RecommendError, explain_many, recommend, train
     from paperfeed.store import open_store
@@ -124,11 +123,7 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
     memo = ExplainMemo()
     with open_store(data_dir) as store:
         searcher = Searcher(data_dir, auto_sync=False)
-        ext = dict(store.conn.execute(
-            "SELECT ext_id, paper_rowid FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
-            (_source(coll),),
-        ).fetchall())  # fmt: skip
-        back = {r: e for e, r in ext.items()}
+        ext, back = _doc_rowids(coll, store)
         for u in _bar(users, progress, f"recommend {coll.name}"):
             lib = [ext[d] for d in u.library if d in ext]
             try:
@@ -145,11 +140,21 @@ def product_rankings(coll: Collection, users: list[User], data_dir: Path, *, pro
     return out
 
 
+def _doc_rowids(coll: Collection, store: Any) -> tuple[dict[str, int], dict[int, str]]:
+    """The collection's doc ids -> the store's paper rowids, and back."""
+    from paperfeed.eval import _source
+
+    ext = dict(store.conn.execute(
+        "SELECT ext_id, paper_rowid FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
+        (_source(coll),),
+    ).fetchall())  # fmt: skip
+    return ext, {r: e for e, r in ext.items()}
+
+
 def similar_rankings(coll: Collection, users: list[User], data_dir: Path) -> dict[str, dict[str, list[str]]]:
     """For readers of one saved paper: the top DEPTH of "Similar papers" for it
     (`search.similar.similar_papers`), and of the vector index's nearest neighbours alone
     (`Searcher.similar`, what the page showed before), as run name -> user -> doc ids."""
-    from paperfeed.eval import _source
     from paperfeed.search import Searcher
     from paperfeed.search.similar import similar_papers
     from paperfeed.store import open_store
@@ -157,11 +162,7 @@ def similar_rankings(coll: Collection, users: list[User], data_dir: Path) -> dic
     out: dict[str, dict[str, list[str]]] = {"similar-papers": {}, "nearest-vectors": {}}
     with open_store(data_dir) as store:
         searcher = Searcher(data_dir, auto_sync=False)
-        ext = dict(store.conn.execute(
-            "SELECT ext_id, paper_rowid FROM paper_sources WHERE source = ? AND ext_id IS NOT NULL",
-            (_source(coll),),
-        ).fetchall())  # fmt: skip
-        back = {r: e for e, r in ext.items()}
+        ext, back = _doc_rowids(coll, store)
         for u in users:
             rowid = ext.get(u.library[0])
             if rowid is None:
