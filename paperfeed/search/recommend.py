@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 # rows of texts past 400 terms scaled up by (terms / 400) ** 0.3 / 0.5 (a pivot in absolute
 # length, so abstracts are untouched): time 0.622 / 0.621, cranfield 0.439: not kept.
 # Session 11, on the product before the centroid blend (PROTOTYPE_WEIGHT; ratios as above, then
-# adi 1.082, cranfield 1.054, med 1.051, npl 1.182, time 1.035), none kept, each lifting time at most where another collection falls:
+# adi 1.082, cranfield 1.054, med 1.051, npl 1.182, time 1.035), none kept, each lifting time at
+# most where another collection falls:
 #   PU learning, scores out of fold (each background paper scored by a model trained without
 #   it), 3 / 5 folds: time 1.022 / 1.038, cranfield 1.032 / 1.041, adi 1.058 / 1.062;
 #   reliable negatives (Rocchio-SVM, Li & Liu 2003: the 1 / 3 x |library| background papers
@@ -235,8 +236,8 @@ def _with_prototype(lex: np.ndarray, dense: np.ndarray, bias: float, svm_back: n
     """The SVM's weights with the library's centroid blended in: the score becomes
     svm / sd(svm) + PROTOTYPE_WEIGHT / P**2 x cos(centroid) / sd(cos), P saved papers, each
     standard deviation over the background rows (`svm_back`, `dense_back`: their SVM scores
-    without the bias, and their dense features). It stays one linear model, so every path that
-    scores (`recommend`, `rank_for_many`) and the stored bytes are unchanged."""
+    without the bias, and their dense features). It stays one linear model, so the paths that
+    score (`recommend`, `rank_for_many`) and the stored layout are those of the plain SVM."""
     sd_svm = float(svm_back.std())
     centroid = pos_dense.mean(axis=0).astype(np.float64)
     sd_cos = float((dense_back @ centroid.astype(np.float32)).std()) / DENSE_SCALE

@@ -32,7 +32,7 @@ LEXICAL_WEIGHT = 0.3
 
 def similar_papers(searcher: Searcher, store: Store, rowid: int, k: int = 8) -> list[tuple[int, float]]:
     """The `k` papers most like paper `rowid`, as (rowid, score), best first; empty when the
-    paper is not in the features yet (not indexed, or hidden)."""
+    paper is not in the features yet, or without its vector (not indexed yet, or hidden)."""
     vec = searcher.vectors
     if vec is None or k <= 0:
         return []
@@ -41,6 +41,8 @@ def similar_papers(searcher: Searcher, store: Store, rowid: int, k: int = 8) -> 
     if not found.any():
         return []
     query = feats.vectors(row)[0]
+    if not query.any():  # in the features before the vector index has its vector
+        return []
     ids, _ = vec.search(query, CANDIDATES + 1)
     _, rows = feats.rows_of([i for i in ids.tolist() if i != rowid])
     if not len(rows):
