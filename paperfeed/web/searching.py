@@ -211,9 +211,9 @@ class SearchService:
         try:
             t0 = time.perf_counter()
             n = len(corpus_features(searcher, store))
-            log.info("For-you features up to date: %d papers in %.1f s", n, time.perf_counter() - t0)
+            log.info("corpus features up to date: %d papers in %.1f s", n, time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 - a For-you request builds them itself then
-            log.warning("For-you features not prepared: %s", exc)
+            log.warning("corpus features not prepared: %s", exc)
 
     def ensure_loaded(self) -> Searcher | None:
         if self._loaded and (self._searcher is not None or time.monotonic() - self._tried_at < RETRY_SECONDS):
@@ -328,14 +328,14 @@ class SearchService:
         if searcher is None:
             return []
         try:
-            if features_held(self.data_dir) is not None:
-                pairs = similar_papers(searcher, store, paper.rowid, limit + 1)
-                if pairs:
-                    by_id = {p.rowid: p for p in store.get_by_rowids([r for r, _ in pairs])}
-                    found = [(by_id[r], s) for r, s in pairs if r in by_id]
-                    return [(p, s) for p, s in found if p.rowid != paper.rowid and not p.hidden][:limit]
-            hits = searcher.similar(paper.rowid, limit, store=store)
+            held = features_held(self.data_dir) is not None
+            pairs = similar_papers(searcher, store, paper.rowid, limit + 1) if held else []
+            if pairs:
+                by_id = {p.rowid: p for p in store.get_by_rowids([r for r, _ in pairs])}
+                found = [(by_id[r], s) for r, s in pairs if r in by_id]
+            else:
+                found = [(h.paper, h.score) for h in searcher.similar(paper.rowid, limit, store=store)]
         except IndexDamaged as exc:
             log.error("%s", exc)
             return []
-        return [(h.paper, h.score) for h in hits if h.paper.rowid != paper.rowid and not h.paper.hidden][:limit]
+        return [(p, s) for p, s in found if p.rowid != paper.rowid and not p.hidden][:limit]
