@@ -401,6 +401,9 @@ def test_eval_recommend_similar_measures_similar_papers_beside_the_nearest_vecto
     assert obj["users"] == 3 and obj["ndcg@10"] > 0.7
     text = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--similar"]).output
     assert "similar-papers" in text and "nearest-vectors" in text
+    for extra in (["--why"], ["--library-size", "3"]):  # options --similar has no use for: said, not ignored
+        r = CliRunner().invoke(cli, ["eval", "recommend", str(coll_dir), "--similar", *extra])
+        assert r.exit_code == 2 and "leave out --why and --library-size" in r.output
 
 
 def test_eval_recommend_on_a_directory_that_is_not_beir(tmp_path: Path):

@@ -42,6 +42,9 @@ def eval_recommend(directories: tuple[Path, ...], suite: Path | None, baseline: 
     from paperfeed.eval import EvalError, suite_dirs
     from paperfeed.eval.recommend import evaluate_recommend, summarize
 
+    if similar and (why or library_size not in (None, 1)):
+        raise click.UsageError("--similar measures libraries of one paper without explanations: "
+                               "leave out --why and --library-size")  # fmt: skip
     try:
         dirs = suite_dirs(list(directories), suite)
     except EvalError as e:

@@ -42,12 +42,18 @@ class User:
     held_out: tuple[str, ...]
 
 
+def relevant_needed(library_size: int | None = None) -> int:
+    """How many relevant documents a query needs to be a reader: MIN_RELEVANT, and with a
+    `library_size` one more than that, so that something is held out."""
+    return MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
+
+
 def split_users(qrels: dict[str, dict[str, int]], library_size: int | None = None) -> list[User]:
     """The protocol's users: queries with >= 4 relevant documents, split by sha1 order. With
     `library_size` (the cold start), each library is the first `library_size` of them instead of
     half, and a query needs one more relevant document than that to be a user."""
     users = []
-    need = MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
+    need = relevant_needed(library_size)
     for qid, docs in qrels.items():
         rel = [d for d, s in docs.items() if s >= 1]
         if len(rel) < need:
@@ -259,8 +265,7 @@ def evaluate_recommend(root: Path, *, baseline: bool = False, progress: bool = F
         library_size = 1
     users = split_users(coll.qrels, library_size)
     if not users:
-        need = MIN_RELEVANT if library_size is None else max(MIN_RELEVANT, library_size + 1)
-        raise EvalError(f"{root}: no query has {need} or more relevant documents")
+        raise EvalError(f"{root}: no query has {relevant_needed(library_size)} or more relevant documents")
     with tempfile.TemporaryDirectory(prefix="paperfeed-evalrec-") as tmp:
         data_dir = keep or Path(tmp)
         if not (data_dir / BUILT).is_file():
